@@ -1,0 +1,442 @@
+"""Budgets and the ledger that enforces them.
+
+This module owns the guarantee of the project: **a task never spends past any limit**. A :class:`Budget` is a
+frozen set of limits; a :class:`Ledger` holds what was spent and what is reserved against those limits. Every step
+of the routing loop *reserves* its worst case before it runs (``Ledger.reserve``), then *commits* what it really
+spent and releases the rest (``Reservation.commit``), or *releases* everything on failure (``Reservation.release``).
+A reservation that does not fit raises :class:`Unaffordable` and changes nothing, so concurrent tasks drawing on one
+:class:`SharedBudget` can never overdraw it together.
+
+It must never import LiteLLM, LangGraph or anything slow: the ledger sits on the hot path of every step.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+from agentroute.errors import ConfigError
+
+ZERO = Decimal(0)
+DIMENSIONS = ("usd", "tokens", "steps", "seconds")
+
+
+def to_decimal(value: Any, *, name: str) -> Decimal:
+    """Convert a money value to ``Decimal``; floats go through ``str`` so ``0.1`` stays ``0.1``."""
+    if isinstance(value, Decimal):
+        d = value
+    elif isinstance(value, bool):
+        raise ConfigError(f"{name} must be a number, got a bool", name=name)
+    elif isinstance(value, int | float | str):
+        try:
+            d = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ConfigError(f"{name}={value!r} is not a number", name=name, hint='pass e.g. "0.05"') from None
+    else:
+        raise ConfigError(f"{name} must be a number or a numeric string, got {type(value).__name__}", name=name)
+    if not d.is_finite():
+        raise ConfigError(f"{name}={value!r} is not finite", name=name, hint="use None for unlimited")
+    if d < 0:
+        raise ConfigError(f"{name}={value!r} is negative", name=name, hint="limits and prices are >= 0")
+    return d
+
+
+def _to_count(value: Any, *, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ConfigError(f"{name} must be a whole number, got {type(value).__name__}", name=name)
+    try:
+        f = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number", name=name) from None
+    if math.isnan(f) or math.isinf(f):
+        raise ConfigError(f"{name}={value!r} is not finite", name=name, hint="use None for unlimited")
+    if f < 0 or f != int(f):
+        raise ConfigError(f"{name}={value!r} must be a whole number >= 0", name=name)
+    return int(f)
+
+
+def _to_seconds(value: Any, *, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ConfigError(f"{name} must be a number of seconds, got {type(value).__name__}", name=name)
+    try:
+        f = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number", name=name) from None
+    if math.isnan(f) or math.isinf(f) or f < 0:
+        raise ConfigError(f"{name}={value!r} must be a finite number >= 0", name=name, hint="None = unlimited")
+    return f
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Hard limits for one task (or, wrapped in :class:`SharedBudget`, for many). ``None`` means unlimited.
+
+    Example: ``Budget(usd="0.05", tokens=20_000, steps=12, seconds=30)``.
+    """
+
+    usd: Decimal | None = None
+    """Money in USD. Enforced before every model call: the worst case (input at the input price plus ``max_tokens``
+    at the output price) is reserved, and ``max_tokens`` is capped to what is left."""
+    tokens: int | None = None
+    """Input plus output tokens. Enforced like ``usd``: the worst case is reserved before each call."""
+    steps: int | None = None
+    """Agent executions. One step is reserved before an agent runs; a task with no step left ends."""
+    seconds: float | None = None
+    """Wall time of the task. Checked before each step; each model call's timeout is capped to the time left."""
+
+    def __post_init__(self) -> None:
+        if self.usd is not None:
+            object.__setattr__(self, "usd", to_decimal(self.usd, name="Budget.usd"))
+        if self.tokens is not None:
+            object.__setattr__(self, "tokens", _to_count(self.tokens, name="Budget.tokens"))
+        if self.steps is not None:
+            object.__setattr__(self, "steps", _to_count(self.steps, name="Budget.steps"))
+        if self.seconds is not None:
+            object.__setattr__(self, "seconds", _to_seconds(self.seconds, name="Budget.seconds"))
+
+    @classmethod
+    def unlimited(cls) -> Budget:
+        """A budget with no limit on any dimension."""
+        return cls()
+
+    @property
+    def is_unlimited(self) -> bool:
+        """True when no dimension has a limit."""
+        return self.usd is None and self.tokens is None and self.steps is None and self.seconds is None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (``usd`` as a string) for JSON, spans and rows."""
+        return {
+            "usd": None if self.usd is None else str(self.usd),
+            "tokens": self.tokens,
+            "steps": self.steps,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(slots=True)
+class Spend:
+    """Amounts spent, reserved or requested, with the same fields as :class:`Budget`.
+
+    ``usd`` is ``None`` when some part of it has no known price (never silently 0).
+    """
+
+    usd: Decimal | None = ZERO
+    tokens: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+
+    def copy(self) -> Spend:
+        """An independent copy."""
+        return Spend(self.usd, self.tokens, self.steps, self.seconds)
+
+    def add(self, other: Spend) -> None:
+        """Add ``other`` in place; an unknown ``usd`` on either side makes the sum unknown."""
+        self.usd = None if self.usd is None or other.usd is None else self.usd + other.usd
+        self.tokens += other.tokens
+        self.steps += other.steps
+        self.seconds += other.seconds
+
+    def sub(self, other: Spend) -> None:
+        """Subtract ``other`` in place (used to release reservations)."""
+        if self.usd is not None and other.usd is not None:
+            self.usd -= other.usd
+        self.tokens -= other.tokens
+        self.steps -= other.steps
+        self.seconds -= other.seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (``usd`` as a string) for JSON, spans and rows."""
+        return {
+            "usd": None if self.usd is None else str(self.usd),
+            "tokens": self.tokens,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 6),
+        }
+
+
+class Unaffordable(Exception):  # noqa: N818 - internal control flow, never escapes the runtime
+    """A reservation did not fit; ``dimension`` names the limit it would break."""
+
+    def __init__(self, dimension: str, needed: Any, remaining: Any) -> None:
+        self.dimension = dimension
+        self.needed = needed
+        self.remaining = remaining
+        super().__init__(f"{dimension}: needs {needed}, {remaining} left")
+
+
+class LedgerBackend(Protocol):
+    """Where a ledger's totals live: in this process (default) or in a shared store for many processes.
+
+    Implementations must make ``try_reserve`` atomic: check every limit and add the amount, or change nothing.
+    """
+
+    def try_reserve(self, limits: Budget, amount: Spend) -> str | None:
+        """Reserve ``amount`` if it fits under ``limits``; return ``None`` or the name of the dimension that fails."""
+        ...
+
+    def settle(self, reserved: Spend, actual: Spend | None) -> None:
+        """Drop ``reserved`` from the reservations and add ``actual`` (``None`` = release) to the spend."""
+        ...
+
+    def totals(self) -> tuple[Spend, Spend]:
+        """``(spent, reserved)`` right now."""
+        ...
+
+
+class MemoryBackend:
+    """Totals held in this process, guarded by a lock so threads and event loops can share them."""
+
+    __slots__ = ("_lock", "reserved", "spent")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.spent = Spend()
+        self.reserved = Spend()
+
+    def try_reserve(self, limits: Budget, amount: Spend) -> str | None:
+        """Atomically reserve ``amount``; see :class:`LedgerBackend`."""
+        with self._lock:
+            failed = _first_breach(limits, self.spent, self.reserved, amount)
+            if failed is None:
+                self.reserved.add(amount)
+            return failed
+
+    def settle(self, reserved: Spend, actual: Spend | None) -> None:
+        """See :class:`LedgerBackend`."""
+        with self._lock:
+            self.reserved.sub(reserved)
+            if actual is not None:
+                self.spent.add(actual)
+
+    def totals(self) -> tuple[Spend, Spend]:
+        """See :class:`LedgerBackend`."""
+        with self._lock:
+            return self.spent.copy(), self.reserved.copy()
+
+
+def _first_breach(limits: Budget, spent: Spend, reserved: Spend, amount: Spend) -> str | None:
+    if limits.usd is not None and amount.usd is not None and amount.usd > 0:
+        used = (spent.usd or ZERO) + (reserved.usd or ZERO)
+        if used + amount.usd > limits.usd:
+            return "usd"
+    if limits.tokens is not None and amount.tokens and spent.tokens + reserved.tokens + amount.tokens > limits.tokens:
+        return "tokens"
+    if limits.steps is not None and amount.steps and spent.steps + reserved.steps + amount.steps > limits.steps:
+        return "steps"
+    return None
+
+
+class SharedBudget:
+    """One budget that many tasks draw on together, for a team or a tenant.
+
+    ``team = SharedBudget(Budget(usd="1.00"))`` and pass ``budget=team`` to as many runs as you like, concurrently:
+    their reservations are atomic, so together they never spend past the limit. ``backend`` holds the totals: in
+    this process by default, or in Redis/PostgreSQL (:mod:`agentroute.ledgers`) for workers in many processes.
+    ``per_task`` optionally limits each task as well. ``seconds`` is per task only.
+    """
+
+    def __init__(
+        self,
+        limits: Budget,
+        *,
+        per_task: Budget | None = None,
+        backend: LedgerBackend | None = None,
+        name: str = "shared",
+    ) -> None:
+        if not isinstance(limits, Budget):
+            raise ConfigError(f"SharedBudget needs a Budget, got {type(limits).__name__}", name="limits")
+        if limits.seconds is not None:
+            raise ConfigError(
+                "SharedBudget cannot limit seconds: wall time belongs to one task",
+                name="seconds",
+                hint="pass per_task=Budget(seconds=...) instead",
+            )
+        self.limits = limits
+        self.per_task = per_task or Budget()
+        self.name = name
+        self.ledger = Ledger(limits, backend=backend, name=name, track_time=False)
+
+    @property
+    def spent(self) -> Spend:
+        """What all tasks together have spent so far."""
+        return self.ledger.spent
+
+    @property
+    def remaining(self) -> Budget:
+        """What is left for all tasks together (``None`` = unlimited)."""
+        return self.ledger.remaining()
+
+    def __repr__(self) -> str:
+        return f"SharedBudget({self.limits!r}, spent={self.spent.as_dict()})"
+
+
+@dataclass(slots=True)
+class Reservation:
+    """Worst-case amounts held on one or more ledgers until the step commits or releases them."""
+
+    ledgers: Sequence[Ledger]
+    amount: Spend
+    what: str = ""
+    settled: bool = False
+
+    def commit(self, actual: Spend) -> None:
+        """Record what the step really spent and free the rest of the reservation. Idempotent per reservation."""
+        if self.settled:
+            return
+        self.settled = True
+        if actual.usd is not None and self.amount.usd is not None and actual.usd > self.amount.usd:
+            warnings.warn(
+                f"{self.what}: actual cost {actual.usd} exceeds its reservation {self.amount.usd}; the provider "
+                "reported more tokens than were reserved",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        for ledger in self.ledgers:
+            ledger.backend.settle(self.amount, actual)
+
+    def release(self) -> None:
+        """Free the whole reservation (the step failed before spending, or was cancelled)."""
+        if self.settled:
+            return
+        self.settled = True
+        for ledger in self.ledgers:
+            ledger.backend.settle(self.amount, None)
+
+
+class Ledger:
+    """Spent and reserved amounts against a :class:`Budget`, for one task (with optional shared parents)."""
+
+    __slots__ = ("backend", "chain", "limits", "name", "parents", "started", "track_time")
+
+    def __init__(
+        self,
+        limits: Budget,
+        *,
+        parents: Iterable[Ledger] = (),
+        backend: LedgerBackend | None = None,
+        name: str = "task",
+        track_time: bool = True,
+    ) -> None:
+        self.limits = limits
+        self.track_time = track_time
+        self.parents = tuple(parents)
+        self.backend: LedgerBackend = backend if backend is not None else MemoryBackend()
+        self.name = name
+        self.started = time.monotonic()
+        self.chain: tuple[Ledger, ...] = (self, *self.parents)
+
+    # -- reading -------------------------------------------------------------------------------------------
+    @property
+    def spent(self) -> Spend:
+        """What this ledger has committed, with ``seconds`` the wall time since it started."""
+        spent, _ = self.backend.totals()
+        if self.track_time:
+            spent.seconds = self.elapsed()
+        return spent
+
+    @property
+    def reserved(self) -> Spend:
+        """What is reserved and not yet committed."""
+        return self.backend.totals()[1]
+
+    def elapsed(self) -> float:
+        """Seconds since the task started."""
+        return time.monotonic() - self.started
+
+    def remaining(self) -> Budget:
+        """What is left on every dimension, across this ledger and its parents (``None`` = unlimited)."""
+        usd: Decimal | None = None
+        tokens: int | None = None
+        steps: int | None = None
+        for ledger in self.chain:
+            spent, reserved = ledger.backend.totals()
+            lim = ledger.limits
+            if lim.usd is not None:
+                left = lim.usd - (spent.usd or ZERO) - (reserved.usd or ZERO)
+                usd = left if usd is None else min(usd, left)
+            if lim.tokens is not None:
+                t = lim.tokens - spent.tokens - reserved.tokens
+                tokens = t if tokens is None else min(tokens, t)
+            if lim.steps is not None:
+                s = lim.steps - spent.steps - reserved.steps
+                steps = s if steps is None else min(steps, s)
+        seconds = None
+        if self.limits.seconds is not None:
+            seconds = max(0.0, self.limits.seconds - self.elapsed())
+        return Budget(
+            usd=None if usd is None else max(usd, ZERO),
+            tokens=None if tokens is None else max(tokens, 0),
+            steps=None if steps is None else max(steps, 0),
+            seconds=seconds,
+        )
+
+    # -- the enforcement point -------------------------------------------------------------------------------
+    def reserve(self, amount: Spend, *, what: str = "") -> Reservation:
+        """Hold ``amount`` on this ledger and every parent, atomically, or raise :class:`Unaffordable`.
+
+        Nothing is held when it raises: a reservation that fits one ledger but not a parent is rolled back.
+        """
+        if self.limits.seconds is not None and self.elapsed() >= self.limits.seconds:
+            raise Unaffordable("seconds", amount.seconds, 0.0)
+        done: list[Ledger] = []
+        for ledger in self.chain:
+            failed = ledger.backend.try_reserve(ledger.limits, amount)
+            if failed is not None:
+                for held in done:
+                    held.backend.settle(amount, None)
+                remaining = getattr(self.remaining(), failed)
+                raise Unaffordable(failed, getattr(amount, failed), remaining)
+            done.append(ledger)
+        return Reservation(self.chain, amount, what)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """What a policy sees of the budget at a routing point: limits, spent, reserved and remaining."""
+
+    limits: Budget
+    spent: Spend
+    remaining: Budget
+    reserved: Spend = field(default_factory=Spend)
+
+    def fraction_left(self) -> float:
+        """The smallest share left over the limited dimensions (1.0 when nothing is limited)."""
+        fracs: list[float] = []
+        lim, rem = self.limits, self.remaining
+        if lim.usd is not None and rem.usd is not None:
+            fracs.append(float(rem.usd / lim.usd) if lim.usd > 0 else 0.0)
+        if lim.tokens is not None and rem.tokens is not None:
+            fracs.append(rem.tokens / lim.tokens if lim.tokens > 0 else 0.0)
+        if lim.steps is not None and rem.steps is not None:
+            fracs.append(rem.steps / lim.steps if lim.steps > 0 else 0.0)
+        if lim.seconds is not None and rem.seconds is not None:
+            fracs.append(rem.seconds / lim.seconds if lim.seconds > 0 else 0.0)
+        return min(fracs) if fracs else 1.0
+
+    @classmethod
+    def of(cls, ledger: Ledger) -> BudgetStatus:
+        """Snapshot a ledger (its limits are the task's own; ``remaining`` also honours shared parents)."""
+        spent, reserved = ledger.backend.totals()
+        spent.seconds = ledger.elapsed()
+        return cls(limits=ledger.limits, spent=spent, remaining=ledger.remaining(), reserved=reserved)
+
+
+__all__ = [
+    "Budget",
+    "BudgetStatus",
+    "Ledger",
+    "LedgerBackend",
+    "MemoryBackend",
+    "Reservation",
+    "SharedBudget",
+    "Spend",
+    "Unaffordable",
+    "to_decimal",
+]

@@ -1,0 +1,210 @@
+"""The one adapter to LiteLLM: model tiers, prices, token counts, and the call itself.
+
+Everything agentroute knows about model calls goes through here: prices come from LiteLLM's cost map (overridable
+per tier), input tokens are counted with LiteLLM's token counter, and calls go through ``litellm.completion`` /
+``litellm.acompletion`` with LiteLLM's own retries turned off, so every attempt is visible, charged and traced by the
+runtime. LiteLLM is imported lazily (its import takes seconds) and told to use its bundled price map, never the
+network, unless the user set ``LITELLM_LOCAL_MODEL_COST_MAP`` themselves.
+
+This module must never decide anything about budgets: it reports tokens and prices; the runtime enforces limits.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import ModuleType
+from typing import Any
+
+from agentroute.budget import to_decimal
+from agentroute.errors import ConfigError
+
+Message = Mapping[str, Any]
+
+
+def ensure_litellm() -> ModuleType:
+    """Import LiteLLM configured for offline safety: local price map, no telemetry, quiet."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    if not getattr(litellm, "_agentroute_configured", False):
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        litellm.drop_params = True
+        litellm._agentroute_configured = True  # type: ignore[attr-defined]
+    return litellm
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTier:
+    """One model an agent may call, under a short name the policy chooses by (``"small"``, ``"large"``).
+
+    Prices default to LiteLLM's cost map for ``model``; state them (USD per token) for models it does not know.
+    ``max_tokens`` is the default answer length, capped at run time to what the budget affords.
+    """
+
+    name: str
+    model: str
+    input_cost_per_token: Decimal | None = None
+    output_cost_per_token: Decimal | None = None
+    max_tokens: int = 512
+    timeout: float = 60.0
+    api_base: str | None = None
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key (never the key itself: it must not reach traces)."""
+    description: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for ``litellm.completion`` (temperature, ...)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError("ModelTier needs a non-empty name", name=repr(self.name))
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f"ModelTier {self.name!r} needs a model name", name=self.name,
+                              hint='e.g. model="openai/gpt-4o-mini"')
+        for attr in ("input_cost_per_token", "output_cost_per_token"):
+            v = getattr(self, attr)
+            if v is not None:
+                object.__setattr__(self, attr, to_decimal(v, name=f"ModelTier({self.name}).{attr}"))
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ConfigError(f"ModelTier {self.name!r}: max_tokens must be a positive int", name=self.name)
+        if not self.timeout > 0:
+            raise ConfigError(f"ModelTier {self.name!r}: timeout must be > 0 seconds", name=self.name)
+
+    def prices(self) -> tuple[Decimal, Decimal] | None:
+        """``(input, output)`` USD per token: the tier's own, else LiteLLM's map, else ``None`` (unknown)."""
+        if self.input_cost_per_token is not None and self.output_cost_per_token is not None:
+            return self.input_cost_per_token, self.output_cost_per_token
+        known = price_of(self.model)
+        if known is None:
+            return None
+        return (
+            self.input_cost_per_token if self.input_cost_per_token is not None else known[0],
+            self.output_cost_per_token if self.output_cost_per_token is not None else known[1],
+        )
+
+
+@functools.lru_cache(maxsize=512)
+def price_of(model: str) -> tuple[Decimal, Decimal] | None:
+    """USD per input and output token for ``model`` from LiteLLM's cost map, or ``None`` when it has no price."""
+    litellm = ensure_litellm()
+    try:
+        info = litellm.get_model_info(model)
+    except Exception:
+        return None
+    pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
+    if pin is None or pout is None:
+        return None
+    return Decimal(str(pin)), Decimal(str(pout))
+
+
+def count_tokens(model: str, messages: Sequence[Message]) -> int:
+    """Input tokens of ``messages`` for ``model``, with LiteLLM's counter (chat-template overhead included)."""
+    litellm = ensure_litellm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return int(litellm.token_counter(model=model, messages=list(messages)))
+
+
+def cost_of(prices: tuple[Decimal, Decimal] | None, input_tokens: int, output_tokens: int) -> Decimal | None:
+    """USD for a call; ``None`` when the price is unknown (never silently 0)."""
+    if prices is None:
+        return None
+    return prices[0] * input_tokens + prices[1] * output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class RawReply:
+    """What came back from one successful call, normalised."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    response_model: str | None
+    finish_reason: str | None
+    response: Any
+
+
+_RETRYABLE_NAMES = frozenset(
+    {
+        "RateLimitError",
+        "Timeout",
+        "APITimeoutError",
+        "APIConnectionError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "BadGatewayError",
+    }
+)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for failures worth another try of the same tier: 429, 5xx, timeouts and dropped connections."""
+    if type(exc).__name__ in _RETRYABLE_NAMES:
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and (status == 429 or status >= 500)
+
+
+def _normalise(response: Any) -> RawReply:
+    choice = response.choices[0]
+    usage = getattr(response, "usage", None)
+    return RawReply(
+        text=(choice.message.content or "") if getattr(choice, "message", None) else "",
+        input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        response_model=getattr(response, "model", None),
+        finish_reason=getattr(choice, "finish_reason", None),
+        response=response,
+    )
+
+
+def call_kwargs(kwargs: Mapping[str, Any], messages: Sequence[Message], max_tokens: int, timeout: float | None) -> dict[str, Any]:
+    """The keyword arguments of one LiteLLM call (no retries inside LiteLLM: the runtime owns retries)."""
+    out = dict(kwargs)
+    out.update(messages=list(messages), max_tokens=max_tokens, num_retries=0)
+    if timeout is not None:
+        out["timeout"] = timeout
+    return out
+
+
+def complete(kwargs: Mapping[str, Any]) -> RawReply:
+    """One synchronous call through ``litellm.completion``."""
+    litellm = ensure_litellm()
+    return _normalise(litellm.completion(**kwargs))
+
+
+async def acomplete(kwargs: Mapping[str, Any]) -> RawReply:
+    """One asynchronous call through ``litellm.acompletion``."""
+    litellm = ensure_litellm()
+    return _normalise(await litellm.acompletion(**kwargs))
+
+
+def backoff(attempt: int, base: float = 0.25, cap: float = 4.0) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): exponential, capped."""
+    return float(min(cap, base * (2 ** (attempt - 1))))
+
+
+def now_ns() -> int:
+    """Wall-clock nanoseconds, the unit of every record's times."""
+    return time.time_ns()
+
+
+__all__ = [
+    "ModelTier",
+    "RawReply",
+    "acomplete",
+    "backoff",
+    "call_kwargs",
+    "complete",
+    "cost_of",
+    "count_tokens",
+    "ensure_litellm",
+    "is_retryable",
+    "price_of",
+]

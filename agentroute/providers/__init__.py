@@ -1,0 +1,11 @@
+"""Model providers: where a tier's calls go. All of them go through LiteLLM, so one code path runs everywhere.
+
+- :class:`Live` (the default): the tier's model through LiteLLM to the real API (keys from the environment).
+- :class:`Simulated`: an offline provider registered with LiteLLM's custom-provider mechanism; deterministic with a
+  seed, with a capability profile per model (quality that depends on query difficulty, token counts, latency).
+"""
+
+from agentroute.providers.base import Live, Provider
+from agentroute.providers.simulated import SimProfile, Simulated
+
+__all__ = ["Live", "Provider", "SimProfile", "Simulated"]

@@ -1,0 +1,70 @@
+"""The provider protocol and the live default.
+
+A provider turns a :class:`~agentroute.llm.ModelTier` into the keyword arguments of a LiteLLM call and may report
+a quality signal for a reply (only simulated worlds can). It never sees budgets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from agentroute.errors import ConfigError
+from agentroute.llm import ModelTier, RawReply
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Where model calls go. ``name`` is reported as ``gen_ai.provider.name``."""
+
+    name: str
+
+    def bind(self, tiers: Sequence[ModelTier]) -> None:
+        """Called once at compile time with every tier of the graph."""
+        ...
+
+    def kwargs_for(self, tier: ModelTier) -> dict[str, Any]:
+        """Keyword arguments (``model``, ``api_base``, ...) of a LiteLLM call for ``tier``."""
+        ...
+
+    def provider_name(self, tier: ModelTier) -> str:
+        """The ``gen_ai.provider.name`` of calls to ``tier``."""
+        ...
+
+    def quality_of(self, reply: RawReply) -> float | None:
+        """A quality signal in [0, 1] for ``reply``, when the provider can tell; else ``None``."""
+        ...
+
+
+class Live:
+    """Real APIs through LiteLLM. Keys come from the environment (``tier.api_key_env`` or LiteLLM's defaults)."""
+
+    name = "live"
+
+    def bind(self, tiers: Sequence[ModelTier]) -> None:
+        """Nothing to prepare."""
+
+    def kwargs_for(self, tier: ModelTier) -> dict[str, Any]:
+        """The tier's model, base URL and key, plus its extra params."""
+        kw: dict[str, Any] = {"model": tier.model, **tier.params}
+        if tier.api_base:
+            kw["api_base"] = tier.api_base
+        if tier.api_key_env:
+            key = os.environ.get(tier.api_key_env)
+            if not key:
+                raise ConfigError(
+                    f"tier {tier.name!r}: environment variable {tier.api_key_env} is not set",
+                    name=tier.api_key_env,
+                    hint="export it, or use provider=agentroute.providers.Simulated() offline",
+                )
+            kw["api_key"] = key
+        return kw
+
+    def provider_name(self, tier: ModelTier) -> str:
+        """The prefix of the model name (``openai`` for ``openai/gpt-4o``)."""
+        return tier.model.split("/", 1)[0] if "/" in tier.model else "openai"
+
+    def quality_of(self, reply: RawReply) -> float | None:
+        """Real APIs report no quality."""
+        return None

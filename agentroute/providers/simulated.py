@@ -1,0 +1,213 @@
+"""An offline model provider registered with LiteLLM, so the real call path runs with no network and no key.
+
+Each model gets a capability profile: an ``ability`` (by default from its output price in LiteLLM's map: dearer
+models answer harder queries), a typical answer length, and a latency. A query's difficulty is derived from its text
+with a stable hash, so the same query is equally hard for every model and every run. Everything is deterministic
+given the seed, whatever the order or concurrency of calls.
+
+The handler is registered once under the LiteLLM provider name ``agentroute_sim``; each :class:`Simulated` instance is
+addressed through ``api_base="sim://<id>"``, so several worlds can coexist in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import math
+import threading
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agentroute.errors import ConfigError
+from agentroute.llm import ModelTier, RawReply, count_tokens, ensure_litellm, price_of
+
+PROVIDER = "agentroute_sim"
+_instances: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+_ids = itertools.count(1)
+_register_lock = threading.Lock()
+_WORDS = ("the", "answer", "is", "based", "on", "your", "account", "details", "we", "checked", "and", "found")
+
+
+@dataclass(frozen=True, slots=True)
+class SimProfile:
+    """How a simulated model behaves: ``ability`` on the same scale as query difficulty (about -1 to 2)."""
+
+    ability: float
+    output_tokens: int = 160
+    """Typical answer length; each answer varies from half to one and a half times this."""
+    latency: float = 0.4
+    """Seconds before the first token."""
+    seconds_per_token: float = 0.004
+    failure_rate: float = 0.0
+    """Share of calls that fail with a rate-limit error (deterministic per call)."""
+
+
+def _unit(*parts: object) -> float:
+    h = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64
+
+
+def difficulty(text: str, seed: int = 0) -> float:
+    """Difficulty of a query in about [-1, 2]: a stable hash of its text, nudged up for long queries."""
+    base = _unit("difficulty", seed, text) * 2.6 - 1.0
+    return base + min(0.4, len(text) / 5000)
+
+
+def ability_from_price(model: str) -> float:
+    """Default ability: log10 of the output price per million tokens (gpt-4o-mini ~ -0.2, gpt-4o ~ 1.0)."""
+    prices = price_of(model)
+    if prices is None or prices[1] <= 0:
+        return 0.0
+    return math.log10(float(prices[1]) * 1e6)
+
+
+class Simulated:
+    """An offline, deterministic world of models behind LiteLLM.
+
+    ``Simulated(seed=0)`` gives every tier a profile from its model's price; pass ``profiles={"openai/gpt-4o":
+    SimProfile(ability=1.2)}`` to set them. ``realtime=True`` sleeps for the simulated latency (for timeout tests).
+    """
+
+    name = "simulated"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        profiles: Mapping[str, SimProfile] | None = None,
+        realtime: bool = False,
+        difficulty_fn: Any = None,
+    ) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError("Simulated(seed=...) must be an int", name="seed")
+        self.seed = seed
+        self.profiles: dict[str, SimProfile] = dict(profiles or {})
+        self.realtime = realtime
+        self.difficulty_fn = difficulty_fn
+        self.id = f"sim{next(_ids)}"
+        self._quality: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.calls = 0
+        _instances[self.id] = self
+        _register()
+
+    # -- Provider protocol ------------------------------------------------------------------------------------
+    def bind(self, tiers: Sequence[ModelTier]) -> None:
+        """Give every tier without a profile one derived from its price."""
+        for t in tiers:
+            if t.model not in self.profiles:
+                self.profiles[t.model] = SimProfile(ability=ability_from_price(t.model))
+
+    def kwargs_for(self, tier: ModelTier) -> dict[str, Any]:
+        """Route the call to this world through LiteLLM's custom-provider path."""
+        return {"model": f"{PROVIDER}/{tier.model}", "api_base": f"sim://{self.id}", "api_key": "sim", **tier.params}
+
+    def provider_name(self, tier: ModelTier) -> str:
+        """Reported as ``gen_ai.provider.name``."""
+        return PROVIDER
+
+    def quality_of(self, reply: RawReply) -> float | None:
+        """The hidden quality of a simulated reply (consumed once)."""
+        rid = getattr(reply.response, "id", None)
+        with self._lock:
+            return self._quality.pop(rid, None) if rid else None
+
+    # -- the world ----------------------------------------------------------------------------------------------
+    def profile(self, model: str) -> SimProfile:
+        """The profile of ``model`` (derived from its price when not given)."""
+        p = self.profiles.get(model)
+        if p is None:
+            p = SimProfile(ability=ability_from_price(model))
+            self.profiles[model] = p
+        return p
+
+    def outcome(self, model: str, messages: Sequence[Mapping[str, Any]], max_tokens: int) -> dict[str, Any]:
+        """What the model does with these messages: tokens, quality, latency, failure. Pure given the seed."""
+        # A task is as hard for every model and every step: difficulty follows the first user message.
+        text = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"),
+                    str(messages[0].get("content", "")) if messages else "")
+        prof = self.profile(model)
+        d = self.difficulty_fn(text) if self.difficulty_fn else difficulty(text, self.seed)
+        need = max(1, round(prof.output_tokens * (0.5 + _unit("len", self.seed, model, text))))
+        out = min(need, max_tokens)
+        q = 1.0 / (1.0 + math.exp(-2.5 * (prof.ability - d)))
+        q = q * (0.9 + 0.2 * _unit("noise", self.seed, model, text))
+        if out < need:  # a cut-off answer is worth less
+            q *= math.sqrt(out / need)
+        fail = _unit("fail", self.seed, model, text, self.calls_for(text, model)) < prof.failure_rate
+        return {
+            "output_tokens": out,
+            "finish_reason": "length" if out < need else "stop",
+            "quality": max(0.0, min(1.0, q)),
+            "latency": prof.latency + prof.seconds_per_token * out,
+            "fail": fail,
+        }
+
+    def calls_for(self, text: str, model: str) -> int:
+        """Failure draws vary per attempt of the same call (so a retry can succeed)."""
+        with self._lock:
+            self.calls += 1
+            return self.calls
+
+    def respond(self, model: str, messages: Sequence[Mapping[str, Any]],
+                optional_params: Mapping[str, Any]) -> tuple[Any, float]:
+        """Build LiteLLM's ``ModelResponse`` for one call."""
+        litellm = ensure_litellm()
+        max_tokens = int(optional_params.get("max_tokens") or optional_params.get("max_completion_tokens") or 512)
+        o = self.outcome(model, messages, max_tokens)
+        if o["fail"]:
+            raise litellm.RateLimitError(message="simulated rate limit", llm_provider=PROVIDER, model=model)
+        n_in = count_tokens(model, messages)
+        words = [_WORDS[i % len(_WORDS)] for i in range(o["output_tokens"])]
+        rid = f"sim-{hashlib.blake2b(f'{self.seed}{model}{messages}{time.monotonic_ns()}'.encode(), digest_size=8).hexdigest()}"
+        with self._lock:
+            self._quality[rid] = o["quality"]
+        return litellm.ModelResponse(
+            id=rid,
+            model=model,
+            choices=[{"index": 0, "finish_reason": o["finish_reason"],
+                      "message": {"role": "assistant", "content": f"[{model}] " + " ".join(words)}}],
+            usage={"prompt_tokens": n_in, "completion_tokens": o["output_tokens"],
+                   "total_tokens": n_in + o["output_tokens"]},
+        ), o["latency"]
+
+
+def _instance(api_base: str | None) -> Any:
+    sid = (api_base or "").removeprefix("sim://")
+    inst = _instances.get(sid)
+    if inst is None:
+        raise ConfigError(f"no Simulated provider is registered as {api_base!r}", name="api_base")
+    return inst
+
+
+def _register() -> None:
+    """Register the handler with LiteLLM once per process."""
+    litellm = ensure_litellm()
+    with _register_lock:
+        if any(item.get("provider") == PROVIDER for item in litellm.custom_provider_map):
+            return
+        from litellm.llms.custom_llm import CustomLLM
+
+        class _Handler(CustomLLM):  # type: ignore[misc]
+            def completion(self, model: str, messages: list[Any], api_base: str, *a: Any, **kw: Any) -> Any:
+                inst = _instance(api_base)
+                resp, latency = inst.respond(model, messages, kw.get("optional_params") or {})
+                if getattr(inst, "realtime", False):
+                    time.sleep(latency)
+                return resp
+
+            async def acompletion(self, model: str, messages: list[Any], api_base: str, *a: Any, **kw: Any) -> Any:
+                inst = _instance(api_base)
+                resp, latency = inst.respond(model, messages, kw.get("optional_params") or {})
+                if getattr(inst, "realtime", False):
+                    await asyncio.sleep(latency)
+                return resp
+
+        litellm.custom_provider_map = [*litellm.custom_provider_map, {"provider": PROVIDER, "custom_handler": _Handler()}]
+        from litellm.utils import custom_llm_setup
+
+        custom_llm_setup()

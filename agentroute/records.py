@@ -1,0 +1,224 @@
+"""Records of a run, and the hooks that receive them.
+
+The runtime emits one record per event of the loop (task start, step start/end, decision, model-call attempt,
+ledger entry, task end) to every :class:`RunHooks` it was given. Telemetry (OpenTelemetry spans), the SQL store and
+user callbacks are all hooks: the runtime never knows who listens. Hooks must be fast and must not raise; a hook
+that raises is logged and skipped so a tracing failure never breaks a task.
+
+Times are ``time.time_ns()`` wall-clock nanoseconds, so spans can be built after the fact with exact bounds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from agentroute.budget import Budget, Spend
+from agentroute.routing import DecisionRecord
+
+log = logging.getLogger("agentroute")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStart:
+    """A task began. ``inputs`` is the input state (hooks must not record content unless asked to)."""
+
+    task_id: str
+    graph: str
+    policy: str
+    policy_version: str
+    limits: Budget
+    shared: str | None
+    inputs: Mapping[str, Any]
+    started_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepStart:
+    """An agent execution began (``step`` counts from 0 within the task)."""
+
+    task_id: str
+    step: int
+    agent: str
+    started_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnd:
+    """An agent execution ended; ``error`` names the exception type when it failed."""
+
+    task_id: str
+    step: int
+    agent: str
+    started_ns: int
+    ended_ns: int
+    cost_usd: Decimal | None
+    tokens: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One attempt of a model call (retries and fallbacks each get their own record)."""
+
+    task_id: str
+    step: int
+    agent: str
+    tier: str
+    model: str
+    provider: str
+    attempt: int
+    """1 for the first try of a tier, 2.. for retries."""
+    fallback: bool
+    """True when this tier was tried because another one failed."""
+    max_tokens: int
+    timeout: float | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal | None
+    started_ns: int
+    ended_ns: int
+    response_model: str | None = None
+    error_type: str | None = None
+    error: str | None = None
+    messages: Sequence[Mapping[str, Any]] | None = None
+    """Message content: only set when content capture was asked for."""
+    completion: str | None = None
+    """Response text: only set when content capture was asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One move on a task's ledger: a reservation, its commit, or its release."""
+
+    task_id: str
+    op: Literal["reserve", "commit", "release"]
+    what: str
+    amount: Spend
+    at_ns: int
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run returns: final (or partial) state, spend, decisions, and whether and why it stopped early."""
+
+    task_id: str
+    state: dict[str, Any]
+    spent: Spend
+    limits: Budget
+    truncated: bool
+    reason: str
+    """``"completed"``, or the cause of truncation (for example ``"budget:usd"``, ``"budget:steps"``)."""
+    decisions: list[DecisionRecord] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
+    steps: int = 0
+    quality: float | None = None
+    """The task's quality in [0, 1] when a scorer or the simulated provider could tell."""
+    error: BaseException | None = None
+    started_ns: int = 0
+    ended_ns: int = 0
+
+    @property
+    def completed(self) -> bool:
+        """True when the run reached END without truncation or error."""
+        return not self.truncated and self.error is None
+
+    def summary(self) -> dict[str, Any]:
+        """Plain values for logs, JSON and tables."""
+        return {
+            "task_id": self.task_id,
+            "truncated": self.truncated,
+            "reason": self.reason,
+            "spent": self.spent.as_dict(),
+            "limits": self.limits.as_dict(),
+            "steps": self.steps,
+            "decisions": len(self.decisions),
+            "quality": self.quality,
+        }
+
+
+class RunHooks:
+    """Receives the records of every run. Subclass and override what you need; every method defaults to a no-op."""
+
+    def on_task_start(self, task: TaskStart) -> None:
+        """A task began."""
+
+    def on_step_start(self, step: StepStart) -> None:
+        """An agent execution began."""
+
+    def on_decision(self, record: DecisionRecord) -> None:
+        """A routing decision was made and its step settled (``budget_after`` is filled)."""
+
+    def on_model_call(self, call: CallRecord) -> None:
+        """A model-call attempt ended (successfully or not)."""
+
+    def on_ledger(self, entry: LedgerEntry) -> None:
+        """A reservation was made, committed or released."""
+
+    def on_step_end(self, step: StepEnd) -> None:
+        """An agent execution ended."""
+
+    def on_task_end(self, result: RunResult) -> None:
+        """A task ended: completed, truncated, or failed (``result.error``)."""
+
+    def flush(self) -> None:
+        """Write out anything buffered (called by ``App.flush`` and at exit)."""
+
+
+class HookList(RunHooks):
+    """Fans records out to several hooks; a hook that raises is logged and skipped, never breaking a task."""
+
+    __slots__ = ("hooks",)
+
+    def __init__(self, hooks: Sequence[RunHooks]) -> None:
+        self.hooks = tuple(hooks)
+
+    def _each(self, method: str, arg: Any) -> None:
+        for h in self.hooks:
+            try:
+                getattr(h, method)(arg)
+            except Exception:  # a tracing failure must never break a task
+                log.exception("agentroute hook %s.%s failed", type(h).__name__, method)
+
+    def on_task_start(self, task: TaskStart) -> None:  # noqa: D102
+        self._each("on_task_start", task)
+
+    def on_step_start(self, step: StepStart) -> None:  # noqa: D102
+        self._each("on_step_start", step)
+
+    def on_decision(self, record: DecisionRecord) -> None:  # noqa: D102
+        self._each("on_decision", record)
+
+    def on_model_call(self, call: CallRecord) -> None:  # noqa: D102
+        self._each("on_model_call", call)
+
+    def on_ledger(self, entry: LedgerEntry) -> None:  # noqa: D102
+        self._each("on_ledger", entry)
+
+    def on_step_end(self, step: StepEnd) -> None:  # noqa: D102
+        self._each("on_step_end", step)
+
+    def on_task_end(self, result: RunResult) -> None:  # noqa: D102
+        self._each("on_task_end", result)
+
+    def flush(self) -> None:  # noqa: D102
+        for h in self.hooks:
+            try:
+                h.flush()
+            except Exception:
+                log.exception("agentroute hook %s.flush failed", type(h).__name__)
+
+
+__all__ = [
+    "CallRecord",
+    "HookList",
+    "LedgerEntry",
+    "RunHooks",
+    "RunResult",
+    "StepEnd",
+    "StepStart",
+    "TaskStart",
+]

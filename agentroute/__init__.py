@@ -13,11 +13,11 @@ import os as _os
 # LiteLLM fetches its price map from the internet at import unless told otherwise; agentroute never wants that.
 _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from agentroute import policies, providers  # noqa: E402
-from agentroute._loop import Reply  # noqa: E402
-from agentroute.budget import Budget, BudgetStatus, Ledger, SharedBudget, Spend  # noqa: E402
-from agentroute.context import Choice, StepContext  # noqa: E402
-from agentroute.errors import (  # noqa: E402
+from agentroute import policies, providers
+from agentroute._loop import Reply
+from agentroute.budget import Budget, BudgetStatus, Ledger, SharedBudget, Spend
+from agentroute.context import Choice, StepContext
+from agentroute.errors import (
     AgentError,
     AgentRouteError,
     BudgetExhausted,
@@ -27,10 +27,10 @@ from agentroute.errors import (  # noqa: E402
     ProviderError,
     RunError,
 )
-from agentroute.graph import END, AgentGraph  # noqa: E402
-from agentroute.llm import ModelTier  # noqa: E402
-from agentroute.records import CallRecord, RunHooks, RunResult  # noqa: E402
-from agentroute.routing import (  # noqa: E402
+from agentroute.graph import END, AgentGraph
+from agentroute.llm import ModelTier
+from agentroute.records import CallRecord, RunHooks, RunResult
+from agentroute.routing import (
     Candidate,
     Decision,
     DecisionRecord,
@@ -40,7 +40,7 @@ from agentroute.routing import (  # noqa: E402
     RouterPolicy,
     TaskInfo,
 )
-from agentroute.runtime import App  # noqa: E402
+from agentroute.runtime import App
 
 __version__ = "0.1.0"
 

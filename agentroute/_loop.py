@@ -11,6 +11,7 @@ This module must never let a task spend past a limit: every cost is reserved on 
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 END = "__end__"
 
 
-class Stop(BaseException):  # noqa: N818 - BaseException so an agent's `except Exception` cannot swallow it
+class Stop(BaseException):
     """Internal: nothing affordable is left; the task ends truncated at the next edge."""
 
     def __init__(self, reason: str) -> None:
@@ -260,7 +261,10 @@ class TaskRun:
             prices = self.app.prices[tier.name]
             n_in = counted.get(tier.model)
             if n_in is None:
-                n_in = counted[tier.model] = llm.count_tokens(tier.model, messages)
+                # Reserve for a little more input than counted: providers' own counts can differ slightly.
+                counted_in = llm.count_tokens(tier.model, messages)
+                n_in = counted[tier.model] = counted_in + math.ceil(counted_in * self.app.input_margin[0]) \
+                    + self.app.input_margin[1]
             want = max_tokens if max_tokens is not None else tier.max_tokens
             floor_tokens = min(self.app.min_answer_tokens, want)
             cap = want
@@ -313,7 +317,8 @@ class TaskRun:
                       messages: Sequence[Mapping[str, Any]]) -> tuple[Reservation, dict[str, Any]]:
         """Reserve the worst case of one attempt and build its LiteLLM arguments (timeout capped to time left)."""
         worst = plan.worst_usd if plan.worst_usd is not None else ZERO
-        r = self.reserve(Spend(usd=worst, tokens=plan.input_tokens + plan.max_tokens), f"call:{spec.name}:{plan.tier.name}")
+        amount = Spend(usd=worst, tokens=plan.input_tokens + plan.max_tokens)
+        r = self.reserve(amount, f"call:{spec.name}:{plan.tier.name}")
         timeout = plan.tier.timeout
         rem_s = self.ledger.remaining().seconds
         if rem_s is not None:

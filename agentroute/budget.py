@@ -73,7 +73,10 @@ def _to_seconds(value: Any, *, name: str) -> float:
     return f
 
 
-@dataclass(frozen=True, slots=True)
+Number = Decimal | int | float | str
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Budget:
     """Hard limits for one task (or, wrapped in :class:`SharedBudget`, for many). ``None`` means unlimited.
 
@@ -90,15 +93,12 @@ class Budget:
     seconds: float | None = None
     """Wall time of the task. Checked before each step; each model call's timeout is capped to the time left."""
 
-    def __post_init__(self) -> None:
-        if self.usd is not None:
-            object.__setattr__(self, "usd", to_decimal(self.usd, name="Budget.usd"))
-        if self.tokens is not None:
-            object.__setattr__(self, "tokens", _to_count(self.tokens, name="Budget.tokens"))
-        if self.steps is not None:
-            object.__setattr__(self, "steps", _to_count(self.steps, name="Budget.steps"))
-        if self.seconds is not None:
-            object.__setattr__(self, "seconds", _to_seconds(self.seconds, name="Budget.seconds"))
+    def __init__(self, usd: Number | None = None, tokens: Number | None = None, steps: Number | None = None,
+                 seconds: Number | None = None) -> None:
+        object.__setattr__(self, "usd", None if usd is None else to_decimal(usd, name="Budget.usd"))
+        object.__setattr__(self, "tokens", None if tokens is None else _to_count(tokens, name="Budget.tokens"))
+        object.__setattr__(self, "steps", None if steps is None else _to_count(steps, name="Budget.steps"))
+        object.__setattr__(self, "seconds", None if seconds is None else _to_seconds(seconds, name="Budget.seconds"))
 
     @classmethod
     def unlimited(cls) -> Budget:
@@ -161,7 +161,7 @@ class Spend:
         }
 
 
-class Unaffordable(Exception):  # noqa: N818 - internal control flow, never escapes the runtime
+class Unaffordable(Exception):
     """A reservation did not fit; ``dimension`` names the limit it would break."""
 
     def __init__(self, dimension: str, needed: Any, remaining: Any) -> None:

@@ -7,6 +7,8 @@ to an SQLite file in the working directory (and to any OTLP collector named by t
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -54,8 +56,10 @@ def violations(result: Any) -> int:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False),
+              help="Also write the table as JSON to this file.")
 def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...], db: str, seed: int,
-         concurrency: int, quiet: bool) -> None:
+         concurrency: int, quiet: bool, json_out: str | None) -> None:
     """Run the support graph over a batch of tasks under each shipped policy (offline) and compare them."""
     from rich.console import Console
     from rich.table import Table
@@ -64,7 +68,7 @@ def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...],
     from agentroute.examples import support_graph, support_tasks
     from agentroute.telemetry import configure_tracing
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 140)
     budget = Budget(usd=usd, tokens=tokens, steps=steps)
     pols = shipped_policies(seed)
     if only:
@@ -83,6 +87,7 @@ def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...],
                 "decisions/task", "large-tier share"):
         table.add_column(col, justify="left" if col == "policy" else "right")
     t0 = time.perf_counter()
+    summary: dict[str, dict[str, Any]] = {}
     for name, policy in pols.items():
         app = graph.compile(policy=policy, provider=providers.Simulated(seed=seed), hooks=tracing.hooks)
         if not quiet:
@@ -93,14 +98,24 @@ def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...],
         quals = [r.quality for r in results if r.quality is not None]
         model_decisions = [d for r in results for d in r.decisions if d.kind == "model"]
         large = sum(d.chosen == "large" for d in model_decisions) / max(1, len(model_decisions))
+        row = {
+            "mean_quality": sum(quals) / len(quals) if quals else None,
+            "mean_usd": float(sum(spent) / len(spent)), "max_usd": float(max(spent)), "budget_usd": float(budget.usd or 0),
+            "truncated": sum(r.truncated for r in results), "violations": sum(violations(r) for r in results),
+            "errors": sum(r.error is not None for r in results),
+            "decisions_per_task": sum(len(r.decisions) for r in results) / len(results), "large_share": large,
+        }
+        summary[name] = row
         table.add_row(
-            name, f"{sum(quals) / len(quals):.3f}" if quals else "-", f"{sum(spent) / len(spent):.5f}",
-            f"{max(spent):.5f}", f"{budget.usd}", str(sum(r.truncated for r in results)),
-            str(sum(violations(r) for r in results)), f"{sum(len(r.decisions) for r in results) / len(results):.1f}",
-            f"{large:.0%}",
+            name, "-" if row["mean_quality"] is None else f"{row['mean_quality']:.3f}", f"{row['mean_usd']:.5f}",
+            f"{row['max_usd']:.5f}", f"{budget.usd}", str(row["truncated"]), str(row["violations"]),
+            f"{row['decisions_per_task']:.1f}", f"{large:.0%}",
         )
     tracing.flush()
     console.print(table)
+    if json_out:
+        Path(json_out).write_text(json.dumps({"tasks": n_tasks, "budget": budget.as_dict(), "policies": summary},
+                                             indent=2))
     console.print(f"{len(pols) * n_tasks} tasks in {time.perf_counter() - t0:.1f}s. Decisions traced to "
                   f"[bold]{db_path}[/bold]; look at them with `agentroute traces list --db sqlite:///{db_path}`.")
     tracing.shutdown()

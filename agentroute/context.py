@@ -145,7 +145,7 @@ class StepContext:
                 spent, tokens = reply.cost_usd, reply.input_tokens + reply.output_tokens
             run.settle_choice(obs, d, plan, reply, spent, tokens, time.monotonic() - t0, error)
             if reply is None:
-                exclude[plan.tier.name] = f"failed: {error}"
+                exclude[plan.tier.name] = error if error and error.startswith("budget:") else f"failed: {error}"
                 tried_any = True
                 continue
             last = reply
@@ -196,7 +196,7 @@ class StepContext:
                 spent, tokens = reply.cost_usd, reply.input_tokens + reply.output_tokens
             run.settle_choice(obs, d, plan, reply, spent, tokens, time.monotonic() - t0, error)
             if reply is None:
-                exclude[plan.tier.name] = f"failed: {error}"
+                exclude[plan.tier.name] = error if error and error.startswith("budget:") else f"failed: {error}"
                 tried_any = True
                 continue
             last = reply
@@ -241,15 +241,15 @@ class StepContext:
         if not cands:
             raise Stop(_reason_key(masked[0].reason) if masked else "budget")
         d = run.decide(obs)
-        c = obs.candidate(d.chosen)
-        assert c is not None
-        amount = Spend(usd=c.cost_estimate if c.cost_estimate is not None else ZERO,
-                       tokens=int(c.descriptor.get("tokens", 0) or 0))
+        pick = obs.candidate(d.chosen)
+        assert pick is not None  # decide() checked it
+        amount = Spend(usd=pick.cost_estimate if pick.cost_estimate is not None else ZERO,
+                       tokens=int(pick.descriptor.get("tokens", 0) or 0))
         try:
-            r = run.reserve(amount, f"{kind}:{point}:{c.id}")
+            r = run.reserve(amount, f"{kind}:{point}:{pick.id}")
         except Unaffordable as e:
             raise Stop(f"budget:{e.dimension}") from None
-        return Choice(c.id, obs, d, run, r, time.monotonic())
+        return Choice(pick.id, obs, d, run, r, time.monotonic())
 
 
 __all__ = ["Choice", "Reply", "StepContext"]

@@ -14,7 +14,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from agentroute.budget import Budget
 from agentroute.errors import ConfigError
@@ -30,6 +30,7 @@ END = "__end__"
 """Where a task stops: use it as a route target (``graph.route("triage", to=["expert", END])``)."""
 
 AgentFn = Callable[..., Any]
+F = TypeVar("F", bound=AgentFn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +72,26 @@ class AgentGraph:
         self.routes: dict[str, tuple[str, ...]] = {}
 
     # -- declaring ------------------------------------------------------------------------------------------
+    @overload
+    def agent(self, fn: F, *, name: str | None = ..., tiers: Sequence[ModelTier] | None = ..., memory: Any = ...,
+              description: str = ...) -> F: ...
+
+    @overload
+    def agent(self, fn: None = ..., *, name: str | None = ..., tiers: Sequence[ModelTier] | None = ...,
+              memory: Any = ..., description: str = ...) -> Callable[[F], F]: ...
+
     def agent(
         self,
-        fn: AgentFn | None = None,
+        fn: F | None = None,
         *,
         name: str | None = None,
         tiers: Sequence[ModelTier] | None = None,
         memory: Any = None,
         description: str = "",
-    ) -> Any:
+    ) -> F | Callable[[F], F]:
         """Register ``fn(state, ctx) -> dict`` (sync or async) as an agent; usable bare or with arguments."""
 
-        def register(f: AgentFn) -> AgentFn:
+        def register(f: F) -> F:
             self.add_agent(name or f.__name__, f, tiers=tiers, memory=memory, description=description)
             return f
 

@@ -36,7 +36,7 @@ def ensure_litellm() -> ModuleType:
         litellm.suppress_debug_info = True
         litellm.telemetry = False
         litellm.drop_params = True
-        litellm._agentroute_configured = True  # type: ignore[attr-defined]
+        litellm._agentroute_configured = True
     return litellm
 
 
@@ -164,7 +164,9 @@ def _normalise(response: Any) -> RawReply:
     )
 
 
-def call_kwargs(kwargs: Mapping[str, Any], messages: Sequence[Message], max_tokens: int, timeout: float | None) -> dict[str, Any]:
+def call_kwargs(
+    kwargs: Mapping[str, Any], messages: Sequence[Message], max_tokens: int, timeout: float | None
+) -> dict[str, Any]:
     """The keyword arguments of one LiteLLM call (no retries inside LiteLLM: the runtime owns retries)."""
     out = dict(kwargs)
     out.update(messages=list(messages), max_tokens=max_tokens, num_retries=0)

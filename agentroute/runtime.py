@@ -63,6 +63,7 @@ class App:
         checkpointer: Any,
         text_key: str | None,
         retry_backoff: float = 0.25,
+        input_margin: tuple[float, int] = (0.1, 8),
     ) -> None:
         graph.validate()
         if not callable(getattr(policy, "decide", None)):
@@ -86,6 +87,8 @@ class App:
         self.min_answer_tokens = min_answer_tokens
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
+        self.input_margin = input_margin
+        """Input tokens reserved beyond LiteLLM's count: a fraction and a constant (providers count differently)."""
         self.scorer = scorer
         self.capture_content = capture_content
         self.text_key = text_key
@@ -413,8 +416,11 @@ class App:
     async def abatch(self, inputs: Sequence[Mapping[str, Any]], *, budget: Budget | SharedBudget | None = None,
                      concurrency: int = 8, policy: RouterPolicy | None = None, progress: bool = False,
                      categories: Sequence[str | None] | None = None) -> list[RunResult]:
-        """Run many tasks concurrently on this event loop; a task that fails returns its partial result with
-        ``result.error`` set instead of raising. A :class:`SharedBudget` is shared by all of them."""
+        """Run many tasks concurrently on this event loop.
+
+        A task that fails returns its partial result with ``result.error`` set instead of raising. A
+        :class:`SharedBudget` is shared by all of them.
+        """
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError("concurrency must be a positive int", name="concurrency")
         sem = asyncio.Semaphore(concurrency)
@@ -430,7 +436,7 @@ class App:
                     res = e.result
                 finally:
                     bar.update()
-                return res  # type: ignore[no-any-return]
+                return res
 
         try:
             return list(await asyncio.gather(*(one(i, x) for i, x in enumerate(inputs))))

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NoReturn
 
 from agentroute.llm import ModelTier, RawReply, count_tokens, ensure_litellm
 from agentroute.providers import simulated as _sim
@@ -66,7 +66,7 @@ class Scripted:
         self._tiers: dict[str, str] = {}
         self._quality: dict[str, float] = {}
         self.id = f"scripted{next(_ids)}"
-        _sim._instances[self.id] = self  # type: ignore[assignment]
+        _sim._instances[self.id] = self
         _sim._register()
 
     def bind(self, tiers: Sequence[ModelTier]) -> None:
@@ -128,7 +128,7 @@ class Scripted:
 _ids = itertools.count(1)
 
 
-def _raise(litellm: Any, status: int | str, model: str) -> None:
+def _raise(litellm: Any, status: int | str, model: str) -> NoReturn:
     kw = {"message": f"scripted {status}", "llm_provider": "scripted", "model": model}
     if status == "timeout":
         raise litellm.Timeout(**kw)
@@ -261,7 +261,7 @@ def no_network() -> Iterator[None]:
             return real(self, address)
         raise ConnectionRefusedError(f"agentroute.testing.no_network: a test tried to reach {address!r}")
 
-    socket.socket.connect = guarded  # type: ignore[method-assign]
+    socket.socket.connect = guarded  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:

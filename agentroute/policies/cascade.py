@@ -20,8 +20,11 @@ _HEDGES = re.compile(r"\b(i'?m not sure|i don'?t know|cannot answer|can'?t help|
 
 
 def default_scorer(reply: Any) -> float:
-    """The provider's quality signal when it has one (simulated worlds); else a crude check for empty or hedged
-    answers. Real deployments should pass a scorer of their own (a verifier, a judge model, a regex)."""
+    """Score a reply in [0, 1]: the provider's quality signal, else a crude check for empty or hedged answers.
+
+    Simulated worlds report quality; real deployments should pass a scorer of their own (a verifier, a judge
+    model, a regex).
+    """
     q = getattr(reply, "quality", None)
     if q is not None:
         return float(q)

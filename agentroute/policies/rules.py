@@ -89,7 +89,16 @@ class RuleSet(BaseModel):
     name: str = "rules"
     version: str = "1"
     rules: list[Rule] = Field(default_factory=list)
-    default: dict[Literal["agent", "model", "memory"], str] = Field(default_factory=dict)
+    default: dict[str, str] = Field(default_factory=dict)
+    """The choice per kind (``agent``, ``model``, ``memory``) when no rule matches."""
+
+    @field_validator("default")
+    @classmethod
+    def _kinds(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(set(v) - {"agent", "model", "memory"})
+        if bad:
+            raise ValueError(f"unknown kind(s) {bad}: use agent, model or memory")
+        return v
 
 
 def _norm(choice: str) -> str:
@@ -103,8 +112,8 @@ class RulePolicy(BasePolicy):
                  default: Mapping[str, str] | None = None, name: str = "rules", version: str = "1",
                  source: str | None = None) -> None:
         try:
-            rs = RuleSet(name=name, version=str(version), rules=[r if isinstance(r, Rule) else Rule(**r) for r in rules],
-                         default=dict(default or {}))
+            parsed = [r if isinstance(r, Rule) else Rule(**r) for r in rules]
+            rs = RuleSet(name=name, version=str(version), rules=parsed, default=dict(default or {}))
         except ValidationError as e:
             raise ConfigError(_explain(e, source or "rules", None)) from None
         self.name = rs.name

@@ -163,7 +163,8 @@ class Simulated:
             raise litellm.RateLimitError(message="simulated rate limit", llm_provider=PROVIDER, model=model)
         n_in = count_tokens(model, messages)
         words = [_WORDS[i % len(_WORDS)] for i in range(o["output_tokens"])]
-        rid = f"sim-{hashlib.blake2b(f'{self.seed}{model}{messages}{time.monotonic_ns()}'.encode(), digest_size=8).hexdigest()}"
+        key = f"{self.seed}{model}{messages}{time.monotonic_ns()}".encode()
+        rid = f"sim-{hashlib.blake2b(key, digest_size=8).hexdigest()}"
         with self._lock:
             self._quality[rid] = o["quality"]
         return litellm.ModelResponse(
@@ -188,11 +189,12 @@ def _register() -> None:
     """Register the handler with LiteLLM once per process."""
     litellm = ensure_litellm()
     with _register_lock:
-        if any(item.get("provider") == PROVIDER for item in litellm.custom_provider_map):
+        current = list(getattr(litellm, "custom_provider_map", []))
+        if any(item.get("provider") == PROVIDER for item in current):
             return
         from litellm.llms.custom_llm import CustomLLM
 
-        class _Handler(CustomLLM):  # type: ignore[misc]
+        class _Handler(CustomLLM):
             def completion(self, model: str, messages: list[Any], api_base: str, *a: Any, **kw: Any) -> Any:
                 inst = _instance(api_base)
                 resp, latency = inst.respond(model, messages, kw.get("optional_params") or {})
@@ -207,7 +209,8 @@ def _register() -> None:
                     await asyncio.sleep(latency)
                 return resp
 
-        litellm.custom_provider_map = [*litellm.custom_provider_map, {"provider": PROVIDER, "custom_handler": _Handler()}]
+        entry = {"provider": PROVIDER, "custom_handler": _Handler()}
+        setattr(litellm, "custom_provider_map", [*current, entry])  # noqa: B010 - litellm types omit it
         from litellm.utils import custom_llm_setup
 
-        custom_llm_setup()
+        custom_llm_setup()  # type: ignore[no-untyped-call]

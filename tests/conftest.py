@@ -1,0 +1,68 @@
+"""Fixtures shared by every test: no network, the real data folder, PostgreSQL and Redis (skip or fail in CI)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
+
+from agentroute.testing import no_network
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _guard_network() -> Iterator[None]:
+    """A test can never reach a real provider: connections off this machine are refused."""
+    with no_network():
+        yield
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    """Skip with a reason when a service is missing; fail in CI, where it must be there."""
+    if not _reachable(host, port):
+        msg = f"{name} is not reachable at {host}:{port}"
+        if IN_CI:
+            pytest.fail(f"{msg}, and CI=true requires it")
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real routing-outcome tables (../shared/data or AGENTROUTE_DATA_DIR)."""
+    d = Path(os.environ.get("AGENTROUTE_DATA_DIR", REPO.parent / "shared" / "data"))
+    if not d.is_dir():
+        if IN_CI:
+            pytest.fail(f"data folder {d} is missing")
+        pytest.skip(f"data folder {d} is missing")
+    return d
+
+
+@pytest.fixture()
+def postgres_url() -> str:
+    """A SQLAlchemy URL of the test PostgreSQL database."""
+    url = os.environ.get("AGENTROUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    return url
+
+
+@pytest.fixture()
+def redis_url() -> str:
+    """URL of the test Redis."""
+    need_service("Redis", "127.0.0.1", 6379)
+    return os.environ.get("AGENTROUTE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "agentroute.cli_demo",
     "agentroute.cli_traces",
     "agentroute.cli_learn",
+    "agentroute.cli_train",
     "agentroute.cli_pheromone",
     "agentroute.cli_memory",
 )

@@ -104,11 +104,27 @@ def price_of(model: str) -> tuple[Decimal, Decimal] | None:
 
 
 def count_tokens(model: str, messages: Sequence[Message]) -> int:
-    """Input tokens of ``messages`` for ``model``, with LiteLLM's counter (chat-template overhead included)."""
+    """Input tokens of ``messages`` for ``model``, with LiteLLM's counter (chat-template overhead included).
+
+    Plain text messages are counted once per model and remembered (system prompts and retries repeat).
+    """
+    if all(isinstance(m.get("content"), str) and len(m) <= 3 for m in messages):
+        key = tuple((str(m.get("role")), m["content"], str(m.get("name", ""))) for m in messages)
+        return _count_cached(model, key)
+    return _count(model, messages)
+
+
+def _count(model: str, messages: Sequence[Message]) -> int:
     litellm = ensure_litellm()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return int(litellm.token_counter(model=model, messages=list(messages)))
+        return int(litellm.token_counter(model=model, messages=[dict(m) for m in messages]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _count_cached(model: str, key: tuple[tuple[str, str, str], ...]) -> int:
+    msgs = [{"role": r, "content": c, **({"name": n} if n else {})} for r, c, n in key]
+    return _count(model, msgs)
 
 
 def cost_of(prices: tuple[Decimal, Decimal] | None, input_tokens: int, output_tokens: int) -> Decimal | None:

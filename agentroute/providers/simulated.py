@@ -92,12 +92,62 @@ class Simulated:
         self._quality: dict[str, float] = {}
         self._lock = threading.Lock()
         self.calls = 0
+        self.calibration: Any = None
+        self.mapping: dict[str, str] = {}
         _instances[self.id] = self
         _register()
 
+    @classmethod
+    def from_table(cls, table: Any, *, seed: int = 0, mapping: Mapping[str, str] | None = None) -> Simulated:
+        """A world calibrated on a routing table: option abilities and query difficulties fitted item-response style.
+
+        Models named like the table's options get those options' profiles. Other models (the tiers of your graph)
+        are mapped with ``mapping`` (model -> option), else by price rank: the cheapest model gets the ability of
+        the option with the lowest mean cost, the dearest that of the highest. Use :meth:`tiers` to build
+        ``ModelTier`` objects named after the options, priced from the table.
+        """
+        from agentroute.providers.calibrate import difficulty_lookup, fit_irt
+
+        cal = fit_irt(table)
+        sim = cls(seed=seed, difficulty_fn=difficulty_lookup(cal, seed))
+        sim.calibration = cal
+        sim.mapping = dict(mapping or {})
+        for j, name in enumerate(cal.options):
+            sim.profiles[name] = SimProfile(ability=float(cal.ability[j]), output_tokens=cal.output_tokens[name])
+        return sim
+
+    def tiers(self) -> list[ModelTier]:
+        """``ModelTier`` objects for a calibrated world's options, priced from the table (cheapest first)."""
+        cal = self.calibration
+        if cal is None:
+            raise ConfigError("tiers() needs a world built with Simulated.from_table(...)")
+        out = []
+        for name in cal.options:
+            p = cal.cost_per_token[name]
+            if p is None:
+                raise ConfigError(f"option {name!r} has no cost in the table", name=name,
+                                  hint="convert the table with --prices to give every option a cost")
+            out.append(ModelTier(name, model=name, input_cost_per_token=p, output_cost_per_token=p))
+        return sorted(out, key=lambda t: (t.output_cost_per_token or 0, t.name))
+
     # -- Provider protocol ------------------------------------------------------------------------------------
     def bind(self, tiers: Sequence[ModelTier]) -> None:
-        """Give every tier without a profile one derived from its price."""
+        """Give every tier without a profile one: mapped or price-ranked on a calibrated world, else from its price."""
+        cal = self.calibration
+        missing = [t for t in tiers if t.model not in self.profiles]
+        if cal is not None and missing:
+            order = sorted(range(len(cal.options)), key=lambda j: (cal.cost_per_token[cal.options[j]] or 0,
+                                                                   float(cal.ability[j])))
+            ranked = sorted(missing, key=lambda t: (t.prices() or (0, 0))[1])
+            for i, t in enumerate(ranked):
+                opt = self.mapping.get(t.model)
+                if opt is None:
+                    pos = 0 if len(ranked) == 1 else round(i * (len(order) - 1) / (len(ranked) - 1))
+                    opt = cal.options[order[pos]]
+                if opt not in self.profiles:
+                    raise ConfigError(f"mapping sends {t.model!r} to {opt!r}, which is not an option of the table",
+                                      name=opt)
+                self.profiles[t.model] = self.profiles[opt]
         for t in tiers:
             if t.model not in self.profiles:
                 self.profiles[t.model] = SimProfile(ability=ability_from_price(t.model))

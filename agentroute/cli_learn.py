@@ -1,0 +1,248 @@
+"""Commands for routing tables and table-fitted policies: ``data convert``, ``fit``, ``route`` and ``eval``.
+
+These names, options and output columns are a stable contract. Top-level imports stay light (click only): the
+data stack loads inside each command. Errors a user can fix raise ``click.UsageError`` / ``DataError``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+_FIT_NAMES = ("knn", "linear", "mlp", "bandit", "thompson", "random", "cheapest", "strongest", "ppo")
+
+
+def _echo(quiet: bool, msg: str) -> None:
+    if not quiet:
+        click.echo(msg)
+
+
+def _progress(items: list[Any], quiet: bool, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, disable=quiet or not sys.stderr.isatty(), leave=False)
+
+
+def _read_table(path: str, prices: str | None, drop_incomplete: bool) -> Any:
+    from agentroute.data import RoutingTable, apply_prices, load_prices
+
+    table = RoutingTable.read(path, drop_incomplete=drop_incomplete)
+    if prices:
+        table = apply_prices(table, load_prices(prices))
+    return table
+
+
+@click.group("data")
+def data_group() -> None:
+    """Routing tables: convert public releases to the canonical long format."""
+
+
+@data_group.command("convert")
+@click.option(
+    "--format", "fmt", required=True, type=click.Choice(["routerbench", "llmrouter", "routellm"]), help="Source format."
+)
+@click.argument("src", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="TABLE: .csv, .jsonl or .parquet.")
+@click.option("--prices", type=click.Path(exists=True, dir_okay=False), help="PRICES.json: costs per call/token.")
+@click.option("--drop-incomplete", is_flag=True, help="Drop queries lacking an outcome for some option.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
+def convert_cmd(
+    fmt: str, src: tuple[str, ...], out: str, prices: str | None, drop_incomplete: bool, quiet: bool
+) -> None:
+    """Convert SRC files or folders of a public release into a routing table at --out."""
+    from agentroute.data import load_prices
+    from agentroute.data.convert import convert
+
+    table = convert(fmt, list(src), prices=load_prices(prices) if prices else None, drop_incomplete=drop_incomplete)
+    table.write(out)
+    _echo(quiet, f"wrote {out}: {len(table)} queries x {table.n_options} options ({len(table) * table.n_options} rows)")
+    for key in ("dropped_incomplete", "contaminated_dropped", "tokens_estimated", "cost_basis"):
+        if key in table.meta:
+            _echo(quiet, f"  {key.replace('_', ' ')}: {table.meta[key]}")
+
+
+def _fit_ppo(table: Any, seed: int, cost_weight: float | None, out: str, timesteps: int | None, quiet: bool) -> Any:
+    try:
+        from agentroute.policies.learned import fit_ppo_from_table
+    except ImportError as e:
+        raise click.UsageError(
+            f"--policy ppo needs agentroute.policies.learned and the 'learn' extra ({e}); "
+            "install agentroute[learn], or choose another policy"
+        ) from None
+    kw: dict[str, Any] = {
+        "seed": seed,
+        "cost_weights": (0.0, 1.0) if cost_weight is None else cost_weight,
+        "out": out,
+    }
+    params = inspect.signature(fit_ppo_from_table).parameters
+    if timesteps is not None and "total_timesteps" in params:
+        kw["total_timesteps"] = timesteps
+    if "progress" in params:
+        kw["progress"] = not quiet and sys.stderr.isatty()
+    return fit_ppo_from_table(table, None, **kw)
+
+
+@click.command("fit")
+@click.option("--table", "table_path", required=True, type=click.Path(exists=True, dir_okay=False), help="TRAIN table.")
+@click.option("--policy", "name", required=True, type=click.Choice(_FIT_NAMES), help="Which policy to fit.")
+@click.option("--out", required=True, type=click.Path(), help="POLICY: a directory, or NAME.json (+ NAME.npz).")
+@click.option("--prices", type=click.Path(exists=True, dir_okay=False), help="PRICES.json for tables without cost.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--cost-weight", type=float, default=None, help="Default λ (cost-scale units) the policy serves with.")
+@click.option("--featurizer", type=click.Choice(["hashing", "embedding"]), default="hashing", show_default=True)
+@click.option("--timesteps", type=int, default=None, help="PPO only: training timesteps.")
+@click.option("--drop-incomplete", is_flag=True, help="Drop queries lacking some option's outcome.")
+@click.option("--quiet", "-q", is_flag=True)
+def fit_cmd(
+    table_path: str,
+    name: str,
+    out: str,
+    prices: str | None,
+    seed: int,
+    cost_weight: float | None,
+    featurizer: str,
+    timesteps: int | None,
+    drop_incomplete: bool,
+    quiet: bool,
+) -> None:
+    """Fit policy NAME on the TRAIN routing table and save it to --out."""
+    table = _read_table(table_path, prices, drop_incomplete)
+    t0 = time.perf_counter()
+    if name == "ppo":
+        _fit_ppo(table, seed, cost_weight, out, timesteps, quiet)
+        _echo(quiet, f"fitted ppo on {len(table)} queries x {table.n_options} options -> {out}")
+        return
+    from agentroute.features import make_featurizer
+    from agentroute.policies.predictive import make_router
+
+    kw: dict[str, Any] = {}
+    if name == "thompson":
+        from agentroute.policies.bandit import ThompsonPolicy
+
+        policy: Any = ThompsonPolicy.for_table(seed=seed, cost_weight=cost_weight)
+    else:
+        policy = make_router(name, seed=seed, cost_weight=cost_weight, **kw)
+    if featurizer == "embedding" and policy.uses_features:
+        policy.featurizer = make_featurizer("embedding")
+    policy.fit(table)
+    card = policy.save(out)
+    metrics = {k: v for k, v in policy.card.get("metrics", {}).items() if isinstance(v, int | float | str)}
+    _echo(
+        quiet,
+        f"fitted {policy.kind} on {len(table)} queries x {table.n_options} options in "
+        f"{time.perf_counter() - t0:.1f} s -> {card}",
+    )
+    if metrics:
+        _echo(quiet, "  " + ", ".join(f"{k}={v}" for k, v in metrics.items()))
+
+
+def _queries(path: str) -> tuple[list[str], list[str], list[str | None]]:
+    """Query ids, texts and categories of a full routing table or a plain query_id,text[,category] file."""
+    from agentroute.data.table import _suffix, read_frame
+    from agentroute.errors import DataError
+
+    p = Path(path)
+    df = read_frame(p, _suffix(p))
+    missing = [c for c in ("query_id", "text") if c not in df.columns]
+    if missing:
+        raise DataError(f"{p}: missing column(s) {missing}", name=missing[0], hint="QUERIES needs query_id,text")
+    df = df.drop_duplicates(subset="query_id", keep="first")
+    cats: list[str | None] = (
+        [None if (c is None or c != c or str(c) == "") else str(c) for c in df["category"]]
+        if "category" in df.columns
+        else [None] * len(df)
+    )
+    texts = ["" if t != t else str(t) for t in df["text"]]
+    return [str(q) for q in df["query_id"]], texts, cats
+
+
+@click.command("route")
+@click.option("--policy", "policy_path", required=True, type=click.Path(exists=True), help="A fitted POLICY.")
+@click.option("--table", "table_path", required=True, type=click.Path(exists=True, dir_okay=False), help="QUERIES.")
+@click.option("--cost-weight", type=float, default=None, help="λ in cost-scale units (default: the policy's own).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="DECISIONS.csv")
+@click.option("--quiet", "-q", is_flag=True)
+def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out: str, quiet: bool) -> None:
+    """Route every query of QUERIES with POLICY; write query_id, option and prob_<option> columns."""
+    import numpy as np
+    import pandas as pd
+
+    from agentroute.policies.predictive import load_policy
+
+    if cost_weight is not None and not cost_weight >= 0:
+        raise click.BadParameter(f"{cost_weight} must be >= 0", param_hint="--cost-weight")
+    policy = load_policy(policy_path)
+    qids, texts, cats = _queries(table_path)
+    if not hasattr(policy, "predict_texts"):
+        raise click.UsageError(f"{policy_path}: this policy cannot route a batch of queries")
+    idx, probs = policy.predict_texts(texts, cats, cost_weight)
+    options = [str(o) for o in policy.options]
+    df = pd.DataFrame({"query_id": qids, "option": [options[int(i)] for i in np.asarray(idx)]})
+    probs = np.asarray(probs, dtype=np.float64)
+    for j, o in enumerate(options):
+        df[f"prob_{o}"] = probs[:, j]
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    counts = df["option"].value_counts()
+    _echo(quiet, f"routed {len(df)} queries -> {out}")
+    _echo(quiet, "  " + ", ".join(f"{o}: {n}" for o, n in counts.items()))
+
+
+@click.command("eval")
+@click.option("--table", "table_path", required=True, type=click.Path(exists=True, dir_okay=False), help="TEST table.")
+@click.option("--policy", "policies", multiple=True, type=click.Path(exists=True), help="POLICY (repeatable).")
+@click.argument("more", nargs=-1, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="DIR for metrics.json and frontier.png.")
+@click.option("--prices", type=click.Path(exists=True, dir_okay=False), help="PRICES.json for tables without cost.")
+@click.option("--drop-incomplete", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True)
+def eval_cmd(
+    table_path: str,
+    policies: tuple[str, ...],
+    more: tuple[str, ...],
+    out: str,
+    prices: str | None,
+    drop_incomplete: bool,
+    quiet: bool,
+) -> None:
+    """Sweep every POLICY over λ on TEST; write DIR/metrics.json and DIR/frontier.png."""
+    from agentroute.evaluation import evaluate, write_report
+    from agentroute.policies.predictive import load_policy
+
+    paths = list(policies) + list(more)
+    if not paths:
+        raise click.UsageError("give at least one --policy POLICY")
+    table = _read_table(table_path, prices, drop_incomplete)
+    loaded: dict[str, Any] = {}
+    for p in _progress(paths, quiet, "loading"):
+        label = Path(p).stem if Path(p).suffix else Path(p).name
+        while label in loaded:
+            label += "'"
+        loaded[label] = load_policy(p)
+    result = evaluate(table, loaded)
+    mpath, png = write_report(result, out, title=f"{Path(table_path).name}: {len(table)} queries")
+    _echo(quiet, f"zero router AIQ {result['zero_router']['aiq']:.4f}, oracle AIQ {result['oracle']['aiq']:.4f}")
+    for label, rec in result["policies"].items():
+        extra = f", APGR {rec['apgr']:.3f}" if "apgr" in rec else ""
+        gap = rec["gap_closed"]
+        _echo(
+            quiet,
+            f"  {label}: AIQ {rec['aiq']:.4f} (gap closed {gap:.1%}){extra}" if gap is not None else f"  {label}",
+        )
+    _echo(quiet, f"wrote {mpath} and {png}")
+
+
+def register(main: click.Group) -> None:
+    """Add ``data convert``, ``fit``, ``route`` and ``eval`` to the command line."""
+    existing = main.commands.get("data")
+    if isinstance(existing, click.Group):
+        existing.add_command(convert_cmd)
+    else:
+        main.add_command(data_group)
+    for cmd in (fit_cmd, route_cmd, eval_cmd):
+        main.add_command(cmd)

@@ -1,0 +1,508 @@
+"""Cost–quality frontiers of routing policies on a routing table, and the metrics that compare them.
+
+For a policy and a table, every query is routed at each λ of a sweep (λ in the table's cost-scale units, see
+:meth:`~agentroute.data.table.RoutingTable.cost_scale`); each λ gives one point (mean USD cost per query, mean
+quality). Against those points stand every single option, the **zero router** (convex mixtures of single options:
+their upper hull) and the **oracle** (per query, the best ``quality − λ·cost`` with the true outcomes).
+
+Metrics (all on the evaluated table):
+
+- **AIQ** (RouterBench): the area under the policy's *non-decreasing upper convex hull* ``H(c)`` over the common cost
+  range ``[c_lo, c_hi]`` = [cheapest, dearest] single option's mean cost, divided by its width:
+  ``AIQ = 1/(c_hi − c_lo) ∫ H(c) dc``. ``H`` interpolates linearly between hull vertices (mixing two operating
+  points costs and scores the mix), stays flat after the best vertex (spending more never has to hurt), and is 0
+  left of the policy's cheapest point (it cannot operate there). Every curve uses the same range, so AIQs compare.
+- **gap closed**: ``(AIQ − AIQ_zero) / (AIQ_oracle − AIQ_zero)``.
+- **quality at the best single option's cost** ``H(c_best)``, and **cost at its quality**: the least cost at which
+  ``H`` reaches ``q_best`` (and its fraction of ``c_best``). The best single option has the highest mean quality.
+- Two options only (RouteLLM): with *strong* the option of higher mean quality, the share ``s`` of strong calls
+  replaces cost. **APGR** = ``∫₀¹ (q(s) − q_weak) ds / (q_strong − q_weak)`` by the trapezoid rule over the
+  policy's (share, quality) curve, with the endpoints (0, q_weak) and (1, q_strong) every threshold router has;
+  **CPT(p)** = the least share of strong calls whose quality reaches ``q_weak + p·(q_strong − q_weak)``.
+  For policies that predict both outcomes, the curve sweeps the threshold on their predicted
+  ``Δquality / Δcost`` (as RouteLLM sweeps its win-rate threshold), else λ.
+
+Off-policy estimates from logged decisions (:func:`ips_estimate`): inverse propensity scoring, self-normalised IPS
+and, given a reward model, doubly robust. This module imports matplotlib only inside :func:`plot_frontier`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentroute.data.table import RoutingTable
+from agentroute.errors import ConfigError
+
+DEFAULT_COST_WEIGHTS: tuple[float, ...] = (0.0, *np.geomspace(1e-3, 1e3, 61).tolist(), math.inf)
+"""λ sweep in cost-scale units: 0, 61 log-spaced values from 1e-3 to 1e3, and ∞ (cheapest predicted)."""
+GENERIC_COST_WEIGHTS: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 20.0, math.inf)
+"""A shorter sweep for policies evaluated one decision at a time (no batch interface)."""
+
+
+@dataclass
+class Curve:
+    """Operating points of one policy: λ, mean cost (USD/query), mean quality and share of strong calls."""
+
+    name: str
+    cost_weights: np.ndarray
+    cost: np.ndarray
+    quality: np.ndarray
+    strong_share: np.ndarray | None = None
+    share_curve: tuple[np.ndarray, np.ndarray] | None = None
+    """(share, quality) of a threshold sweep, for two-option tables."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- geometry
+
+
+def upper_hull(cost: Sequence[float] | np.ndarray, quality: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Vertices ``(m, 2)`` of the non-decreasing upper convex hull of the points, by increasing cost."""
+    pts = np.column_stack([np.asarray(cost, dtype=np.float64), np.asarray(quality, dtype=np.float64)])
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(pts) == 0:
+        return np.zeros((0, 2))
+    pts = pts[np.lexsort((-pts[:, 1], pts[:, 0]))]
+    hull: list[np.ndarray] = []
+    for p in pts:
+        if hull and p[0] == hull[-1][0]:
+            continue  # same cost, lower quality (sorted): dominated
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (x2 - x1) * (p[1] - y1) - (y2 - y1) * (p[0] - x1) >= 0:  # hull[-1] not above the chord
+                hull.pop()
+            else:
+                break
+        hull.append(p)
+    h = np.asarray(hull)
+    top = int(np.argmax(h[:, 1]))
+    return h[: top + 1]
+
+
+def hull_value(hull: np.ndarray, c: float) -> float:
+    """``H(c)``: the hull's quality at cost ``c`` (0 left of its first vertex, flat right of its last)."""
+    if len(hull) == 0 or c < hull[0, 0]:
+        return 0.0
+    return float(np.interp(c, hull[:, 0], hull[:, 1]))
+
+
+def aiq(hull: np.ndarray, c_lo: float, c_hi: float) -> float:
+    """Mean of ``H`` over ``[c_lo, c_hi]`` (exact for the piecewise-linear hull); ``H(c_hi)`` if the range is empty."""
+    if len(hull) == 0:
+        return 0.0
+    if not c_hi > c_lo:
+        return hull_value(hull, c_hi)
+    xs = np.unique(np.clip(np.concatenate([[c_lo, c_hi], hull[:, 0]]), c_lo, c_hi))
+    total = 0.0
+    for a, b in pairwise(xs):
+        if b <= hull[0, 0]:
+            continue
+        a2 = max(a, hull[0, 0])
+        ya = float(np.interp(a2, hull[:, 0], hull[:, 1]))
+        yb = float(np.interp(b, hull[:, 0], hull[:, 1]))
+        total += (b - a2) * (ya + yb) / 2.0
+    return total / (c_hi - c_lo)
+
+
+def cost_at_quality(hull: np.ndarray, q: float) -> float | None:
+    """Least cost at which ``H`` reaches quality ``q`` (``None`` if it never does)."""
+    if len(hull) == 0 or hull[-1, 1] < q - 1e-12:
+        return None
+    if hull[0, 1] >= q:
+        return float(hull[0, 0])
+    return float(np.interp(q, hull[:, 1], hull[:, 0]))  # hull quality is increasing
+
+
+def apgr(share: np.ndarray, quality: np.ndarray, q_weak: float, q_strong: float) -> float:
+    """RouteLLM's average performance gap recovered over the (strong share, quality) curve."""
+    s, q = _share_curve(share, quality, q_weak, q_strong)
+    gap = q_strong - q_weak
+    if abs(gap) < 1e-12:
+        return float("nan")
+    return float(np.trapezoid((q - q_weak) / gap, s))
+
+
+def cpt(share: np.ndarray, quality: np.ndarray, q_weak: float, q_strong: float, p: float) -> float | None:
+    """RouteLLM's call-performance threshold: least strong share reaching ``q_weak + p·(q_strong − q_weak)``."""
+    s, q = _share_curve(share, quality, q_weak, q_strong)
+    target = q_weak + p * (q_strong - q_weak)
+    for i in range(len(s)):
+        if q[i] >= target - 1e-12:
+            if i == 0:
+                return float(s[0])
+            s0, s1, q0, q1 = s[i - 1], s[i], q[i - 1], q[i]
+            return float(s0 + (s1 - s0) * (target - q0) / (q1 - q0)) if q1 != q0 else float(s1)
+    return None
+
+
+def _share_curve(
+    share: np.ndarray, quality: np.ndarray, q_weak: float, q_strong: float
+) -> tuple[np.ndarray, np.ndarray]:
+    s = np.concatenate([[0.0], np.asarray(share, dtype=np.float64), [1.0]])
+    q = np.concatenate([[q_weak], np.asarray(quality, dtype=np.float64), [q_strong]])
+    order = np.lexsort((q, s))
+    return s[order], q[order]
+
+
+# ---------------------------------------------------------------------- sweeps
+
+
+def _columns(policy: Any, table: RoutingTable) -> np.ndarray:
+    opts = [str(o) for o in getattr(policy, "options", table.options)]
+    missing = [o for o in table.options if o not in opts]
+    if missing:
+        raise ConfigError(
+            f"policy {getattr(policy, 'name', policy)!r} does not know option(s) {missing} of the table",
+            name=missing[0],
+            hint="evaluate it on a table with the options it was fitted on",
+        )
+    return np.asarray([opts.index(o) for o in table.options])
+
+
+def _point(table: RoutingTable, idx: np.ndarray) -> tuple[float, float]:
+    rows = np.arange(len(table))
+    return float(table.cost[rows, idx].mean()), float(table.quality[rows, idx].mean())
+
+
+def strong_weak(table: RoutingTable) -> tuple[int, int]:
+    """(strong, weak) columns of a two-option table: higher mean quality is strong (ties: higher cost)."""
+    if table.n_options != 2:
+        raise ConfigError("strong/weak needs a table with exactly two options", name="options")
+    q, c = table.quality.mean(axis=0), np.nan_to_num(table.cost.mean(axis=0))
+    strong = int(np.lexsort((c, q))[-1])
+    return strong, 1 - strong
+
+
+def oracle_curve(table: RoutingTable, cost_weights: Sequence[float] = DEFAULT_COST_WEIGHTS) -> Curve:
+    """Per query and λ, the option with the best true ``quality − λ·cost/scale`` (ties to the cheaper)."""
+    return _choice_curve("oracle", table, table.quality, table.cost, cost_weights, table.cost_scale())
+
+
+def _choose(q: np.ndarray, c: np.ndarray, lam: float, scale: float) -> np.ndarray:
+    s = q - lam * c / scale if math.isfinite(lam) else -c
+    tie = s >= s.max(axis=1, keepdims=True) - 1e-12
+    out: np.ndarray = np.where(tie, c, np.inf).argmin(axis=1)
+    return out
+
+
+def _choice_curve(
+    name: str, table: RoutingTable, q: np.ndarray, c: np.ndarray, lams: Sequence[float], scale: float
+) -> Curve:
+    pts = [_point(table, _choose(q, c, lam, scale)) for lam in lams]
+    cost, qual = (np.asarray(v) for v in zip(*pts, strict=True))
+    cur = Curve(name, np.asarray(lams, dtype=np.float64), cost, qual)
+    if table.n_options == 2:
+        strong, _ = strong_weak(table)
+        cur.strong_share = np.asarray([float((_choose(q, c, lam, scale) == strong).mean()) for lam in lams])
+    return cur
+
+
+def sweep(
+    policy: Any, table: RoutingTable, cost_weights: Sequence[float] | None = None, *, name: str | None = None
+) -> Curve:
+    """The policy's operating points on ``table`` over the λ sweep (see the module docstring for the dispatch)."""
+    label = name or str(getattr(policy, "name", type(policy).__name__))
+    rows = np.arange(len(table))
+    strong = strong_weak(table)[0] if table.n_options == 2 else None
+    if hasattr(policy, "predict_outcomes"):
+        lams = DEFAULT_COST_WEIGHTS if cost_weights is None else tuple(cost_weights)
+        cols = _columns(policy, table)
+        qh, ch = policy.predict_outcomes(table.texts, table.categories)
+        qh, ch = np.asarray(qh)[:, cols], np.asarray(ch)[:, cols]
+        choices = [np.asarray(policy.choose(qh, ch, lam)) for lam in lams]
+        cur = _from_choices(label, table, lams, choices, strong)
+        if strong is not None and getattr(policy, "kind", "") not in ("constant", "random"):
+            weak = 1 - strong
+            dq, dc = qh[:, strong] - qh[:, weak], ch[:, strong] - ch[:, weak]
+            score = dq / np.maximum(dc, 1e-12)  # break-even λ (scale-free ranking)
+            ths = np.unique(np.quantile(score, np.linspace(0, 1, 101)))
+            shares, quals = [], []
+            for th in ths:
+                pick = np.where(score >= th, strong, weak)
+                shares.append(float((pick == strong).mean()))
+                quals.append(float(table.quality[rows, pick].mean()))
+            cur.share_curve = (np.asarray(shares), np.asarray(quals))
+        return cur
+    if hasattr(policy, "predict") and getattr(policy, "featurizer", None) is not None:
+        lams = DEFAULT_COST_WEIGHTS if cost_weights is None else tuple(cost_weights)
+        lams = tuple(lam for lam in lams if math.isfinite(lam))
+        cols = _columns(policy, table)
+        inv = {int(c): j for j, c in enumerate(cols)}
+        x = policy.featurizer.transform(table.texts, table.categories)
+        choices = []
+        for lam in lams:
+            idx, _ = policy.predict(x, lam)
+            choices.append(np.asarray([inv.get(int(i), -1) for i in idx]))
+        return _from_choices(label, table, lams, choices, strong)
+    lams = GENERIC_COST_WEIGHTS if cost_weights is None else tuple(cost_weights)
+    return _from_choices(label, table, lams, [_decide_all(policy, table, lam) for lam in lams], strong)
+
+
+def _from_choices(
+    name: str, table: RoutingTable, lams: Sequence[float], choices: Sequence[np.ndarray], strong: int | None
+) -> Curve:
+    for ch in choices:
+        if (ch < 0).any():
+            raise ConfigError(f"policy {name!r} chose an option that is not in the table", name=name)
+    pts = [_point(table, ch) for ch in choices]
+    cost, qual = (np.asarray(v) for v in zip(*pts, strict=True))
+    share = None if strong is None else np.asarray([float((ch == strong).mean()) for ch in choices])
+    return Curve(name, np.asarray(lams, dtype=np.float64), cost, qual, share)
+
+
+def _decide_all(policy: Any, table: RoutingTable, lam: float) -> np.ndarray:
+    """Route every query through ``policy.decide`` (any RouterPolicy), one Observation at a time."""
+    from agentroute.budget import Budget, BudgetStatus, Spend
+    from agentroute.routing import Candidate, Observation, TaskInfo
+
+    mean_cost = np.nan_to_num(table.cost.mean(axis=0))
+    ranks = np.argsort(np.argsort(mean_cost, kind="stable"), kind="stable")
+    cands = tuple(
+        Candidate(o, "model", rank=int(ranks[j]), cost_estimate=Decimal(str(mean_cost[j])), descriptor={"model": o})
+        for j, o in enumerate(table.options)
+    )
+    status = BudgetStatus(limits=Budget(), spent=Spend(), remaining=Budget())
+    col = {o: j for j, o in enumerate(table.options)}
+    out = np.empty(len(table), dtype=np.int64)
+    extra = {"cost_weight": lam}
+    for i in range(len(table)):
+        obs = Observation(
+            task=TaskInfo(table.query_ids[i], table.texts[i], table.categories[i]),
+            kind="model",
+            point="eval.model",
+            node="eval",
+            step=0,
+            history=(),
+            budget=status,
+            candidates=cands,
+            extra=extra,
+        )
+        out[i] = col.get(policy.decide(obs).chosen, -1)
+    return out
+
+
+# ---------------------------------------------------------------------- the report
+
+
+def _hull_list(h: np.ndarray) -> list[list[float]]:
+    return [[float(c), float(q)] for c, q in h]
+
+
+def evaluate(
+    table: RoutingTable, policies: Mapping[str, Any], cost_weights: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """Frontier metrics of every policy on ``table`` (a JSON-safe dict, the content of ``metrics.json``)."""
+    if not table.has_cost:
+        raise ConfigError("evaluation needs every cost of the table", name="cost_usd", hint="add prices first")
+    q_opt, c_opt = table.quality.mean(axis=0), table.cost.mean(axis=0)
+    c_lo, c_hi = float(c_opt.min()), float(c_opt.max())
+    best = int(np.lexsort((c_opt, -q_opt))[0])
+    q_best, c_best = float(q_opt[best]), float(c_opt[best])
+    zero = upper_hull(c_opt, q_opt)
+    oracle = oracle_curve(table, DEFAULT_COST_WEIGHTS if cost_weights is None else cost_weights)
+    oracle_hull = upper_hull(oracle.cost, oracle.quality)
+    aiq_zero, aiq_oracle = aiq(zero, c_lo, c_hi), aiq(oracle_hull, c_lo, c_hi)
+    out: dict[str, Any] = {
+        "table": {
+            "n_queries": len(table),
+            "options": list(table.options),
+            "cost_range": [c_lo, c_hi],
+            "cost_scale": table.cost_scale(),
+            "meta": {k: v for k, v in table.meta.items() if isinstance(v, str | int | float)},
+        },
+        "single_options": {
+            o: {"cost": float(c_opt[j]), "quality": float(q_opt[j])} for j, o in enumerate(table.options)
+        },
+        "best_single": {"option": table.options[best], "cost": c_best, "quality": q_best},
+        "zero_router": {"aiq": aiq_zero, "hull": _hull_list(zero)},
+        "oracle": {"aiq": aiq_oracle, "hull": _hull_list(oracle_hull)},
+        "policies": {},
+        "definitions": "see agentroute.evaluation (AIQ over the common cost range of the single options)",
+    }
+    two = table.n_options == 2
+    if two:
+        s, w = strong_weak(table)
+        out["two_options"] = {"strong": table.options[s], "weak": table.options[w]}
+        assert oracle.strong_share is not None
+        out["oracle"]["apgr"] = apgr(oracle.strong_share, oracle.quality, float(q_opt[w]), float(q_opt[s]))
+    curves = {}
+    for name, pol in policies.items():
+        cur = sweep(pol, table, cost_weights, name=name)
+        curves[name] = cur
+        h = upper_hull(cur.cost, cur.quality)
+        a = aiq(h, c_lo, c_hi)
+        c_at = cost_at_quality(h, q_best)
+        rec: dict[str, Any] = {
+            "aiq": a,
+            "gap_closed": (a - aiq_zero) / (aiq_oracle - aiq_zero) if aiq_oracle > aiq_zero else None,
+            "beats_zero_router": bool(a > aiq_zero),
+            "max_quality": float(cur.quality.max()),
+            "quality_at_best_single_cost": hull_value(h, c_best),
+            "cost_at_best_single_quality": c_at,
+            "cost_fraction_at_best_single_quality": None if c_at is None else c_at / c_best,
+            "hull": _hull_list(h),
+            "points": [
+                {"cost_weight": _json_float(lam), "cost": float(c), "quality": float(q)}
+                for lam, c, q in zip(cur.cost_weights, cur.cost, cur.quality, strict=True)
+            ],
+        }
+        if two:
+            s, w = strong_weak(table)
+            share, qual = cur.share_curve if cur.share_curve is not None else (cur.strong_share, cur.quality)
+            assert share is not None
+            rec["apgr"] = apgr(share, qual, float(q_opt[w]), float(q_opt[s]))
+            rec["cpt50"] = cpt(share, qual, float(q_opt[w]), float(q_opt[s]), 0.5)
+            rec["cpt80"] = cpt(share, qual, float(q_opt[w]), float(q_opt[s]), 0.8)
+        out["policies"][name] = rec
+    out["_curves"] = curves  # dropped by write_report; kept for plotting
+    return out
+
+
+def _json_float(v: float) -> float | str:
+    return "inf" if math.isinf(v) else float(v)
+
+
+def write_report(result: dict[str, Any], out_dir: str | Path, *, title: str = "") -> tuple[Path, Path]:
+    """Write ``metrics.json`` and ``frontier.png`` into ``out_dir``; returns both paths."""
+    import json
+
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    metrics = {k: v for k, v in result.items() if not k.startswith("_")}
+    mpath = d / "metrics.json"
+    mpath.write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    png = d / "frontier.png"
+    plot_frontier(result, png, title=title)
+    return mpath, png
+
+
+def plot_frontier(result: dict[str, Any], path: str | Path, *, title: str = "") -> None:
+    """The cost–quality plot: each policy's points and hull, single options, zero router and oracle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for o, v in result["single_options"].items():
+        ax.scatter(v["cost"], v["quality"], marker="s", color="grey", s=22, zorder=3)
+        ax.annotate(o.split("/")[-1], (v["cost"], v["quality"]), fontsize=6, color="dimgrey")
+
+    def dense(h: np.ndarray) -> np.ndarray:  # mixtures are straight in linear cost, curved on the log axis
+        if len(h) < 2:
+            return h
+        segs = [np.linspace(h[i], h[i + 1], 24, endpoint=False) for i in range(len(h) - 1)]
+        return np.vstack([*segs, h[-1:]])
+
+    z = dense(np.asarray(result["zero_router"]["hull"]))
+    if len(z):
+        ax.plot(z[:, 0], z[:, 1], "--", color="grey", label=f"zero router (AIQ {result['zero_router']['aiq']:.3f})")
+    o = dense(np.asarray(result["oracle"]["hull"]))
+    if len(o):
+        ax.plot(o[:, 0], o[:, 1], ":", color="black", label=f"oracle (AIQ {result['oracle']['aiq']:.3f})")
+    for name, rec in result["policies"].items():
+        h = dense(np.asarray(rec["hull"]))
+        pts = np.asarray([[p["cost"], p["quality"]] for p in rec["points"]])
+        (line,) = ax.plot(h[:, 0], h[:, 1], "-", label=f"{name} (AIQ {rec['aiq']:.3f})") if len(h) else (None,)
+        if len(pts) and line is not None:
+            ax.scatter(pts[:, 0], pts[:, 1], s=8, color=line.get_color(), alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("mean cost per query (USD, log scale)")
+    ax.set_ylabel("mean quality")
+    ax.set_title(title or "cost–quality frontier")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------- off-policy
+
+
+def ips_estimate(
+    rewards: Sequence[float] | np.ndarray,
+    propensities: Sequence[float] | np.ndarray,
+    target_probs: Sequence[float] | np.ndarray,
+    *,
+    reward_hat_logged: Sequence[float] | np.ndarray | None = None,
+    reward_hat_target: Sequence[float] | np.ndarray | None = None,
+    clip: float | None = None,
+) -> dict[str, float]:
+    """Off-policy value of a target policy from logged decisions.
+
+    ``rewards[i]`` was observed after the logging policy chose action ``a_i`` with probability
+    ``propensities[i]``; ``target_probs[i]`` is the target policy's probability of that same ``a_i``. Returns
+    ``ips`` (mean of ``w·r`` with ``w = target/propensity``), ``snips`` (self-normalised: ``Σ w·r / Σ w``), the
+    effective sample size ``ess = (Σ w)² / Σ w²`` and ``n``. With a reward model — ``reward_hat_logged[i]`` its
+    prediction for ``a_i``, ``reward_hat_target[i]`` its expectation under the target policy — also ``dr``
+    (doubly robust: ``mean(r̂_target + w·(r − r̂_logged))``). ``clip`` caps the weights.
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    p = np.asarray(propensities, dtype=np.float64)
+    t = np.asarray(target_probs, dtype=np.float64)
+    if not (r.shape == p.shape == t.shape) or r.ndim != 1:
+        raise ConfigError("ips_estimate: rewards, propensities and target_probs must be 1-D of one length")
+    if len(r) == 0:
+        raise ConfigError("ips_estimate: no logged decisions", name="rewards")
+    if (p <= 0).any() or (p > 1).any():
+        raise ConfigError("ips_estimate: propensities must be in (0, 1]", name="propensities")
+    if (t < 0).any() or (t > 1).any():
+        raise ConfigError("ips_estimate: target_probs must be in [0, 1]", name="target_probs")
+    w = t / p
+    if clip is not None:
+        w = np.minimum(w, clip)
+    out = {
+        "n": float(len(r)),
+        "ips": float(np.mean(w * r)),
+        "snips": float(np.sum(w * r) / np.sum(w)) if w.sum() > 0 else float("nan"),
+        "ess": float(w.sum() ** 2 / np.sum(w * w)) if np.sum(w * w) > 0 else 0.0,
+    }
+    if reward_hat_logged is not None and reward_hat_target is not None:
+        rl = np.asarray(reward_hat_logged, dtype=np.float64)
+        rt = np.asarray(reward_hat_target, dtype=np.float64)
+        out["dr"] = float(np.mean(rt + w * (r - rl)))
+    return out
+
+
+def ips_from_records(records: Sequence[Any], target: Any, *, reward: str = "quality") -> dict[str, float]:
+    """:func:`ips_estimate` over :class:`~agentroute.routing.DecisionRecord` rows that carry a ``quality``.
+
+    ``target(record) -> Mapping[str, float]`` gives the target policy's probabilities over the record's candidates.
+    """
+    rows = [r for r in records if getattr(r, reward, None) is not None]
+    if not rows:
+        raise ConfigError(f"no record carries a {reward!r}", name=reward)
+    rewards = [float(getattr(r, reward)) for r in rows]
+    props = [float(r.propensity) for r in rows]
+    tprobs = [float(target(r).get(r.chosen, 0.0)) for r in rows]
+    return ips_estimate(rewards, props, tprobs)
+
+
+__all__ = [
+    "DEFAULT_COST_WEIGHTS",
+    "GENERIC_COST_WEIGHTS",
+    "Curve",
+    "aiq",
+    "apgr",
+    "cost_at_quality",
+    "cpt",
+    "evaluate",
+    "hull_value",
+    "ips_estimate",
+    "ips_from_records",
+    "oracle_curve",
+    "plot_frontier",
+    "strong_weak",
+    "sweep",
+    "upper_hull",
+    "write_report",
+]

@@ -1,0 +1,150 @@
+"""Frontier benchmark: every agentroute policy on the three real routing tables, on a held-out split.
+
+For each table (routerbench, llmrouter, routellm; converted in memory from the shared data folder) the queries are
+split 80/20 (seeded, stratified by category); every policy is fitted on the 80% and swept over λ on the 20%.
+Reported per table: AIQ of each policy, of the zero router and of the oracle, the share of the zero→oracle gap each
+policy closes, quality at the best single option's cost and the cost at its quality, and APGR / CPT on routellm.
+The optional peers (``routellm``, ``llmrouter-lib``) run only when installed; they are never dependencies.
+
+    .venv/bin/python benchmarks/frontier.py --out bench_out [--tables routellm] [--policies knn,linear] [--with-ppo]
+
+Writes ``OUT/frontier.json`` (everything), ``OUT/<table>/metrics.json`` and ``OUT/<table>/frontier.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agentroute.data import load_builtin
+from agentroute.evaluation import evaluate, write_report
+from agentroute.features import HashingFeaturizer
+from agentroute.policies.predictive import make_router
+
+TABLES = ("routerbench", "llmrouter", "routellm")
+POLICIES = ("knn", "linear", "mlp", "bandit", "thompson", "cheapest", "strongest", "random")
+
+
+def fit_all(train: Any, names: list[str], seed: int, with_ppo: bool) -> tuple[dict[str, Any], dict[str, float]]:
+    feats = HashingFeaturizer(seed=seed).fit(train.texts, train.categories)
+    fitted: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        if name == "thompson":
+            from agentroute.policies.bandit import ThompsonPolicy
+
+            pol: Any = ThompsonPolicy.for_table(seed=seed, alpha=0.3)
+        else:
+            pol = make_router(name, seed=seed)
+            if pol.uses_features and name != "bandit":
+                pol.featurizer = feats  # one fitted featurizer shared by the predictive routers
+        fitted[name] = pol.fit(train)
+        seconds[name] = round(time.perf_counter() - t0, 2)
+    if with_ppo:
+        try:
+            from agentroute.policies.learned import fit_ppo_from_table
+        except ImportError as e:
+            print(f"  ppo skipped: {e}", file=sys.stderr)
+        else:
+            t0 = time.perf_counter()
+            fitted["ppo"] = fit_ppo_from_table(train, None, seed=seed)
+            seconds["ppo"] = round(time.perf_counter() - t0, 2)
+    return fitted, seconds
+
+
+def peers_available() -> dict[str, bool]:
+    return {
+        p: importlib.util.find_spec(m) is not None
+        for p, m in (("routellm", "routellm"), ("llmrouter-lib", "llmrouter"))
+    }
+
+
+def summarize(table: str, res: dict[str, Any], seconds: dict[str, float]) -> dict[str, Any]:
+    zero, oracle = res["zero_router"]["aiq"], res["oracle"]["aiq"]
+    pols = res["policies"]
+    singles = {"cheapest", "strongest", "random"}
+    learned = {k: v for k, v in pols.items() if k not in singles}
+    best = max(learned, key=lambda k: learned[k]["aiq"]) if learned else None
+    out: dict[str, Any] = {
+        "n_test": res["table"]["n_queries"],
+        "options": len(res["table"]["options"]),
+        "best_single": res["best_single"],
+        "aiq_zero_router": zero,
+        "aiq_oracle": oracle,
+        "best_policy": best,
+        "policies": {
+            k: {
+                "aiq": v["aiq"],
+                "gap_closed": v["gap_closed"],
+                "quality_at_best_single_cost": v["quality_at_best_single_cost"],
+                "cost_fraction_at_best_single_quality": v["cost_fraction_at_best_single_quality"],
+                "fit_seconds": seconds.get(k),
+                **({"apgr": v["apgr"], "cpt50": v["cpt50"], "cpt80": v["cpt80"]} if "apgr" in v else {}),
+            }
+            for k, v in pols.items()
+        },
+    }
+    if "apgr" in res["oracle"]:
+        out["apgr_oracle"] = res["oracle"]["apgr"]
+    if best is not None:
+        top = learned[best]
+        out["targets"] = {
+            "best_beats_zero_router": bool(top["aiq"] > zero),
+            "best_reaches_best_single_quality": bool(
+                top["quality_at_best_single_cost"] >= res["best_single"]["quality"]
+            ),
+            "best_beats_every_predictive_baseline": bool(
+                all(top["aiq"] >= v["aiq"] for k, v in learned.items() if k != best)
+            ),
+        }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="bench_out/frontier")
+    ap.add_argument("--tables", default=",".join(TABLES))
+    ap.add_argument("--policies", default=",".join(POLICIES))
+    ap.add_argument("--test-size", type=float, default=0.2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--with-ppo", action="store_true", help="also train PPO through agentroute.policies.learned")
+    args = ap.parse_args()
+    out = Path(args.out)
+    report: dict[str, Any] = {"seed": args.seed, "test_size": args.test_size, "peers": peers_available(), "tables": {}}
+    for name in args.tables.split(","):
+        t0 = time.perf_counter()
+        table = load_builtin(name)
+        train, test = table.split(args.test_size, seed=args.seed)
+        fitted, seconds = fit_all(train, args.policies.split(","), args.seed, args.with_ppo)
+        res = evaluate(test, fitted)
+        write_report(res, out / name, title=f"{name}: {len(test)} held-out queries")
+        summary = summarize(name, res, seconds)
+        summary["seconds"] = round(time.perf_counter() - t0, 1)
+        report["tables"][name] = summary
+        print(f"\n{name}: {len(train)} train / {len(test)} test queries, {table.n_options} options")
+        print(f"  best single {summary['best_single']['option']}: quality {summary['best_single']['quality']:.3f}")
+        print(f"  AIQ zero router {summary['aiq_zero_router']:.4f}   oracle {summary['aiq_oracle']:.4f}")
+        for k, v in summary["policies"].items():
+            frac = v["cost_fraction_at_best_single_quality"]
+            extra = f"  APGR {v['apgr']:.3f}  CPT50 {v['cpt50']}" if "apgr" in v else ""
+            print(
+                f"  {k:10s} AIQ {v['aiq']:.4f}  gap closed {v['gap_closed']:+.1%}  "
+                f"q@best-cost {v['quality_at_best_single_cost']:.3f}  "
+                f"cost@best-q {'-' if frac is None else f'{frac:.0%}'}{extra}"
+            )
+    for peer, ok in report["peers"].items():
+        if not ok:
+            print(f"peer {peer}: not installed, skipped (optional; see docs/learning.md)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "frontier.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(f"\nwrote {out / 'frontier.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""The SQL tables of the trace store (SQLModel), and the version of their schema.
+
+One row per task, step, routing decision, model-call attempt and ledger move, all keyed by ``task_id``. Rows
+are written by :class:`~agentroute.store.exporter.SqlSpanExporter` from spans, so they hold exactly what the
+traces say. Money is an exact decimal *string* (``"0.000125"``), never a float: SQLite has no exact numeric
+type, and a sum of floats drifts. Times are ``time.time_ns()`` integers. Structured values (candidates, budget
+snapshots) are JSON.
+
+Changing a column means bumping :data:`SCHEMA_VERSION`; the engine refuses a database of another version with
+a message that says what to do. There are no foreign keys on purpose: rows of a step may land before the task
+row's final update, and a crashed task must leave its finished steps readable.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from sqlalchemy import BigInteger, Column, Dialect, Index, Table, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+"""Bump when a table changes; :func:`agentroute.store.engine.ensure_schema` checks it."""
+
+
+class RawJSON(str):
+    """A value that already is JSON text (as span attributes carry it): stored as is, never encoded twice."""
+
+    __slots__ = ()
+
+
+class JSONText(TypeDecorator[Any]):
+    """JSON kept as text, the same on SQLite and PostgreSQL; reads back as Python values."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        """Encode a Python value; pass :class:`RawJSON` through untouched."""
+        if value is None:
+            return None
+        if isinstance(value, RawJSON):
+            return str(value)
+        return json.dumps(value, default=str, separators=(",", ":"))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        """Decode the stored text."""
+        return None if value is None else json.loads(value)
+
+
+def _json() -> Any:
+    return Field(default=None, sa_column=Column(JSONText, nullable=True))
+
+
+def _ns(nullable: bool = False, index: bool = False) -> Any:
+    column = Column(BigInteger, nullable=nullable, index=index)
+    return Field(default=None if nullable else 0, sa_column=column)
+
+
+class SchemaInfo(SQLModel, table=True):
+    """The schema version of this database (one row)."""
+
+    __tablename__: ClassVar[str] = "agentroute_schema"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int
+    created_ns: int = _ns()
+
+
+class TaskRow(SQLModel, table=True):
+    """One task: limits, final spend, outcome. ``status`` is ``running`` until the task ends."""
+
+    __tablename__: ClassVar[str] = "agentroute_tasks"
+
+    task_id: str = Field(primary_key=True)
+    trace_id: str = ""
+    graph: str = Field(default="", index=True)
+    policy: str = Field(default="", index=True)
+    policy_version: str = ""
+    status: str = Field(default="running", index=True)
+    """``running`` (unfinished: still going, or its process died), ``completed``, ``truncated``, ``error``."""
+    truncated: bool = False
+    reason: str | None = None
+    error_type: str | None = None
+    error: str | None = None
+    shared_budget: str | None = None
+    limit_usd: str | None = None
+    limit_tokens: int | None = None
+    limit_steps: int | None = None
+    limit_seconds: float | None = None
+    spent_usd: str | None = None
+    spent_tokens: int | None = None
+    spent_steps: int | None = None
+    spent_seconds: float | None = None
+    quality: float | None = None
+    steps: int | None = None
+    decisions: int | None = None
+    features: Any = _json()
+    input: Any = _json()
+    """The task's input state: only when content capture was on."""
+    started_ns: int = _ns(index=True)
+    ended_ns: int | None = _ns(nullable=True)
+
+
+class StepRow(SQLModel, table=True):
+    """One agent execution."""
+
+    __tablename__: ClassVar[str] = "agentroute_steps"
+    __table_args__ = (UniqueConstraint("task_id", "step", name="uq_agentroute_steps_task_step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True)
+    step: int
+    agent: str
+    span_id: str = ""
+    cost_usd: str | None = None
+    tokens: int = 0
+    error_type: str | None = None
+    started_ns: int = _ns()
+    ended_ns: int = _ns()
+
+
+class DecisionRow(SQLModel, table=True):
+    """One routing decision: what could be chosen, with which probability, what was chosen and why."""
+
+    __tablename__: ClassVar[str] = "agentroute_decisions"
+    __table_args__ = (UniqueConstraint("task_id", "idx", name="uq_agentroute_decisions_task_idx"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True)
+    idx: int
+    kind: str
+    point: str
+    node: str
+    step: int
+    chosen: str
+    reason: str = ""
+    policy: str = ""
+    policy_version: str = ""
+    weights_hash: str | None = None
+    explored: bool = False
+    propensity: float = 0.0
+    candidates: Any = _json()
+    """Ids of the affordable candidates, cheapest first."""
+    probabilities: Any = _json()
+    """Probability of each candidate, aligned with ``candidates``."""
+    scores: Any = _json()
+    candidate_details: Any = _json()
+    masked: Any = _json()
+    """``[{"id": ..., "reason": ...}]`` for the candidates the budget ruled out."""
+    budget_before: Any = _json()
+    reservation: Any = _json()
+    budget_after: Any = _json()
+    cost_usd: str | None = None
+    tokens: int = 0
+    quality: float | None = None
+    evidence: Any = _json()
+    at_ns: int = _ns()
+
+
+class CallRow(SQLModel, table=True):
+    """One model-call attempt (retries and fallbacks each get a row)."""
+
+    __tablename__: ClassVar[str] = "agentroute_model_calls"
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True)
+    step: int
+    agent: str = ""
+    tier: str = ""
+    model: str = ""
+    provider: str = ""
+    attempt: int = 1
+    fallback: bool = False
+    max_tokens: int | None = None
+    timeout: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: str | None = None
+    response_model: str | None = None
+    error_type: str | None = None
+    error: str | None = None
+    input_messages: Any = _json()
+    output_messages: Any = _json()
+    span_id: str = ""
+    started_ns: int = _ns()
+    ended_ns: int = _ns()
+
+
+class LedgerRow(SQLModel, table=True):
+    """One move on a task's ledger: ``reserve``, ``commit`` or ``release`` (``step`` NULL between steps)."""
+
+    __tablename__: ClassVar[str] = "agentroute_ledger"
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True)
+    step: int | None = None
+    op: str
+    what: str = ""
+    usd: str | None = None
+    tokens: int | None = None
+    steps: int | None = None
+    seconds: float | None = None
+    at_ns: int = _ns()
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy ``Table`` behind a table model."""
+    t: Table = model.__table__  # type: ignore[attr-defined]
+    return t
+
+
+TABLES = (SchemaInfo, TaskRow, StepRow, DecisionRow, CallRow, LedgerRow)
+"""Every table of the store; created together, in this order."""
+
+Index("ix_agentroute_calls_task_step", table(CallRow).c.task_id, table(CallRow).c.step)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TABLES",
+    "CallRow",
+    "DecisionRow",
+    "JSONText",
+    "LedgerRow",
+    "RawJSON",
+    "SchemaInfo",
+    "StepRow",
+    "TaskRow",
+    "table",
+]

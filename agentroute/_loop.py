@@ -94,6 +94,8 @@ class TaskRun:
         self.step_tokens = 0
         self.step_started_ns = 0
         self.started_ns = 0
+        self._decided: dict[int, int] = {}
+        """When each pending decision was made, by ``id(decision)`` (held until its record is written)."""
 
     # -- ledger moves, each one recorded ----------------------------------------------------------------------
     def reserve(self, amount: Spend, what: str) -> Reservation:
@@ -141,6 +143,7 @@ class TaskRun:
         """Ask the policy, and check it chose an affordable candidate (else :class:`PolicyError`)."""
         try:
             d = self.policy.decide(obs)
+            self._decided[id(d)] = time.time_ns()
         except Exception as e:
             raise PolicyError(f"policy {self.policy_name!r} raised at {obs.point}: {e!r}", policy=self.policy_name,
                               state=self.state) from e
@@ -174,6 +177,7 @@ class TaskRun:
             budget_after=self.ledger.remaining().as_dict(),
             reservation=None if reservation is None else reservation.as_dict(),
             cost_usd=cost, tokens=tokens, quality=quality, evidence=dict(d.evidence),
+            decided_ns=self._decided.pop(id(d), 0),
         )
         if slot is None:
             self.decisions.append(rec)

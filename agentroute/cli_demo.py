@@ -100,7 +100,8 @@ def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...],
         large = sum(d.chosen == "large" for d in model_decisions) / max(1, len(model_decisions))
         row = {
             "mean_quality": sum(quals) / len(quals) if quals else None,
-            "mean_usd": float(sum(spent) / len(spent)), "max_usd": float(max(spent)), "budget_usd": float(budget.usd or 0),
+            "mean_usd": float(sum(spent) / len(spent)), "max_usd": float(max(spent)),
+            "budget_usd": float(budget.usd or 0),
             "truncated": sum(r.truncated for r in results), "violations": sum(violations(r) for r in results),
             "errors": sum(r.error is not None for r in results),
             "decisions_per_task": sum(len(r.decisions) for r in results) / len(results), "large_share": large,

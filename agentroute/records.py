@@ -34,6 +34,8 @@ class TaskStart:
     shared: str | None
     inputs: Mapping[str, Any]
     started_ns: int
+    features: Mapping[str, Any] = field(default_factory=dict)
+    """Features the caller passed to ``run(features=...)`` (the category is among them when given)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,8 @@ class DecisionRecord:
     tokens: int = 0
     quality: float | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    decided_ns: int = 0
+    """When the policy decided (``time.time_ns()``); the record itself is emitted once the step settled."""
 
     @property
     def propensity(self) -> float:

@@ -321,7 +321,8 @@ class App:
         if run.hooks is not None:
             run.hooks.on_task_start(TaskStart(
                 run.id, self.graph.name, run.policy_name, run.policy_version, ledger.limits,
-                budget.name if isinstance(budget, SharedBudget) else None, dict(inputs), run.started_ns))
+                budget.name if isinstance(budget, SharedBudget) else None, dict(inputs), run.started_ns,
+                features={**({"category": category} if category is not None else {}), **(features or {})}))
         limit = ledger.limits.steps
         config = {"configurable": {_RUN_KEY: run, "thread_id": run.id},
                   "recursion_limit": (2 * limit + 10) if limit is not None else 1000}

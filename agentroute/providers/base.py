@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from agentroute._telemetry_redact import register_secret
 from agentroute.errors import ConfigError
 from agentroute.llm import ModelTier, RawReply
 
@@ -59,6 +60,7 @@ class Live:
                     hint="export it, or use provider=agentroute.providers.Simulated() offline",
                 )
             kw["api_key"] = key
+            register_secret(key)  # whatever its variable is called, it never reaches a span or a row
         return kw
 
     def provider_name(self, tier: ModelTier) -> str:

@@ -44,6 +44,30 @@ from agentroute.runtime import App
 
 __version__ = "0.1.0"
 
+# Heavier parts load on first use, so `import agentroute` and `agentroute --help` stay fast.
+_LAZY = {
+    "configure_tracing": "agentroute.telemetry",
+    "Tracing": "agentroute.telemetry",
+    "OTelHooks": "agentroute.telemetry",
+    "RoutingTable": "agentroute.data",
+    "load_builtin": "agentroute.data",
+    "HashingFeaturizer": "agentroute.features",
+    "RedisLedger": "agentroute.ledgers",
+    "SqlLedger": "agentroute.ledgers",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentroute' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "END",
     "AgentError",
@@ -61,22 +85,30 @@ __all__ = [
     "Decision",
     "DecisionRecord",
     "Feedback",
+    "HashingFeaturizer",
     "Ledger",
     "Masked",
     "ModelTier",
+    "OTelHooks",
     "Observation",
     "PolicyError",
     "ProviderError",
+    "RedisLedger",
     "Reply",
     "RouterPolicy",
+    "RoutingTable",
     "RunError",
     "RunHooks",
     "RunResult",
     "SharedBudget",
     "Spend",
+    "SqlLedger",
     "StepContext",
     "TaskInfo",
+    "Tracing",
     "__version__",
+    "configure_tracing",
+    "load_builtin",
     "policies",
     "providers",
 ]

@@ -17,7 +17,8 @@ def test_public_api_is_pinned():
         "CallRecord", "Candidate", "Choice", "ConfigError", "DataError", "Decision", "DecisionRecord", "Feedback",
         "Ledger", "Masked", "ModelTier", "Observation", "PolicyError", "ProviderError", "Reply", "RouterPolicy",
         "RunError", "RunHooks", "RunResult", "SharedBudget", "Spend", "StepContext", "TaskInfo", "__version__",
-        "policies", "providers"])
+        "policies", "providers", "configure_tracing", "Tracing", "OTelHooks", "RoutingTable", "load_builtin",
+        "HashingFeaturizer", "RedisLedger", "SqlLedger"])
     for name in ar.__all__:
         assert getattr(ar, name) is not None
 

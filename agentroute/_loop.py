@@ -307,7 +307,7 @@ class TaskRun:
         obs = self.observe("model", f"{spec.name}.model", cands, masked, {"max_tokens": max_tokens, **extra})
         if not cands:
             budget_reasons = [m.reason for m in masked if m.reason.startswith("budget:")]
-            if budget_reasons and len(budget_reasons) == len(masked):
+            if budget_reasons:  # the budget stands between the task and any (fallback) tier: a truncation
                 raise Stop(_reason_key(budget_reasons[0]))
             raise ProviderError(
                 f"agent {spec.name!r}: no tier could serve the call: "

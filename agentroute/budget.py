@@ -350,6 +350,14 @@ class Ledger:
         """Seconds since the task started."""
         return time.monotonic() - self.started
 
+    def held(self, dimension: str) -> bool:
+        """True when some reservation on this ledger or a parent holds ``dimension``: waiting may free it."""
+        for ledger in self.chain:
+            value = getattr(ledger.backend.totals()[1], dimension, 0)
+            if value:
+                return True
+        return False
+
     def remaining(self) -> Budget:
         """What is left on every dimension, across this ledger and its parents (``None`` = unlimited)."""
         usd: Decimal | None = None

@@ -113,13 +113,19 @@ class StepContext:
         exclude = self._check(messages, tiers)
         tried_any = False
         last: Reply | None = None
+        waited = 0.0
         while True:
             try:
                 obs, d, plan = run.choose_tier(spec, messages, max_tokens, exclude, extra)
-            except Stop:
+            except Stop as stop:
                 if last is not None:  # escalation ran out of budget: keep the answer we have
                     return last
-                raise
+                pause = self._contended(stop, waited)
+                if pause is None:
+                    raise
+                waited += pause
+                time.sleep(pause)
+                continue
             reply, error = None, None
             spent: Decimal | None = ZERO
             tokens, t0 = 0, time.monotonic()
@@ -161,13 +167,19 @@ class StepContext:
         exclude = self._check(messages, tiers)
         tried_any = False
         last: Reply | None = None
+        waited = 0.0
         while True:
             try:
                 obs, d, plan = run.choose_tier(spec, messages, max_tokens, exclude, extra)
-            except Stop:
+            except Stop as stop:
                 if last is not None:
                     return last
-                raise
+                pause = self._contended(stop, waited)
+                if pause is None:
+                    raise
+                waited += pause
+                await asyncio.sleep(pause)
+                continue
             reply, error = None, None
             spent: Decimal | None = ZERO
             tokens, t0 = 0, time.monotonic()
@@ -204,6 +216,22 @@ class StepContext:
                 return reply
             exclude[plan.tier.name] = "tried: answer rejected by the cascade"
             tried_any = True
+
+    def _contended(self, stop: Stop, waited: float) -> float | None:
+        """How long to wait before trying again, when only other calls' reservations stand in the way; else None.
+
+        Concurrent tasks on a shared budget each hold their worst case while their calls run. Rather than
+        truncate a task because of money that is merely held (and mostly about to be released), wait for it to
+        settle, up to ``App.contention_wait`` seconds (and never past the task's own time limit).
+        """
+        dim = stop.reason.removeprefix("budget:")
+        limit = self._run.app.contention_wait
+        rem = self._run.ledger.remaining().seconds
+        if rem is not None:
+            limit = min(limit, waited + rem)
+        if dim not in ("usd", "tokens", "steps") or waited >= limit or not self._run.ledger.held(dim):
+            return None
+        return min(0.05, 0.002 * (1 + waited * 50), limit - waited)
 
     def _backoff(self, attempt: int) -> float:
         wait = llm.backoff(attempt, base=self._run.app.retry_backoff)

@@ -88,6 +88,8 @@ class App:
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.input_margin = input_margin
+        self.contention_wait = 10.0
+        """Seconds a call may wait for other tasks' reservations on a shared budget to settle before truncating."""
         """Input tokens reserved beyond LiteLLM's count: a fraction and a constant (providers count differently)."""
         self.scorer = scorer
         self.capture_content = capture_content

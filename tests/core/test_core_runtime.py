@@ -228,3 +228,28 @@ def test_non_retryable_error_falls_back_at_once_and_exhausted_fallbacks_raise_pr
     with pytest.raises(ar.ProviderError, match="no tier could serve"):
         app.run({"question": "q"})
     assert [c["tier"] for c in script.calls] == ["small", "large"]
+
+
+def test_tasks_wait_for_held_reservations_instead_of_truncating():
+    # Each call reserves 500 output tokens but uses 10: ten concurrent tasks cannot all hold their worst case at
+    # once, yet the budget covers what they really spend. They must wait for one another, not give up.
+    tiers = custom_tiers()
+    script = Scripted({"*": [Say("short", output_tokens=10)]})
+    g = ar.AgentGraph("wait")
+
+    async def ask(state, ctx):
+        r = await ctx.acomplete([{"role": "user", "content": state["q"]}], max_tokens=500, tiers=["large"])
+        return {"a": r.text}
+
+    g.add_agent("ask", ask, tiers=tiers)
+    g.start("ask")
+    app = g.compile(policy=ar.policies.Strongest(), provider=script)
+    one = app.run({"q": "task"}).spent.usd
+    team = ar.SharedBudget(ar.Budget(usd=one * 12))
+
+    async def main():
+        return await asyncio.gather(*(app.arun({"q": "task"}, budget=team) for _ in range(10)))
+
+    results = asyncio.run(main())
+    assert all(r.completed for r in results), [r.reason for r in results]
+    assert team.spent.usd == one * 10 and team.spent.usd <= one * 12

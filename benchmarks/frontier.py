@@ -27,7 +27,7 @@ from agentroute.features import HashingFeaturizer
 from agentroute.policies.predictive import make_router
 
 TABLES = ("routerbench", "llmrouter", "routellm")
-POLICIES = ("knn", "linear", "mlp", "bandit", "thompson", "cheapest", "strongest", "random")
+POLICIES = ("prior", "knn", "linear", "mlp", "bandit", "thompson", "cheapest", "strongest", "random")
 
 
 def fit_all(train: Any, names: list[str], seed: int, with_ppo: bool) -> tuple[dict[str, Any], dict[str, float]]:

@@ -14,6 +14,7 @@ arrays load with ``allow_pickle=False``. :func:`load_policy` restores any of the
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import time
@@ -586,7 +587,7 @@ class RandomRouter(TableRouter):
         )
 
 
-POLICY_NAMES = ("knn", "linear", "mlp", "bandit", "random", "cheapest", "strongest", "ppo")
+POLICY_NAMES = ("prior", "knn", "linear", "mlp", "bandit", "random", "cheapest", "strongest", "ppo")
 
 
 def make_router(name: str, *, seed: int = 0, cost_weight: float | None = None, **kw: Any) -> TableRouter:
@@ -598,6 +599,10 @@ def make_router(name: str, *, seed: int = 0, cost_weight: float | None = None, *
         return LinearRouter(**kw, **common)
     if name == "mlp":
         return MLPRouter(**kw, **common)
+    if name == "prior":
+        from agentroute.policies.prior import PriorRouter
+
+        return PriorRouter(**kw, **common)
     if name in ("cheapest", "strongest"):
         return ConstantRouter(name, **common)
     if name == "random":
@@ -633,7 +638,9 @@ def load_policy(path: str | Path, *, cost_weight: float | None = None) -> Any:
     if fmt != FORMAT:
         raise DataError(f"{card_path}: policy format {fmt!r} is not {FORMAT!r}", name=str(card_path))
     if str(kind).startswith(("linucb", "thompson")):
-        import agentroute.policies.bandit  # noqa: F401  (registers the bandit kinds)
+        importlib.import_module("agentroute.policies.bandit")  # registers the bandit kinds
+    if kind == "prior":
+        importlib.import_module("agentroute.policies.prior")  # registers PriorRouter
     cls = _REGISTRY.get(str(kind))
     if cls is None:
         raise DataError(

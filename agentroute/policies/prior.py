@@ -1,0 +1,212 @@
+"""A category-prior router: shrunk per-category quality of every option, plus a ridge on the text residual.
+
+On the three public routing tables, most of what a query's text tells a router about which model will be right is
+its task or subject: a per-(category, option) mean quality, shrunk toward the option's overall mean, predicts held-out
+outcomes as well as kNN or ridge on hashed n-grams, and the n-grams add little on top. :class:`PriorRouter` makes that
+explicit and lets the data decide the rest:
+
+    q̂(x, o) = prior[category(x), o] + x · W[:, o] + b[o]
+
+``prior[c, o] = (Σ_{i∈c} q_io + s · q̄_o) / (n_c + s)`` (``s`` pseudo-queries of shrinkage; unseen or missing
+categories get ``q̄_o``) and ``W`` is a ridge regression of the residual ``q − prior`` on the query features. ``s``
+and the ridge penalty (including "no residual at all") are chosen by K-fold cross-validation **inside the training
+table**, on the routing objective itself: the area under the cost–quality hull (AIQ) of the out-of-fold predictions
+swept over λ, ties broken by squared error. The test split is never seen. Inference is one lookup and one
+matrix-vector product; arrays save as plain floats (no pickle).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agentroute.errors import ConfigError
+from agentroute.policies.predictive import TableRouter
+
+if TYPE_CHECKING:
+    from agentroute.data.table import RoutingTable
+
+SHRINK_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
+ALPHA_GRID = (30.0, 100.0, 300.0, 1000.0, math.inf)  # inf: the prior alone
+_SWEEP = (0.0, *np.geomspace(1e-3, 1e3, 61).tolist(), math.inf)
+
+
+def category_prior(
+    cats: Sequence[str | None], y: np.ndarray, shrink: float
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(categories, their shrunk mean quality ``(n_cats, n_options)``, the overall mean ``(n_options,)``)."""
+    g = y.mean(axis=0)
+    names = sorted({str(c) for c in cats if c is not None})
+    col = np.asarray([str(c) if c is not None else "" for c in cats], dtype=object)
+    table = np.empty((len(names), y.shape[1]))
+    for i, c in enumerate(names):
+        m = col == c
+        table[i] = (y[m].sum(axis=0) + shrink * g) / (m.sum() + shrink)
+    return names, table, g
+
+
+def lookup(names: Sequence[str], table: np.ndarray, overall: np.ndarray, cats: Sequence[str | None]) -> np.ndarray:
+    """The prior row of every query's category (the overall mean where unseen or missing)."""
+    index = {c: i for i, c in enumerate(names)}
+    rows = np.asarray([index.get(str(c), -1) if c is not None else -1 for c in cats], dtype=np.int64)
+    full = np.vstack([table, overall[None, :]]) if len(names) else overall[None, :]
+    out: np.ndarray = full[np.where(rows < 0, len(full) - 1, rows)]
+    return out
+
+
+class _Ridge:
+    """Ridge from one Gram matrix, solved per penalty (primal or dual, whichever is smaller)."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.mu = x.mean(axis=0)
+        self.xc = x - self.mu
+        n, d = self.xc.shape
+        self.dual = n < d
+        self.gram = self.xc @ self.xc.T if self.dual else self.xc.T @ self.xc
+        self.eye = np.eye(len(self.gram))
+
+    def weights(self, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """(W ``(d, k)``, b ``(k,)``) of the ridge fit of every column of ``y`` with penalty ``alpha``."""
+        my = y.mean(axis=0)
+        yc = y - my
+        if self.dual:
+            w = self.xc.T @ np.linalg.solve(self.gram + alpha * self.eye, yc)
+        else:
+            w = np.linalg.solve(self.gram + alpha * self.eye, self.xc.T @ yc)
+        return w, my - self.mu @ w
+
+
+def _hull_aiq(cost: np.ndarray, qual: np.ndarray, c_lo: float, c_hi: float) -> float:
+    from agentroute.evaluation import aiq, upper_hull
+
+    return float(aiq(upper_hull(cost, qual), c_lo, c_hi))
+
+
+class PriorRouter(TableRouter):
+    """Shrunk per-category quality priors plus a ridge on the text residual, both chosen by inner CV.
+
+    ``shrink`` / ``alpha`` fix the shrinkage (pseudo-queries) and the ridge penalty (``math.inf``: no residual);
+    left ``None``, ``fit`` picks them by ``folds``-fold cross-validation on the training table, maximising the
+    out-of-fold AIQ (ties: squared error).
+    """
+
+    kind = "prior"
+
+    def __init__(
+        self, shrink: float | None = None, alpha: float | None = None, *, folds: int = 3, **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        if folds < 2:
+            raise ConfigError(f"PriorRouter: folds must be >= 2, got {folds}", name="folds")
+        self.shrink, self.alpha, self.folds = shrink, alpha, int(folds)
+        self.categories: list[str] = []
+        self.prior = np.zeros((0, 0))
+        self.overall = np.zeros(0)
+        self.w = np.zeros((0, 0))
+        self.b = np.zeros(0)
+
+    def _select(self, x: np.ndarray, table: RoutingTable) -> dict[str, Any]:
+        """Out-of-fold AIQ and MSE of every (shrink, alpha) pair; sets the best."""
+        y, cats = table.quality, list(table.categories)
+        assert self.cost_model is not None
+        c_hat = self.cost_model.predict(table.texts)
+        c_opt = table.cost.mean(axis=0)
+        c_lo, c_hi = float(c_opt.min()), float(c_opt.max())
+        shrinks = SHRINK_GRID if self.shrink is None else (float(self.shrink),)
+        alphas = ALPHA_GRID if self.alpha is None else (float(self.alpha),)
+        fold = np.random.default_rng(self.seed).permutation(len(y)) % self.folds
+        oof = {(s, a): np.zeros_like(y) for s in shrinks for a in alphas}
+        for k in range(self.folds):
+            te, tr = fold == k, fold != k
+            ctr = [cats[i] for i in np.flatnonzero(tr)]
+            cte = [cats[i] for i in np.flatnonzero(te)]
+            ridge = _Ridge(x[tr]) if any(math.isfinite(a) for a in alphas) else None
+            priors = []
+            for s in shrinks:
+                names, tab, g = category_prior(ctr, y[tr], s)
+                priors.append((lookup(names, tab, g, ctr), lookup(names, tab, g, cte)))
+            resid = np.hstack([y[tr] - p_tr for p_tr, _ in priors])  # one solve serves every shrinkage
+            k_opt = y.shape[1]
+            for a in alphas:
+                fitted = ridge.weights(resid, a) if ridge is not None and math.isfinite(a) else None
+                for i, s in enumerate(shrinks):
+                    pred = priors[i][1]
+                    if fitted is not None:
+                        w, b = fitted
+                        sl = slice(i * k_opt, (i + 1) * k_opt)
+                        pred = pred + x[te] @ w[:, sl] + b[sl]
+                    oof[(s, a)][te] = np.clip(pred, 0.0, 1.0)
+        rows = np.arange(len(y))
+        scores: dict[tuple[float, float], tuple[float, float]] = {}
+        for key, q in oof.items():
+            pts = [self.choose(q, c_hat, lam) for lam in _SWEEP]
+            cost = np.asarray([table.cost[rows, i].mean() for i in pts])
+            qual = np.asarray([y[rows, i].mean() for i in pts])
+            scores[key] = (_hull_aiq(cost, qual, c_lo, c_hi), float(np.mean((q - y) ** 2)))
+        best = max(scores, key=lambda k: (round(scores[k][0], 4), -scores[k][1]))
+        self.shrink, self.alpha = best
+        return {
+            "cv_folds": self.folds,
+            "cv_aiq": {f"s={s:g},alpha={a:g}": round(v[0], 5) for (s, a), v in scores.items()},
+            "cv_best_aiq": scores[best][0],
+            "cv_best_mse": scores[best][1],
+        }
+
+    def _fit(self, x: np.ndarray, table: RoutingTable) -> dict[str, Any]:
+        x64 = x.astype(np.float64)
+        metrics: dict[str, Any] = {}
+        if self.shrink is None or self.alpha is None:
+            metrics = self._select(x64, table)
+        assert self.shrink is not None and self.alpha is not None
+        cats = list(table.categories)
+        self.categories, self.prior, self.overall = category_prior(cats, table.quality, self.shrink)
+        d, k = x64.shape[1], table.n_options
+        self.w, self.b = np.zeros((d, k)), np.zeros(k)
+        if math.isfinite(self.alpha):
+            resid = table.quality - lookup(self.categories, self.prior, self.overall, cats)
+            self.w, self.b = _Ridge(x64).weights(resid, self.alpha)
+        return {**metrics, "shrink": self.shrink, "alpha": self.alpha, "n_categories": len(self.categories)}
+
+    def predict_with_categories(self, x: np.ndarray, categories: Sequence[str | None] | None) -> np.ndarray:
+        """Predicted quality ``(n, n_options)`` from features and categories."""
+        cats: Sequence[str | None] = list(categories) if categories is not None else [None] * len(x)
+        out: np.ndarray = lookup(self.categories, self.prior, self.overall, cats)
+        if math.isfinite(float(self.alpha or math.inf)):
+            out = out + x.astype(np.float64) @ self.w + self.b
+        return out
+
+    def predict_outcomes(
+        self, texts: Sequence[str], categories: Sequence[str | None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted quality, predicted USD cost), each ``(n, n_options)``."""
+        self._check()
+        assert self.cost_model is not None
+        x = self.features(texts, categories)
+        q = np.clip(self.predict_with_categories(x, categories), 0.0, 1.0)
+        return q, self.cost_model.predict(texts)
+
+    def _quality(self, x: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        return self.predict_with_categories(x, None)
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "shrink": self.shrink,
+            "alpha": "inf" if self.alpha is not None and math.isinf(self.alpha) else self.alpha,
+            "folds": self.folds,
+            "categories": self.categories,
+        }
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"prior": self.prior, "overall": self.overall, "w": self.w.astype(np.float32), "b": self.b}
+
+    def _restore(self, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
+        self.shrink, self.alpha, self.folds = float(params["shrink"]), float(params["alpha"]), int(params["folds"])
+        self.categories = [str(c) for c in params["categories"]]
+        self.prior, self.overall = arrays["prior"].astype(np.float64), arrays["overall"].astype(np.float64)
+        self.w, self.b = arrays["w"].astype(np.float64), arrays["b"].astype(np.float64)
+
+
+__all__ = ["PriorRouter", "category_prior", "lookup"]

@@ -76,7 +76,7 @@ def _fit_ppo(table: Any, seed: int, cost_weight: float | None, out: str, timeste
         ) from None
     kw: dict[str, Any] = {
         "seed": seed,
-        "cost_weights": (0.0, 1.0) if cost_weight is None else cost_weight,
+        "cost_weights": "auto" if cost_weight is None else cost_weight,
         "out": out,
     }
     params = inspect.signature(fit_ppo_from_table).parameters

@@ -158,7 +158,7 @@ def test_fit_ppo_calls_the_learned_hook(
             "128",
         ]
     )
-    assert seen == {"n": 210, "seed": 3, "cost_weights": (0.0, 1.0), "out": str(tmp_path / "ppo"), "steps": 128}
+    assert seen == {"n": 210, "seed": 3, "cost_weights": "auto", "out": str(tmp_path / "ppo"), "steps": 128}
 
 
 def test_user_errors_exit_2_with_one_line(tables: tuple[Path, Path], tmp_path: Path) -> None:

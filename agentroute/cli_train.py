@@ -1,0 +1,115 @@
+"""``agentroute train``: train a routing policy in a Gymnasium environment and export it for numpy serving.
+
+Top-level imports stay light (click only): Gymnasium, torch and stable-baselines3 load inside the command.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+_ALGOS = ("ppo", "maskable_ppo")
+_REWARDS = ("tradeoff", "budgetmem", "boundary")
+_QUERY = "agentroute/QueryRouting-v0"
+
+
+def _summary(policy: Any, path: str) -> str:
+    card = policy.card
+    lines = [
+        f"saved {path} (+ card {path.rsplit('.', 1)[0]}.json): {card.get('algo')} on {card.get('env')}, "
+        f"{card.get('total_timesteps')} steps, seed {card.get('seed')}",
+        f"options: {', '.join(policy.options)}",
+    ]
+    lo, hi = card.get("cost_weight_range", [0.0, 0.0])
+    lines.append(f"cost weight λ: {lo:g}" + (f" to {hi:g} (observed)" if hi != lo else "") +
+                 f"; cost scale ${card.get('cost_scale_usd', 1.0):.6g}")
+    for row in (card.get("metrics") or {}).get("sweep", []):
+        lines.append(
+            f"  λ={row['cost_weight']:<6g} quality {row['quality']:.3f}  cost ${row['cost_usd']:.6f}/query (train)"
+        )
+    return "\n".join(lines)
+
+
+def register(main: click.Group) -> None:
+    """Add ``train`` to the ``agentroute`` command."""
+
+    @main.command("train")
+    @click.option("--env", "env_id", default=_QUERY, show_default=True,
+                  help="Environment id: agentroute/QueryRouting-v0, agentroute/GraphRouting-v0, ...")
+    @click.option("--algo", type=click.Choice(_ALGOS), default="ppo", show_default=True)
+    @click.option("--table", type=click.Path(dir_okay=False), default=None,
+                  help="Routing table (.csv/.jsonl/.parquet). QueryRouting routes its queries; GraphRouting runs "
+                       "its texts as tasks.")
+    @click.option("--builtin", type=click.Choice(("routerbench", "llmrouter", "routellm")), default=None,
+                  help="Use a release from the shared data folder instead of --table.")
+    @click.option("--graph", default=None, help="GraphRouting: 'module:attr' of an AgentGraph (default: support).")
+    @click.option("--timesteps", type=click.IntRange(min=1), default=50_000, show_default=True)
+    @click.option("--out", required=True, type=click.Path(dir_okay=False),
+                  help="Policy path: writes POLICY.npz (weights) and POLICY.json (card).")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--cost-weight", type=click.FloatRange(min=0), default=None, help="A fixed price weight λ.")
+    @click.option("--cost-weight-range", type=click.FloatRange(min=0), nargs=2, default=None,
+                  help="Draw λ per episode from [A, B] and let the policy see it (QueryRouting default: from 0 to "
+                       "3x the steepest slope of the options' cost-quality hull; GraphRouting default: 0 1).")
+    @click.option("--reward", type=click.Choice(_REWARDS), default="tradeoff", show_default=True)
+    @click.option("--n-envs", type=click.IntRange(min=1), default=None,
+                  help="Parallel environments (default 8 for QueryRouting, 1 otherwise).")
+    @click.option("--quiet", is_flag=True, help="No progress bar.")
+    def train(env_id: str, algo: str, table: str | None, builtin: str | None, graph: str | None, timesteps: int,
+              out: str, seed: int, cost_weight: float | None, cost_weight_range: tuple[float, float] | None,
+              reward: str, n_envs: int | None, quiet: bool) -> None:
+        """Train a routing policy with PPO or MaskablePPO and export it (no pickle; numpy serving)."""
+        if cost_weight is not None and cost_weight_range:
+            raise click.UsageError("give --cost-weight or --cost-weight-range, not both")
+        if table and builtin:
+            raise click.UsageError("give --table or --builtin, not both")
+        weights: float | tuple[float, float] | str = "auto"
+        if cost_weight is not None:
+            weights = cost_weight
+        elif cost_weight_range:
+            weights = (cost_weight_range[0], cost_weight_range[1])
+        progress = False if quiet else None
+        if env_id == _QUERY:
+            if not (table or builtin):
+                raise click.UsageError(f"{_QUERY} needs --table (or --builtin)")
+            if graph:
+                raise click.UsageError("--graph applies to agentroute/GraphRouting-v0 only")
+            from agentroute.envs.query_routing import resolve_table
+            from agentroute.policies._sb3 import fit_query_policy
+
+            tbl = resolve_table(table, builtin)
+            policy = fit_query_policy(tbl, None, seed=seed, cost_weights=weights, out=out, total_timesteps=timesteps,
+                                      algo=algo, reward=reward, n_envs=n_envs or 8, progress=progress)
+        else:
+            import gymnasium as gym
+
+            import agentroute.envs  # noqa: F401 - registers the ids
+            from agentroute.policies._sb3 import fit_env_policy
+
+            if env_id not in gym.registry:
+                known = ", ".join(sorted(k for k in gym.registry if k.startswith("agentroute/")))
+                raise click.BadParameter(f"unknown environment {env_id!r} (known: {known})", param_hint="--env")
+            kw: dict[str, Any] = {}  # only what was asked for: each environment has its own defaults
+            if reward != "tradeoff":
+                kw["reward"] = reward
+            if cost_weight is not None:
+                kw["cost_weight"] = cost_weight
+            elif cost_weight_range:
+                kw["cost_weight_range"] = tuple(cost_weight_range)
+            elif env_id == "agentroute/GraphRouting-v0":
+                kw["cost_weight_range"] = (0.0, 1.0)
+            if graph:
+                kw["graph"] = graph
+            if table:
+                kw["table"] = table
+            if builtin:
+                kw["builtin"] = builtin
+            policy = fit_env_policy(env_id, env_kwargs=kw, algo=algo, total_timesteps=timesteps, seed=seed, out=out,
+                                    n_envs=n_envs or 1, progress=progress)
+        from agentroute.policies.learned import policy_paths
+
+        click.echo(_summary(policy, str(policy_paths(out)[0])))
+
+
+__all__ = ["register"]

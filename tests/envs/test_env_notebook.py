@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "train_a_router.ipynb"
+
+
+@pytest.mark.slow
+def test_train_a_router_notebook_executes(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("AGENTROUTE_NB_TIMESTEPS", "4096")
+    monkeypatch.setenv("AGENTROUTE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    t = time.time()
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client.execute(env=dict(os.environ))
+    elapsed = time.time() - t
+    outputs = "\n".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+    assert "AIQ  ppo" in outputs and "gap closed" in outputs
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    assert elapsed < 60, f"the notebook took {elapsed:.0f} s"

@@ -53,6 +53,7 @@ _LAZY = {
     "load_builtin": "agentroute.data",
     "HashingFeaturizer": "agentroute.features",
     "RedisLedger": "agentroute.ledgers",
+    "Memory": "agentroute.memory",
     "SqlLedger": "agentroute.ledgers",
 }
 
@@ -88,6 +89,7 @@ __all__ = [
     "HashingFeaturizer",
     "Ledger",
     "Masked",
+    "Memory",
     "ModelTier",
     "OTelHooks",
     "Observation",

@@ -18,9 +18,11 @@ def test_public_api_is_pinned():
         "Ledger", "Masked", "ModelTier", "Observation", "PolicyError", "ProviderError", "Reply", "RouterPolicy",
         "RunError", "RunHooks", "RunResult", "SharedBudget", "Spend", "StepContext", "TaskInfo", "__version__",
         "policies", "providers", "configure_tracing", "Tracing", "OTelHooks", "RoutingTable", "load_builtin",
-        "HashingFeaturizer", "RedisLedger", "SqlLedger"])
+        "HashingFeaturizer", "RedisLedger", "SqlLedger", "Memory"])
     for name in ar.__all__:
         assert getattr(ar, name) is not None
+    for name in ar.policies.__all__:  # the lazy ones resolve too
+        assert getattr(ar.policies, name) is not None
 
 
 def test_help_is_fast_and_imports_no_heavy_library():

@@ -1,0 +1,170 @@
+"""``agentroute memory eval|fit``: measure memory tier policies on graded conversations, and train them.
+
+Only click is imported at module level; the memory stack, numpy, torch and matplotlib load inside the commands, so
+``agentroute --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+NAMED = ("all-low", "all-mid", "all-high", "rule", "cheapest", "strongest", "random")
+FIT_KINDS = ("ppo", "rule", "ridge", "knn", "fitted-q")
+
+
+def _progress(total: int, label: str, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, disable=quiet or not sys.stderr.isatty(), leave=False)
+
+
+def _memories(conversations: str | None, split_name: str, limit: int | None) -> list[Any]:
+    from dataclasses import replace
+
+    from agentroute.errors import ConfigError
+    from agentroute.memory import Memory, load_conversations
+    from agentroute.memory._data import split
+
+    convs = load_conversations(conversations)
+    if split_name in ("train", "test"):
+        train, test = split(convs)
+        convs = train if split_name == "train" else test
+    elif split_name != "all":
+        raise ConfigError(f"unknown split {split_name!r}", name=split_name, hint="train, test or all")
+    if limit is not None:
+        convs = [replace(c, questions=c.questions[:limit]) for c in convs]
+    return [Memory(c) for c in convs]
+
+
+def resolve_policy(spec: str) -> Any:
+    """A policy from a name (``all-low``, ``all-mid``, ``all-high``, ``rule``, ...) or a saved card's path."""
+    from agentroute.errors import ConfigError
+    from agentroute.memory.policies import MemoryRulePolicy, load_policy
+    from agentroute.policies.baselines import Cheapest, Fixed, Random, Strongest
+
+    if spec.startswith("all-") and spec in NAMED:
+        return Fixed(spec[4:])
+    simple = {"rule": MemoryRulePolicy, "cheapest": Cheapest, "strongest": Strongest}
+    if spec in simple:
+        return simple[spec]()
+    if spec == "random":
+        return Random(seed=0)
+    if Path(spec).suffix in (".json", ".npz") or Path(spec).with_suffix(".json").exists():
+        return load_policy(spec)
+    raise ConfigError(f"unknown memory policy {spec!r}", name=spec,
+                      hint=f"one of {', '.join(NAMED)}, or a card written by `agentroute memory fit`")
+
+
+def register(main: click.Group) -> None:
+    """Add the ``memory`` group to ``main``."""
+
+    @main.group("memory")
+    def memory_group() -> None:
+        """Memory in budget tiers (low / mid / high per module), measured on LoCoMo with no model."""
+
+    @memory_group.command("eval")
+    @click.option("--conversations", type=click.Path(file_okay=False), default=None,
+                  help="Folder of LoCoMo *.json (default: $AGENTROUTE_DATA_DIR/locomo).")
+    @click.option("--policy", "policy_spec", default="rule", show_default=True,
+                  help="all-low | all-mid | all-high | rule | cheapest | strongest | random | path to a policy card.")
+    @click.option("--cost-weight", type=float, default=0.2, show_default=True,
+                  help="lambda of the reported objective quality - lambda * cost (cost in 1k-context-token units).")
+    @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+                  help="Folder for metrics.json and frontier.png.")
+    @click.option("--split", "split_name", type=click.Choice(["test", "train", "all"]), default="test",
+                  show_default=True, help="Which conversations: the held-out test split by default.")
+    @click.option("--budget-usd", type=float, default=None, help="Per-question memory budget (default: none).")
+    @click.option("--mix", type=float, default=0.5, show_default=True, help="Weight of evidence vs answer recall.")
+    @click.option("--all-combos", is_flag=True, help="Also draw all 81 fixed tier combinations on the frontier.")
+    @click.option("--limit", type=int, default=None, help="Only the first N questions of each conversation.")
+    @click.option("--quiet", is_flag=True, help="No progress bar.")
+    def eval_cmd(conversations: str | None, policy_spec: str, cost_weight: float, out_dir: str, split_name: str,
+                 budget_usd: float | None, mix: float, all_combos: bool, limit: int | None, quiet: bool) -> None:
+        """Recall every graded question with POLICY; write metrics.json and frontier.png."""
+        from agentroute.memory.evaluate import combo_table, fixed_outcomes, gradable, run_policy, summarise
+        from agentroute.memory.plots import frontier_plot
+
+        policy = resolve_policy(policy_spec)
+        memories = _memories(conversations, split_name, limit)
+        n = sum(len(gradable(m.conversation.questions)) for m in memories)
+        unit = float(memories[0].usd(1000) or 1.0)
+        refs: dict[str, Any] = {}
+        with _progress(n * (4 + (27 if all_combos else 0)), "memory eval", quiet) as bar:
+            rows = run_policy(memories, policy, budget_usd=budget_usd, progress=bar.update)
+            for name in ("all-low", "all-mid", "all-high"):
+                refs[name] = summarise(run_policy(memories, resolve_policy(name), progress=bar.update))["overall"]
+            combos: list[dict[str, Any]] = []
+            if all_combos:
+                table = combo_table(memories, progress=lambda k: bar.update(27 * k))
+                from agentroute.memory.evaluate import COMBOS
+
+                for c in COMBOS:
+                    o = summarise(fixed_outcomes(table, c))["overall"]
+                    combos.append({"tiers": list(c), **o})
+        metrics = summarise(rows)
+        o = metrics["overall"]
+        q = mix * o["evidence_recall"] + (1 - mix) * o["answer_recall"]
+        metrics.update(
+            policy=policy_spec, policy_name=getattr(policy, "name", policy_spec), split=split_name,
+            conversations=[m.conversation.id for m in memories], cost_weight=cost_weight, mix=mix,
+            objective=q - cost_weight * o["cost_usd"] / unit, cost_unit_usd=unit, budget_usd=budget_usd,
+            answer_model=memories[0].config.answer_model, call_model=memories[0].config.call_model,
+            token_count="approximate: 4 characters per token", reference=refs,
+        )
+        if combos:
+            metrics["fixed_combinations"] = combos
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        frontier_plot(out / "frontier.png", {policy_spec: o}, refs, combos)
+        click.echo(
+            f"{policy_spec}: evidence recall {o['evidence_recall']:.3f}, answer recall {o['answer_recall']:.3f}, "
+            f"${o['cost_usd']:.6f} and {o['cost_tokens']:.0f} tokens per question ({o['n']} questions)"
+        )
+        hi = refs["all-high"]
+        click.echo(
+            f"all-high: evidence recall {hi['evidence_recall']:.3f} at ${hi['cost_usd']:.6f}; "
+            f"wrote {out / 'metrics.json'} and {out / 'frontier.png'}"
+        )
+
+    @memory_group.command("fit")
+    @click.option("--conversations", type=click.Path(file_okay=False), default=None,
+                  help="Folder of LoCoMo *.json (default: $AGENTROUTE_DATA_DIR/locomo).")
+    @click.option("--policy", "kind", type=click.Choice(FIT_KINDS), default="fitted-q", show_default=True)
+    @click.option("--cost-weight", type=float, default=0.2, show_default=True,
+                  help="lambda: recall given up per 1,000 context tokens' worth of USD.")
+    @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
+                  help="Policy card to write (.json; weights go beside it as .npz).")
+    @click.option("--split", "split_name", type=click.Choice(["train", "all"]), default="train", show_default=True)
+    @click.option("--mix", type=float, default=0.5, show_default=True, help="Weight of evidence vs answer recall.")
+    @click.option("--timesteps", type=int, default=40_000, show_default=True, help="PPO only.")
+    @click.option("--reward", type=click.Choice(["budgetmem", "tradeoff"]), default="budgetmem", show_default=True,
+                  help="PPO only: the environment's reward.")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--limit", type=int, default=None, help="Only the first N questions of each conversation.")
+    @click.option("--quiet", is_flag=True, help="No progress bar.")
+    def fit_cmd(conversations: str | None, kind: str, cost_weight: float, out_path: str, split_name: str, mix: float,
+                timesteps: int, reward: str, seed: int, limit: int | None, quiet: bool) -> None:
+        """Train a memory tier policy on the training conversations and save it (no pickle)."""
+        from agentroute.memory.evaluate import gradable
+        from agentroute.memory.policies import save_policy
+        from agentroute.memory.train import fit_policy
+
+        memories = _memories(conversations, split_name, limit)
+        n = sum(len(gradable(m.conversation.questions)) for m in memories)
+        if kind == "fitted-q":
+            from agentroute.memory.fitted import FittedQPolicy, collect
+
+            with _progress(n, "collect", quiet) as bar:
+                data = collect(memories, progress=bar.update)
+            policy: Any = FittedQPolicy.fit(data, cost_weight=cost_weight, mix=mix)
+        else:
+            policy = fit_policy(kind, memories, cost_weight=cost_weight, mix=mix, timesteps=timesteps, seed=seed,
+                                reward=reward, progress=not quiet and sys.stderr.isatty())
+        path = save_policy(policy, out_path)
+        click.echo(f"{kind} policy fitted on {n} questions of {len(memories)} conversations; wrote {path}")

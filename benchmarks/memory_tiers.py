@@ -1,0 +1,200 @@
+"""Memory tiers on LoCoMo: routed memory against every fixed tier combination, on held-out conversations.
+
+Trains on the six training conversations (26, 30, 41, 42, 43, 44) and measures on the two held out (47, 48):
+
+* the 81 fixed combinations (a tier for each of retrieve, filter, link, time), all-low / all-mid / all-high among them;
+* routed memory: fitted-Q (state-aware, by backward induction; quality = mix of evidence and answer recall, and an
+  evidence-only variant), the rule policy fitted by question type, the ridge predictive baseline, and PPO trained in
+  MemoryTier-v0 with BudgetMem's reward, each swept over the cost weight lambda;
+* the targets: the cost at which the routed frontier reaches all-high's evidence recall (as a share of all-high's
+  cost), its evidence recall at 60% of all-high's cost and at all-low's cost, and the time to build a memory for the
+  longest conversation and to recall at the low tier.
+
+The routed frontier joins the non-dominated routed points by straight lines (a mix of two policies, question by
+question, reaches any point between them). Costs: context tokens at gpt-4o's input price plus the filter call at
+gpt-4o-mini's prices (LiteLLM's price map); tokens are approximate (4 characters a token).
+
+    .venv/bin/python benchmarks/memory_tiers.py --out runs/memory_tiers
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentroute.memory import Memory, load_conversations
+from agentroute.memory._data import split
+from agentroute.memory.evaluate import COMBOS, combo_table, run_policy, summarise
+from agentroute.memory.fitted import FittedQPolicy, collect
+from agentroute.memory.plots import frontier_plot
+from agentroute.memory.policies import MemoryRulePolicy, PredictivePolicy
+
+LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
+
+
+def timings(conversations: list[Any]) -> dict[str, Any]:
+    conv = max(conversations, key=lambda c: len(c.turns))
+    builds = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        mem = Memory(conv)
+        builds.append(time.perf_counter() - t0)
+    mem.usd(1)  # load prices once, outside the timings
+    queries = [q.question for q in conv.questions[:200]]
+    out: dict[str, Any] = {"conversation": conv.id, "turns": len(conv.turns),
+                           "build_s_median": statistics.median(builds), "build_s_min": min(builds)}
+    for tier in ("low", "mid", "high"):
+        for q in queries[:20]:
+            mem.recall_with(q, tier)
+        ts = []
+        for q in queries:
+            t0 = time.perf_counter()
+            mem.recall_with(q, tier)
+            ts.append(time.perf_counter() - t0)
+        out[f"recall_{tier}_ms_median"] = 1000 * statistics.median(ts)
+        out[f"recall_{tier}_ms_p90"] = 1000 * float(np.percentile(ts, 90))
+    return out
+
+
+def frontier(points: list[dict[str, float]]) -> list[tuple[float, float]]:
+    """Non-dominated (cost, evidence recall) points, cheapest first."""
+    pts = sorted((p["cost_usd"], p["evidence_recall"]) for p in points)
+    out: list[tuple[float, float]] = []
+    for c, e in pts:
+        if not out or e > out[-1][1]:
+            out.append((c, e))
+    return out
+
+
+def recall_at(front: list[tuple[float, float]], cost: float) -> float | None:
+    """Evidence recall of the frontier at ``cost`` (linear between points; None below its cheapest point)."""
+    if not front or cost < front[0][0]:
+        return None
+    for (c0, e0), (c1, e1) in itertools.pairwise(front):
+        if c0 <= cost <= c1:
+            return e0 + (e1 - e0) * (cost - c0) / (c1 - c0) if c1 > c0 else e1
+    return front[-1][1]
+
+
+def cost_to_reach(front: list[tuple[float, float]], target: float) -> float | None:
+    """Cheapest cost at which the frontier reaches ``target`` recall (None if it never does)."""
+    prev = None
+    for c, e in front:
+        if e >= target:
+            if prev is None or prev[1] >= target:
+                return c
+            c0, e0 = prev
+            return c0 + (c - c0) * (target - e0) / (e - e0)
+        prev = (c, e)
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="runs/memory_tiers")
+    ap.add_argument("--conversations", default=None)
+    ap.add_argument("--ppo-timesteps", type=int, default=30_000, help="0 skips PPO")
+    ap.add_argument("--ppo-lambdas", default="0.1,0.3")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    convs = load_conversations(args.conversations)
+    train, test = split(convs)
+    res: dict[str, Any] = {"train": [c.id for c in train], "test": [c.id for c in test]}
+    res["timing"] = timings(convs)
+    log = lambda msg: print(f"[{time.perf_counter() - t_start:6.0f}s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    log(f"timing: {res['timing']}")
+
+    mtr = [Memory(c) for c in train]
+    mte = [Memory(c) for c in test]
+    unit = float(mtr[0].usd(1000) or 1.0)
+    t_test = combo_table(mte)
+    fixed = [{"tiers": list(c), **t_test.mean(c)} for c in COMBOS]
+    refs = {n: t_test.mean((n,) * 4) for n in ("low", "mid", "high")}
+    log(f"fixed combinations measured on {len(t_test.keys)} held-out questions")
+    t_train = combo_table(mtr)
+    data = collect(mtr)
+    log(f"training data: {len(t_train.keys)} questions")
+
+    curves: dict[str, list[dict[str, Any]]] = {}
+
+    def measure(family: str, lam: float, policy: Any) -> None:
+        s = summarise(run_policy(mte, policy))
+        curves.setdefault(family, []).append({"cost_weight": lam, **s["overall"], "tier_mix": s["tier_mix"],
+                                              "per_category": s["per_category"]})
+
+    for lam in LAMBDAS:
+        measure("fitted-q", lam, FittedQPolicy.fit(data, cost_weight=lam, mix=0.5))
+        measure("fitted-q (evidence only)", lam, FittedQPolicy.fit(data, cost_weight=lam, mix=1.0))
+        measure("rule (fitted by question type)", lam, MemoryRulePolicy.fit(t_train, cost_weight=lam, unit_usd=unit))
+        measure("ridge", lam, PredictivePolicy.fit(t_train, method="ridge", cost_weight=lam, unit_usd=unit))
+    measure("rule (default)", float("nan"), MemoryRulePolicy())
+    log("fitted policies measured")
+    if args.ppo_timesteps > 0:
+        from agentroute.memory.train import fit_ppo
+
+        for lam in (float(x) for x in args.ppo_lambdas.split(",")):
+            measure("ppo (budgetmem reward)", lam, fit_ppo(mtr, cost_weight=lam, timesteps=args.ppo_timesteps))
+            log(f"ppo lambda={lam} measured")
+
+    hi, lo = refs["high"], refs["low"]
+    targets: dict[str, Any] = {}
+    for family, pts in curves.items():
+        front = frontier(pts)
+        reach = cost_to_reach(front, hi["evidence_recall"])
+        at60 = recall_at(front, 0.6 * hi["cost_usd"])
+        at_low = recall_at(front, lo["cost_usd"])
+        dominated = sum(
+            1 for f in fixed if (r := recall_at(front, f["cost_usd"])) is not None and r >= f["evidence_recall"]
+        )
+        targets[family] = {
+            "cost_share_to_reach_all_high_recall": None if reach is None else reach / hi["cost_usd"],
+            "recall_at_60pct_of_all_high_cost": at60,
+            "recall_share_of_all_high_at_60pct": None if at60 is None else at60 / hi["evidence_recall"],
+            "recall_at_all_low_cost": at_low,
+            "beats_all_low_at_its_cost": at_low is not None and at_low > lo["evidence_recall"],
+            "fixed_combinations_matched_or_beaten": dominated,
+        }
+    fixed_front = frontier(fixed)
+    targets["best fixed combination"] = {
+        "cost_share_to_reach_all_high_recall": (cost_to_reach(fixed_front, hi["evidence_recall"]) or 0)
+        / hi["cost_usd"],
+        "recall_at_60pct_of_all_high_cost": recall_at(fixed_front, 0.6 * hi["cost_usd"]),
+        "recall_at_all_low_cost": recall_at(fixed_front, lo["cost_usd"]),
+    }
+    res.update(reference={f"all-{k}": v for k, v in refs.items()}, fixed=fixed, routed=curves, targets=targets,
+               seconds=time.perf_counter() - t_start)
+    (out / "results.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    frontier_plot(out / "frontier.png", {}, {f"all-{k}": v for k, v in refs.items()}, fixed,
+                  {k: v for k, v in curves.items() if len(v) > 1},
+                  title=f"Held-out LoCoMo ({', '.join(res['test'])}): evidence recall against cost")
+
+    tm = res["timing"]
+    print(f"memory build, {tm['turns']}-turn conversation: {tm['build_s_median'] * 1000:.0f} ms (median of 5)")
+    print(f"recall latency (median): low {tm['recall_low_ms_median'] * 1000:.0f} us, "
+          f"mid {tm['recall_mid_ms_median'] * 1000:.0f} us, high {tm['recall_high_ms_median'] * 1000:.0f} us")
+    for n, r in refs.items():
+        print(f"all-{n:4s}: evidence {r['evidence_recall']:.3f}  answer {r['answer_recall']:.3f}  "
+              f"${r['cost_usd'] * 1e6:7.1f}e-6  {r['cost_tokens']:.0f} tokens")
+    for family, t in targets.items():
+        reach = t["cost_share_to_reach_all_high_recall"]
+        at60 = t["recall_at_60pct_of_all_high_cost"]
+        at_low = t["recall_at_all_low_cost"]
+        print(f"{family:32s} reaches all-high recall at {'never' if reach is None else f'{reach:.0%}'} of its cost; "
+              f"at 60%: {'-' if at60 is None else f'{at60:.3f}'}; at all-low cost: "
+              f"{'-' if at_low is None else f'{at_low:.3f}'} (all-low {lo['evidence_recall']:.3f})")
+    print(f"wrote {out / 'results.json'} and {out / 'frontier.png'} in {res['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from agentroute import llm
-from agentroute.budget import ZERO, BudgetStatus, Ledger, Reservation, Spend, Unaffordable
+from agentroute.budget import ZERO, Budget, BudgetStatus, Ledger, Reservation, Spend, Unaffordable
 from agentroute.errors import PolicyError, ProviderError
 from agentroute.records import CallRecord, LedgerEntry, RunHooks
 from agentroute.routing import Candidate, Decision, DecisionRecord, Feedback, Kind, Masked, Observation, TaskInfo
@@ -131,11 +131,11 @@ class TaskRun:
 
     # -- observe / mask / decide ------------------------------------------------------------------------------
     def observe(self, kind: Kind, point: str, candidates: Sequence[Candidate], masked: Sequence[Masked],
-                extra: Mapping[str, Any] | None = None) -> Observation:
-        """Build what the policy sees at a routing point."""
+                extra: Mapping[str, Any] | None = None, remaining: Budget | None = None) -> Observation:
+        """Build what the policy sees at a routing point (``remaining``: the budget left, if just computed)."""
         return Observation(
             task=self.task, kind=kind, point=point, node=self.node, step=self.steps, history=tuple(self.history),
-            budget=BudgetStatus.of(self.ledger), candidates=tuple(candidates), masked=tuple(masked),
+            budget=BudgetStatus.of(self.ledger, remaining), candidates=tuple(candidates), masked=tuple(masked),
             extra=extra or {},
         )
 
@@ -208,9 +208,9 @@ class TaskRun:
         rem = self.ledger.remaining()
         cands: list[Candidate] = []
         masked: list[Masked] = []
-        for i, t in enumerate(targets):
+        for t, cand in zip(targets, self.app.agent_candidates[src], strict=True):
             if t == END:
-                cands.append(Candidate(END, "agent", rank=0, cost_estimate=ZERO, descriptor={"default": i == 0}))
+                cands.append(cand)
                 continue
             info = self.app.agent_info[t]
             why = None
@@ -225,10 +225,8 @@ class TaskRun:
             if why:
                 masked.append(Masked(t, why))
             else:
-                cands.append(Candidate(t, "agent", rank=info.rank, cost_estimate=info.min_usd,
-                                       descriptor={"default": i == 0, "tiers": info.tier_names,
-                                                   "description": info.description}))
-        obs = self.observe("agent", f"route:{src}", cands, masked)
+                cands.append(cand)
+        obs = self.observe("agent", f"route:{src}", cands, masked, remaining=rem)
         only_end = len(cands) == 1 and cands[0].id == END and masked
         if not cands or only_end:
             d = Decision(END, {END: 1.0} if cands else {}, reason="forced: nothing else affordable")

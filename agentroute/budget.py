@@ -101,6 +101,16 @@ class Budget:
         object.__setattr__(self, "seconds", None if seconds is None else _to_seconds(seconds, name="Budget.seconds"))
 
     @classmethod
+    def _trusted(cls, usd: Decimal | None, tokens: int | None, steps: int | None, seconds: float | None) -> Budget:
+        """Build from values already validated (the ledger's hot path: no conversion, no checks)."""
+        b = object.__new__(cls)
+        object.__setattr__(b, "usd", usd)
+        object.__setattr__(b, "tokens", tokens)
+        object.__setattr__(b, "steps", steps)
+        object.__setattr__(b, "seconds", seconds)
+        return b
+
+    @classmethod
     def unlimited(cls) -> Budget:
         """A budget with no limit on any dimension."""
         return cls()
@@ -378,11 +388,11 @@ class Ledger:
         seconds = None
         if self.limits.seconds is not None:
             seconds = max(0.0, self.limits.seconds - self.elapsed())
-        return Budget(
-            usd=None if usd is None else max(usd, ZERO),
-            tokens=None if tokens is None else max(tokens, 0),
-            steps=None if steps is None else max(steps, 0),
-            seconds=seconds,
+        return Budget._trusted(
+            None if usd is None else max(usd, ZERO),
+            None if tokens is None else max(tokens, 0),
+            None if steps is None else max(steps, 0),
+            seconds,
         )
 
     # -- the enforcement point -------------------------------------------------------------------------------
@@ -429,11 +439,14 @@ class BudgetStatus:
         return min(fracs) if fracs else 1.0
 
     @classmethod
-    def of(cls, ledger: Ledger) -> BudgetStatus:
-        """Snapshot a ledger (its limits are the task's own; ``remaining`` also honours shared parents)."""
+    def of(cls, ledger: Ledger, remaining: Budget | None = None) -> BudgetStatus:
+        """Snapshot a ledger (its limits are the task's own; ``remaining`` also honours shared parents).
+
+        Pass ``remaining`` when it was just computed, to save recomputing it.
+        """
         spent, reserved = ledger.backend.totals()
         spent.seconds = ledger.elapsed()
-        return cls(limits=ledger.limits, spent=spent, remaining=ledger.remaining(), reserved=reserved)
+        return cls(limits=ledger.limits, spent=spent, remaining=remaining or ledger.remaining(), reserved=reserved)
 
 
 __all__ = [

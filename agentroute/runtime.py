@@ -25,6 +25,7 @@ from agentroute.errors import AgentError, BudgetExhausted, ConfigError, RunError
 from agentroute.llm import ModelTier
 from agentroute.policies.base import GraphSpec
 from agentroute.records import HookList, RunHooks, RunResult, StepEnd, StepStart, TaskStart
+from agentroute.routing import Candidate
 
 if TYPE_CHECKING:
     from agentroute.graph import AgentGraph, AgentSpec
@@ -110,6 +111,11 @@ class App:
             a.name: tuple(sorted(a.tiers, key=lambda t: self.tier_rank[t.name])) for a in graph.agents.values()
         }
         self.agent_info = self._agent_infos()
+        # Agent-choice candidates never change: build them once per routing point.
+        self.agent_candidates: dict[str, tuple[Candidate, ...]] = {
+            src: tuple(self._agent_candidate(t, i == 0) for i, t in enumerate(targets))
+            for src, targets in graph.routes.items()
+        }
         self.spec = GraphSpec(graph.name, list(graph.agents), [t.name for t in all_tiers],
                               points={f"route:{s}": list(t) for s, t in graph.routes.items()})
         self._bind(policy)
@@ -142,6 +148,13 @@ class App:
             i = infos[name]
             infos[name] = _AgentInfo(rank, i.min_usd, i.min_tokens, i.tier_names, i.description)
         return infos
+
+    def _agent_candidate(self, target: str, default: bool) -> Candidate:
+        if target == END:
+            return Candidate(END, "agent", rank=0, cost_estimate=ZERO, descriptor={"default": default})
+        info = self.agent_info[target]
+        return Candidate(target, "agent", rank=info.rank, cost_estimate=info.min_usd,
+                         descriptor={"default": default, "tiers": info.tier_names, "description": info.description})
 
     def _check_budget(self, budget: Budget | SharedBudget) -> None:
         chain = [budget] if isinstance(budget, Budget) else [budget.limits, budget.per_task]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -109,6 +109,52 @@ class StepContext:
     def complete(self, messages: Messages, *, max_tokens: int | None = None, tiers: Sequence[str] | None = None,
                  **extra: Any) -> Reply:
         """Call a model: the policy picks the tier, the budget caps the answer. Sync twin of :meth:`acomplete`."""
+        steps = self._call_steps(messages, max_tokens, tiers, extra)
+        request = next(steps)
+        while True:
+            try:
+                if request[0] == "sleep":
+                    time.sleep(request[1])
+                    request = steps.send(None)
+                    continue
+                try:
+                    outcome: Any = llm.complete(request[1])
+                except Exception as e:
+                    outcome = e
+                request = steps.send(outcome)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    async def acomplete(self, messages: Messages, *, max_tokens: int | None = None,
+                        tiers: Sequence[str] | None = None, **extra: Any) -> Reply:
+        """Async twin of :meth:`complete`."""
+        steps = self._call_steps(messages, max_tokens, tiers, extra)
+        request = next(steps)
+        while True:
+            try:
+                if request[0] == "sleep":
+                    await asyncio.sleep(request[1])
+                    request = steps.send(None)
+                    continue
+                try:
+                    outcome: Any = await llm.acomplete(request[1])
+                except asyncio.CancelledError as e:
+                    steps.throw(e)  # frees the reservation, then re-raises
+                    raise
+                except Exception as e:
+                    outcome = e
+                request = steps.send(outcome)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def _call_steps(self, messages: Messages, max_tokens: int | None, tiers: Sequence[str] | None,
+                    extra: Mapping[str, Any]) -> Generator[tuple[str, Any], Any, Reply]:
+        """The whole model routing point, written once for both twins.
+
+        It yields ``("call", litellm_kwargs)`` and is sent back the raw reply or the exception raised, and yields
+        ``("sleep", seconds)`` for backoff and contention waits; it returns the :class:`Reply`. The sync and async
+        twins only differ in how they perform those two requests.
+        """
         run, spec = self._run, self.agent
         exclude = self._check(messages, tiers)
         tried_any = False
@@ -124,7 +170,7 @@ class StepContext:
                 if pause is None:
                     raise
                 waited += pause
-                time.sleep(pause)
+                yield ("sleep", pause)
                 continue
             reply, error = None, None
             spent: Decimal | None = ZERO
@@ -137,72 +183,18 @@ class StepContext:
                     break
                 started = time.time_ns()
                 try:
-                    raw = llm.complete(kwargs)
-                except Exception as e:
-                    run.end_attempt(spec, plan, r, kwargs, messages, None, e, started, attempt, tried_any)
-                    error = f"{type(e).__name__}: {str(e)[:200]}"
-                    if not llm.is_retryable(e) or attempt > run.app.max_retries:
-                        break
-                    time.sleep(self._backoff(attempt))
-                    continue
-                reply = run.end_attempt(spec, plan, r, kwargs, messages, raw, None, started, attempt, tried_any)
-                break
-            if reply is not None:
-                spent, tokens = reply.cost_usd, reply.input_tokens + reply.output_tokens
-            run.settle_choice(obs, d, plan, reply, spent, tokens, time.monotonic() - t0, error)
-            if reply is None:
-                exclude[plan.tier.name] = error if error and error.startswith("budget:") else f"failed: {error}"
-                tried_any = True
-                continue
-            last = reply
-            if run.accepts(obs, d, reply) or not self._stronger_left(obs, plan.tier.name):
-                return reply
-            exclude[plan.tier.name] = "tried: answer rejected by the cascade"
-            tried_any = True
-
-    async def acomplete(self, messages: Messages, *, max_tokens: int | None = None,
-                        tiers: Sequence[str] | None = None, **extra: Any) -> Reply:
-        """Async twin of :meth:`complete`."""
-        run, spec = self._run, self.agent
-        exclude = self._check(messages, tiers)
-        tried_any = False
-        last: Reply | None = None
-        waited = 0.0
-        while True:
-            try:
-                obs, d, plan = run.choose_tier(spec, messages, max_tokens, exclude, extra)
-            except Stop as stop:
-                if last is not None:
-                    return last
-                pause = self._contended(stop, waited)
-                if pause is None:
-                    raise
-                waited += pause
-                await asyncio.sleep(pause)
-                continue
-            reply, error = None, None
-            spent: Decimal | None = ZERO
-            tokens, t0 = 0, time.monotonic()
-            for attempt in range(1, run.app.max_retries + 2):
-                try:
-                    r, kwargs = run.begin_attempt(spec, plan, messages)
-                except Unaffordable as e:
-                    error = f"budget:{e.dimension}: reservation refused"
-                    break
-                started = time.time_ns()
-                try:
-                    raw = await llm.acomplete(kwargs)
-                except asyncio.CancelledError:
+                    outcome = yield ("call", kwargs)
+                except BaseException:  # cancelled while the call was in flight
                     run.release(r)
                     raise
-                except Exception as e:
-                    run.end_attempt(spec, plan, r, kwargs, messages, None, e, started, attempt, tried_any)
-                    error = f"{type(e).__name__}: {str(e)[:200]}"
-                    if not llm.is_retryable(e) or attempt > run.app.max_retries:
+                if isinstance(outcome, BaseException):
+                    run.end_attempt(spec, plan, r, kwargs, messages, None, outcome, started, attempt, tried_any)
+                    error = f"{type(outcome).__name__}: {str(outcome)[:200]}"
+                    if not llm.is_retryable(outcome) or attempt > run.app.max_retries:
                         break
-                    await asyncio.sleep(self._backoff(attempt))
+                    yield ("sleep", self._backoff(attempt))
                     continue
-                reply = run.end_attempt(spec, plan, r, kwargs, messages, raw, None, started, attempt, tried_any)
+                reply = run.end_attempt(spec, plan, r, kwargs, messages, outcome, None, started, attempt, tried_any)
                 break
             if reply is not None:
                 spent, tokens = reply.cost_usd, reply.input_tokens + reply.output_tokens

@@ -253,3 +253,33 @@ def test_tasks_wait_for_held_reservations_instead_of_truncating():
     results = asyncio.run(main())
     assert all(r.completed for r in results), [r.reason for r in results]
     assert team.spent.usd == one * 10 and team.spent.usd <= one * 12
+
+
+# LiteLLM creates the provider's coroutine before awaiting it; a cancellation in between leaves it un-awaited.
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_cancelling_a_task_mid_call_releases_its_reservation():
+    g = ar.AgentGraph("cancel")
+
+    async def slow(state, ctx):
+        await ctx.acomplete([{"role": "user", "content": "take your time"}])
+        return {}
+
+    g.add_agent("slow", slow, tiers=PRICED)
+    g.start("slow")
+    app = g.compile(policy=ar.policies.Cheapest(), provider=ar.providers.Simulated(realtime=True))
+    team = ar.SharedBudget(ar.Budget(usd="1", tokens=100_000))
+
+    async def main():
+        task = asyncio.create_task(app.arun({"q": "x"}, budget=team))
+        for _ in range(200):  # wait until the call is in flight, holding its reservation
+            await asyncio.sleep(0.01)
+            if team.ledger.reserved.tokens:
+                break
+        assert team.ledger.reserved.tokens > 0
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert team.ledger.reserved.usd == 0 and team.ledger.reserved.tokens == 0 and team.ledger.reserved.steps == 0

@@ -1,13 +1,42 @@
-"""Routing policies: rules, cascades, baselines (and, in their own modules, learned, bandit and pheromone).
+"""Routing policies: rules, cascades and baselines here; learned, predictive, bandit and pheromone on first use.
 
 Every policy implements :class:`agentroute.routing.RouterPolicy`: ``decide(obs) -> Decision`` and
 ``feedback(fb)``. The same object runs in ``app.run``, in the Gymnasium environments, and in replays.
+The numpy-based families load lazily (``agentroute.policies.KNNRouter`` imports its module when first used), so
+``import agentroute`` stays fast.
 """
+
+from typing import Any
 
 from agentroute.policies.base import BasePolicy, GraphSpec
 from agentroute.policies.baselines import Cheapest, DeclaredDefault, Fixed, Random, Strongest
 from agentroute.policies.cascade import CascadePolicy
 from agentroute.policies.rules import Rule, RulePolicy, When
+
+_LAZY = {
+    "KNNRouter": "agentroute.policies.predictive",
+    "LinearRouter": "agentroute.policies.predictive",
+    "MLPRouter": "agentroute.policies.predictive",
+    "load_policy": "agentroute.policies.predictive",
+    "PriorRouter": "agentroute.policies.prior",
+    "LinUCBPolicy": "agentroute.policies.bandit",
+    "ThompsonPolicy": "agentroute.policies.bandit",
+    "LearnedPolicy": "agentroute.policies.learned",
+    "load_learned": "agentroute.policies.learned",
+    "PheromonePolicy": "agentroute.policies.pheromone",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentroute.policies' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BasePolicy",
@@ -16,9 +45,19 @@ __all__ = [
     "DeclaredDefault",
     "Fixed",
     "GraphSpec",
+    "KNNRouter",
+    "LearnedPolicy",
+    "LinUCBPolicy",
+    "LinearRouter",
+    "MLPRouter",
+    "PheromonePolicy",
+    "PriorRouter",
     "Random",
     "Rule",
     "RulePolicy",
     "Strongest",
+    "ThompsonPolicy",
     "When",
+    "load_learned",
+    "load_policy",
 ]

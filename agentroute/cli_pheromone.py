@@ -10,7 +10,6 @@ Only ``click`` is imported at module level; everything else loads inside the com
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import sys
@@ -20,40 +19,19 @@ from typing import Any, TypeVar
 
 import click
 
+from agentroute._cli_util import CliError, friendly
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _DB_HELP = "Database URL or SQLite file (default: $AGENTROUTE_DATABASE_URL, else ./agentroute.db)."
 _NS_HELP = "Colony name inside the database."
 
 
-class PheromoneCliError(click.ClickException):
+class PheromoneCliError(CliError):
     """A problem the user can fix: one line ``error: ...`` on stderr, exit code 2 (whatever the entry point)."""
 
-    exit_code = 2
 
-    def show(self, file: Any = None) -> None:
-        """Print ``error: <message>``, as ``agentroute`` does for every library error."""
-        click.echo(f"error: {self.format_message()}", err=True, file=file)
-
-
-def _friendly(fn: F) -> F:
-    """Turn library and database errors into :class:`PheromoneCliError`."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from agentroute.errors import AgentRouteError
-
-        try:
-            return fn(*args, **kwargs)
-        except AgentRouteError as e:
-            raise PheromoneCliError(str(e)) from None
-        except SQLAlchemyError as e:
-            first = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
-            raise PheromoneCliError(f"database error: {first}") from None
-
-    return wrapper  # type: ignore[return-value]
+_friendly = friendly(PheromoneCliError)
 
 
 def _echo(quiet: bool, msg: str) -> None:

@@ -8,7 +8,6 @@ SQLAlchemy and pyarrow load inside the commands.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
@@ -16,35 +15,18 @@ from typing import Any, TypeVar
 
 import click
 
+from agentroute._cli_util import CliError, friendly
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _DB_HELP = "Trace database URL or SQLite file (default: $AGENTROUTE_DATABASE_URL, else ./agentroute.db)."
 
 
-class TracesError(click.ClickException):
+class TracesError(CliError):
     """A problem the user can fix: printed as one line, exit code 2."""
 
-    exit_code = 2
 
-
-def _friendly(fn: F) -> F:
-    """Turn store errors into one line and exit code 2, whichever entry point runs the command."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from agentroute.errors import AgentRouteError
-
-        try:
-            return fn(*args, **kwargs)
-        except AgentRouteError as e:
-            raise TracesError(str(e)) from None
-        except SQLAlchemyError as e:
-            first = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
-            raise TracesError(f"trace database error: {first}") from None
-
-    return wrapper  # type: ignore[return-value]
+_friendly = friendly(TracesError, "trace database error")
 
 
 def _db_option(fn: F) -> F:

@@ -153,7 +153,9 @@ class TableRouter(BasePolicy):
     def _fit(self, x: np.ndarray, table: RoutingTable) -> dict[str, Any] | None:
         raise NotImplementedError
 
-    def _quality(self, x: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    def _quality(
+        self, x: np.ndarray, texts: Sequence[str], categories: Sequence[str | None] | None = None
+    ) -> np.ndarray:
         raise NotImplementedError
 
     def _params(self) -> dict[str, Any]:
@@ -185,7 +187,7 @@ class TableRouter(BasePolicy):
         self._check()
         assert self.cost_model is not None
         x = self.features(texts, categories)
-        q = np.clip(self._quality(x, texts), 0.0, 1.0)
+        q = np.clip(self._quality(x, texts, categories), 0.0, 1.0)
         return q, self.cost_model.predict(texts)
 
     def choose(self, q: np.ndarray, c: np.ndarray, cost_weight: float) -> np.ndarray:
@@ -369,7 +371,9 @@ class KNNRouter(TableRouter):
         self.x, self.q = xn, q
         return {**metrics, "k": self.k}
 
-    def _quality(self, x: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    def _quality(
+        self, x: np.ndarray, texts: Sequence[str], categories: Sequence[str | None] | None = None
+    ) -> np.ndarray:
         return self._predict(x, self.x.astype(np.float32), self.q, int(self.k or 20))
 
     def _params(self) -> dict[str, Any]:
@@ -425,7 +429,9 @@ class LinearRouter(TableRouter):
         ((self.w, self.b),) = self._solve(x64, y, [float(self.alpha)])
         return {**metrics, "alpha": self.alpha}
 
-    def _quality(self, x: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    def _quality(
+        self, x: np.ndarray, texts: Sequence[str], categories: Sequence[str | None] | None = None
+    ) -> np.ndarray:
         out: np.ndarray = x.astype(np.float64) @ self.w + self.b
         return out
 
@@ -476,7 +482,9 @@ class MLPRouter(TableRouter):
         )
         return info
 
-    def _quality(self, x: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    def _quality(
+        self, x: np.ndarray, texts: Sequence[str], categories: Sequence[str | None] | None = None
+    ) -> np.ndarray:
         return mlp_forward(self.layers, x)
 
     def _params(self) -> dict[str, Any]:
@@ -523,7 +531,9 @@ class ConstantRouter(TableRouter):
         self.option = table.options[j]
         return {"option": self.option, "mean_quality": float(qual[j]), "mean_cost": float(cost[j])}
 
-    def _quality(self, x: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    def _quality(
+        self, x: np.ndarray, texts: Sequence[str], categories: Sequence[str | None] | None = None
+    ) -> np.ndarray:
         q = np.zeros((len(texts), len(self.options)))
         q[:, self.options.index(self.option)] = 1.0
         return q
@@ -554,7 +564,9 @@ class RandomRouter(TableRouter):
     def _fit(self, x: np.ndarray, table: RoutingTable) -> dict[str, Any]:
         return {}
 
-    def _quality(self, x: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    def _quality(
+        self, x: np.ndarray, texts: Sequence[str], categories: Sequence[str | None] | None = None
+    ) -> np.ndarray:
         return np.full((len(texts), len(self.options)), 0.5)
 
     def choose(self, q: np.ndarray, c: np.ndarray, cost_weight: float) -> np.ndarray:

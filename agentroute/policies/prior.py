@@ -178,18 +178,10 @@ class PriorRouter(TableRouter):
             out = out + x.astype(np.float64) @ self.w + self.b
         return out
 
-    def predict_outcomes(
-        self, texts: Sequence[str], categories: Sequence[str | None] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(predicted quality, predicted USD cost), each ``(n, n_options)``."""
-        self._check()
-        assert self.cost_model is not None
-        x = self.features(texts, categories)
-        q = np.clip(self.predict_with_categories(x, categories), 0.0, 1.0)
-        return q, self.cost_model.predict(texts)
-
-    def _quality(self, x: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        return self.predict_with_categories(x, None)
+    def _quality(
+        self, x: np.ndarray, texts: Sequence[str], categories: Sequence[str | None] | None = None
+    ) -> np.ndarray:
+        return self.predict_with_categories(x, categories)
 
     def _params(self) -> dict[str, Any]:
         return {

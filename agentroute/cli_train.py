@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 _ALGOS = ("ppo", "maskable_ppo")
 _REWARDS = ("tradeoff", "budgetmem", "boundary")
@@ -31,10 +32,46 @@ def _summary(policy: Any, path: str) -> str:
     return "\n".join(lines)
 
 
+_MAPPED = ("table", "builtin", "graph", "cost_weight", "cost_weight_range", "reward")
+
+
+def _from_scenario(path: str, given: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Command parameters the scenario sets (those not given on the command line), and its other env options."""
+    from agentroute.envs.scenario import load_scenario
+    from agentroute.errors import ConfigError
+
+    try:
+        sc = load_scenario(path)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint="--scenario") from None
+    merged: dict[str, Any] = {}
+    if "env_id" not in given:
+        merged["env_id"] = sc.env_id
+    for key, value in sc.train.items():
+        if key not in given:
+            merged[key] = value
+    opts = sc.env_kwargs()
+    if {"table", "builtin"} & given:  # a table on the command line replaces the scenario's, whichever kind
+        opts.pop("table", None)
+        opts.pop("builtin", None)
+    if {"cost_weight", "cost_weight_range"} & given:
+        opts.pop("cost_weight", None)
+        opts.pop("cost_weight_range", None)
+    for key in _MAPPED:
+        if key in opts:
+            value = opts.pop(key)
+            if key not in given:
+                merged[key] = tuple(value) if key == "cost_weight_range" else value
+    return merged, opts
+
+
 def register(main: click.Group) -> None:
     """Add ``train`` to the ``agentroute`` command."""
 
     @main.command("train")
+    @click.option("--scenario", type=click.Path(dir_okay=False), default=None,
+                  help="A scenario file (YAML: env, options, train; see envs/ in the repository). Options given on "
+                       "the command line override the file.")
     @click.option("--env", "env_id", default=_QUERY, show_default=True,
                   help="Environment id: agentroute/QueryRouting-v0, agentroute/GraphRouting-v0, ...")
     @click.option("--algo", type=click.Choice(_ALGOS), default="ppo", show_default=True)
@@ -56,10 +93,27 @@ def register(main: click.Group) -> None:
     @click.option("--n-envs", type=click.IntRange(min=1), default=None,
                   help="Parallel environments (default 8 for QueryRouting, 1 otherwise).")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
-    def train(env_id: str, algo: str, table: str | None, builtin: str | None, graph: str | None, timesteps: int,
+    @click.pass_context
+    def train(ctx: click.Context, scenario: str | None, env_id: str, algo: str, table: str | None,
+              builtin: str | None, graph: str | None, timesteps: int,
               out: str, seed: int, cost_weight: float | None, cost_weight_range: tuple[float, float] | None,
               reward: str, n_envs: int | None, quiet: bool) -> None:
         """Train a routing policy with PPO or MaskablePPO and export it (no pickle; numpy serving)."""
+        extra: dict[str, Any] = {}
+        if scenario:
+            given = {n for n in ctx.params if ctx.get_parameter_source(n) is not ParameterSource.DEFAULT}
+            merged, extra = _from_scenario(scenario, given)
+            env_id = merged.get("env_id", env_id)
+            algo = merged.get("algo", algo)
+            timesteps = merged.get("timesteps", timesteps)
+            seed = merged.get("seed", seed)
+            n_envs = merged.get("n_envs", n_envs)
+            table = merged.get("table", table)
+            builtin = merged.get("builtin", builtin)
+            graph = merged.get("graph", graph)
+            cost_weight = merged.get("cost_weight", cost_weight)
+            cost_weight_range = merged.get("cost_weight_range", cost_weight_range)
+            reward = merged.get("reward", reward)
         if cost_weight is not None and cost_weight_range:
             raise click.UsageError("give --cost-weight or --cost-weight-range, not both")
         if table and builtin:
@@ -75,6 +129,12 @@ def register(main: click.Group) -> None:
                 raise click.UsageError(f"{_QUERY} needs --table (or --builtin)")
             if graph:
                 raise click.UsageError("--graph applies to agentroute/GraphRouting-v0 only")
+            if extra:
+                raise click.UsageError(
+                    f"scenario option(s) {', '.join(sorted(extra))} are not used when training on {_QUERY} from the "
+                    "command line (it takes table or builtin, cost_weight or cost_weight_range, and reward); "
+                    "use agentroute.envs.scenario.load_scenario(...).make() in Python for the others"
+                )
             from agentroute.envs.query_routing import resolve_table
             from agentroute.policies._sb3 import fit_query_policy
 
@@ -90,14 +150,14 @@ def register(main: click.Group) -> None:
             if env_id not in gym.registry:
                 known = ", ".join(sorted(k for k in gym.registry if k.startswith("agentroute/")))
                 raise click.BadParameter(f"unknown environment {env_id!r} (known: {known})", param_hint="--env")
-            kw: dict[str, Any] = {}  # only what was asked for: each environment has its own defaults
+            kw: dict[str, Any] = dict(extra)  # only what was asked for: each environment has its own defaults
             if reward != "tradeoff":
                 kw["reward"] = reward
             if cost_weight is not None:
                 kw["cost_weight"] = cost_weight
             elif cost_weight_range:
                 kw["cost_weight_range"] = tuple(cost_weight_range)
-            elif env_id == "agentroute/GraphRouting-v0":
+            elif env_id == "agentroute/GraphRouting-v0" and "cost_weight" not in kw:
                 kw["cost_weight_range"] = (0.0, 1.0)
             if graph:
                 kw["graph"] = graph

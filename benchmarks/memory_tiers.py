@@ -14,7 +14,7 @@ The routed frontier joins the non-dominated routed points by straight lines (a m
 question, reaches any point between them). Costs: context tokens at gpt-4o's input price plus the filter call at
 gpt-4o-mini's prices (LiteLLM's price map); tokens are approximate (4 characters a token).
 
-    .venv/bin/python benchmarks/memory_tiers.py --out runs/memory_tiers
+    .venv/bin/python benchmarks/memory_tiers.py --out runs/memory_tiers           # add --quick to skip PPO
 """
 
 from __future__ import annotations
@@ -103,7 +103,11 @@ def main() -> None:
     ap.add_argument("--conversations", default=None)
     ap.add_argument("--ppo-timesteps", type=int, default=30_000, help="0 skips PPO")
     ap.add_argument("--ppo-lambdas", default="0.1,0.3")
+    ap.add_argument("--quick", action="store_true",
+                    help="skip PPO and every family but fitted-q (evidence only), the one the targets are read from")
     args = ap.parse_args()
+    if args.quick:
+        args.ppo_timesteps = 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -134,8 +138,10 @@ def main() -> None:
                                               "per_category": s["per_category"]})
 
     for lam in LAMBDAS:
-        measure("fitted-q", lam, FittedQPolicy.fit(data, cost_weight=lam, mix=0.5))
         measure("fitted-q (evidence only)", lam, FittedQPolicy.fit(data, cost_weight=lam, mix=1.0))
+        if args.quick:
+            continue
+        measure("fitted-q", lam, FittedQPolicy.fit(data, cost_weight=lam, mix=0.5))
         measure("rule (fitted by question type)", lam, MemoryRulePolicy.fit(t_train, cost_weight=lam, unit_usd=unit))
         measure("ridge", lam, PredictivePolicy.fit(t_train, method="ridge", cost_weight=lam, unit_usd=unit))
     measure("rule (default)", float("nan"), MemoryRulePolicy())

@@ -1,7 +1,8 @@
 """The modules of a recall and their tiers: retrieve -> filter -> link -> time, each in low / mid / high.
 
-* **retrieve** — low: BM25 over turns, k=5; mid: vector retrieval with a keyword boost, k=8; high: mid plus
-  feedback terms from the best turns and entity- and time-aware boosts, k=12.
+* **retrieve** — low: BM25 over turns, k=5; mid: vector retrieval with a keyword boost, read in context (shares of
+  the nearby turns' scores and a session prior, ``Store.in_context``), k=8; high: mid plus feedback terms from the
+  best turns and entity- and time-aware boosts, k=12.
 * **filter** — low: keep the retrieval order; mid: local re-scoring of a 2k pool, dropping weak turns (no model
   call); high: a model call reads a 3k pool, each turn shown with the one before, and keeps the useful ones.
 * **link** — low: nothing; mid: the other half of each top-4 exchange (the reply to a question, else the question

@@ -3,6 +3,10 @@
 :class:`Store` holds the turns, the rendered line of each turn, its approximate token count, its entities and time
 cues, and the :class:`~agentroute.memory._index.TurnIndex`. Per-turn extras that only some queries need (resolved
 time phrases) are computed on first use and cached, so building stays well under a second for 700 turns.
+
+The mid and high scorers read each turn in context (:meth:`Store.in_context`): nearby turns of its session lend it a
+share of their scores and its session a prior, with the weights of :data:`CONTEXT_WEIGHTS` and
+:data:`SESSION_WEIGHT`. The low tier's BM25 (:meth:`Store.keyword`) is left plain.
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ _TEMPORAL_Q = re.compile(
     r"|\bsince when\b|\bhow old\b",
     re.I,
 )
+CONTEXT_WEIGHTS = ((1, 0.5, 0.25), (2, 0.2, 0.1))
+"""``(distance, share of the turn before, share of the turn after)``: what the mid and high searches add to a turn's
+score from the turns around it in the same session.
+
+An answer rarely repeats the question's words, but the turn before it (the question asked) often does: smoothing
+the scores along the conversation ranks such answers higher. Tuned on the training conversations only (evidence
+recall at k = 5, 8, 12); the low tier keeps plain BM25.
+"""
+SESSION_WEIGHT = 0.4
+"""Weight of the session prior: the mean of a session's three best scores (max-normalised), added to its turns, so
+that turns of the session a question is about outrank stray matches elsewhere (tuned on the training split)."""
 NOTES_MAX_TOKENS = 26
 """Resolved time notes of one turn are cut to this many (approximate) tokens, so worst cases stay bounded."""
 
@@ -52,6 +67,14 @@ class Store:
         self.entity_sets = [frozenset(entities(t.text)) for t in self.turns]
         self.asks = np.fromiter((t.text.rstrip().endswith("?") for t in self.turns), dtype=bool, count=self.n)
         self.time_cue = np.fromiter((has_time_cue(t.text) for t in self.turns), dtype=bool, count=self.n)
+        sessions = np.fromiter((t.session for t in self.turns), dtype=np.int64, count=self.n)
+        # _same[d][i]: turn i + d is in turn i's session (for the shifts of ``in_context``).
+        self._same = {d: (sessions[d:] == sessions[:-d]).astype(np.float32) for d, _, _ in CONTEXT_WEIGHTS}
+        # Sessions as contiguous groups: the group of each turn, where each group starts, how many it reads.
+        starts = np.r_[0, np.flatnonzero(np.diff(sessions)) + 1].astype(np.int64)
+        self._group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, self.n]))
+        self._group_start = starts
+        self._group_top = np.minimum(np.diff(np.r_[starts, self.n]), 3).astype(np.float32)
         self.index = TurnIndex([f"{t.speaker} {t.text}" for t in self.turns], embed=embed)
         self._notes: dict[int, str] = {}
         self._costs: dict[tuple[int, bool, bool], int] = {}
@@ -132,16 +155,36 @@ class Store:
             kw = self._kw = (info.terms, self.index.bm25(info.terms))
         return kw[1]
 
-    def hybrid(self, info: QueryInfo, *, bm: np.ndarray | None = None) -> np.ndarray:
-        """Vector similarity with a keyword boost: the mean of max-normalised cosine and BM25 scores."""
+    def in_context(self, scores: np.ndarray) -> np.ndarray:
+        """``scores`` read in context: plus shares of the nearby turns' scores and the session prior."""
+        out = np.array(scores, dtype=np.float32)
+        for d, before, after in CONTEXT_WEIGHTS:
+            if self.n <= d:
+                continue
+            same = self._same[d]
+            out[d:] += before * scores[:-d] * same
+            out[:-d] += after * scores[d:] * same
+        if SESSION_WEIGHT and self._group_start.size > 1:
+            # Mean of each session's three best scores: sort by (session, -score), keep the first three of each.
+            order = np.lexsort((-scores, self._group))
+            g = self._group[order]
+            head = (np.arange(self.n) - self._group_start[g]) < 3
+            best = np.bincount(g[head], weights=scores[order][head], minlength=self._group_start.size)
+            prior = (best / self._group_top)[self._group].astype(np.float32)
+            out += SESSION_WEIGHT * _maxnorm(prior)
+        return out
+
+    def hybrid(self, info: QueryInfo, *, bm: np.ndarray | None = None, context: bool = True) -> np.ndarray:
+        """Vector similarity with a keyword boost (the mean of max-normalised cosine and BM25), read in context."""
         bm = self.keyword(info) if bm is None else bm
         cos = self.index.cosine(info.text, self.embed)
-        return 0.5 * _maxnorm(cos) + 0.5 * _maxnorm(bm)
+        score = 0.5 * _maxnorm(cos) + 0.5 * _maxnorm(bm)
+        return self.in_context(score) if context else score
 
     def expanded(self, info: QueryInfo) -> np.ndarray:
         """Hybrid scores of an expanded query: feedback terms from the best turns, entity and time awareness."""
         bm = self.keyword(info)
-        base = self.hybrid(info, bm=bm)
+        base = self.hybrid(info, bm=bm, context=False)
         top = _top(base, 3)
         qset = set(info.terms)
         extra: dict[str, float] = {}
@@ -167,7 +210,7 @@ class Store:
         if len(info.speakers) == 1:
             who = info.speakers[0]
             boost += np.fromiter((0.1 if s == who else 0.0 for s in self.speaker_of), np.float32, self.n)
-        return np.asarray(score * boost, dtype=np.float32)
+        return self.in_context(np.asarray(score * boost, dtype=np.float32))
 
     def coverage(self, i: int, info: QueryInfo, window: Sequence[int] = ()) -> float:
         """Share of the query's distinct terms found in turn ``i`` (and the turns of ``window``)."""

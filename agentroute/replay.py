@@ -280,9 +280,8 @@ def _bandit(table: RoutingTable, *, seed: int, cost_weight: float) -> Any:
     # Start empty: fitting the bandit on the table would replay the very outcomes the stream is about to reveal.
     # Its featurizer sees the texts only (IDF and projection; no labels, no outcomes).
     feat = HashingFeaturizer(1024, n_components=48, seed=seed, use_category=False).fit(list(table.texts))
-    pol = LinUCBPolicy(list(table.options), feat, cost_weight=cost_weight, seed=seed, cost_scale=table.cost_scale())
-    pol._ensure(feat.dim + 1)  # allocate the empty per-option models (no public "start empty" hook yet)
-    return pol
+    return LinUCBPolicy.empty(list(table.options), feat, cost_weight=cost_weight, seed=seed,
+                              cost_scale=table.cost_scale())
 
 
 class MiniLinUCB:

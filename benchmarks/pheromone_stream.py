@@ -102,37 +102,61 @@ def stream_runs(name: str, lams: list[float], seeds: int, warmup: int, drift_at:
     return out
 
 
-def decision_latency(calls: int, *, asynchronous: bool = False) -> dict[str, Any]:
-    """decide() with 10 candidates and 3 task types (a mixed intent), after some learning.
-
-    ``asynchronous``: the background worker applies the feedback in the same process meanwhile (it shares the GIL).
-    """
-    pol = PheromonePolicy(task_types=["math", "code", "chat"], seed=0, asynchronous=asynchronous)
+def _latency_setup(cls: Any, asynchronous: bool) -> tuple[Any, list[Observation]]:
+    pol = cls(task_types=["math", "code", "chat"], seed=0, asynchronous=asynchronous)
     cands = tuple(Candidate(f"m{i}", "model", rank=i, cost_estimate=Decimal(str(0.0005 * (i + 1))),
                             latency_estimate=0.2 + 0.1 * i) for i in range(10))
     budget = BudgetStatus(limits=Budget(), spent=Spend(), remaining=Budget())
     intent = {"math": 0.6, "code": 0.3, "chat": 0.1}
-    rng = np.random.default_rng(0)
     observations = [Observation(TaskInfo(f"t{i}", intent=intent), "model", "model", "n", 0, (), budget, cands,
                                 extra={"cost_weight": 0.5, "cost_scale": 0.005}) for i in range(256)]
+    rng = np.random.default_rng(0)
     for i in range(3000):  # learn a little first: every option and type has edges
         o = observations[i % 256]
         d = pol.decide(o)
         pol.feedback(Feedback(o, d, Decimal("0.001"), 0, 0.3, quality=float(rng.random() < 0.7)))
-    gc.collect()
-    blocks = 5
-    times = np.empty(calls, dtype=np.int64)
-    clock = time.perf_counter_ns
-    qual = (rng.random(calls) < 0.7).astype(float)
+    return pol, observations
+
+
+def decision_latency(calls: int, *, asynchronous: bool = False, baseline: str | None = None) -> dict[str, Any]:
+    """decide() with 10 candidates and 3 task types (a mixed intent), after some learning.
+
+    Each decision's feedback follows it (untimed), as in serving. ``asynchronous=False``: the feedback is
+    applied at once, so every decision reads a table that moved since the previous one (the worst case for the
+    policy's caches). ``asynchronous=True``: the background worker applies it in batches, in the same process
+    (it shares the GIL). Timing: ``time.perf_counter_ns`` around each call after warm-up, the garbage
+    collector running as normal; ``gc.collect()`` and ``gc.freeze()`` before the timed loop move the set-up's
+    objects out of the collector's way, as a server would after start-up. ``baseline``: the module of another
+    ``PheromonePolicy`` (e.g. a copy of an older version on ``PYTHONPATH``) timed side by side, block by block.
+    """
+    import importlib
+
+    classes: list[tuple[str, Any]] = [("current", PheromonePolicy)]
+    if baseline:
+        classes.append(("baseline", importlib.import_module(baseline).PheromonePolicy))
+    setups = {label: _latency_setup(cls, asynchronous) for label, cls in classes}
+    rng = np.random.default_rng(1)
+    qual = (rng.random(calls) < 0.7).astype(float).tolist()
     cost = Decimal("0.001")
-    for i in range(calls):  # serving as it runs: each decision's feedback follows it (untimed)
-        o = observations[i & 255]
-        t0 = clock()
-        d = pol.decide(o)
-        times[i] = clock() - t0
-        pol.feedback(Feedback(o, d, cost, 0, 0.3, quality=float(qual[i])))
-    block_p99 = [float(np.percentile(b, 99)) / 1000.0 for b in np.array_split(times, blocks)]
-    pol.close()
+    clock = time.perf_counter_ns
+    times = {label: np.empty(calls, dtype=np.int64) for label in setups}
+    blocks = 10
+    per = calls // blocks
+    gc.collect()
+    gc.freeze()
+    for b in range(blocks):  # interleaved blocks, alternating order: both see the same machine
+        order = list(setups.items()) if b % 2 == 0 else list(reversed(setups.items()))
+        for label, (pol, observations) in order:
+            buf = times[label]
+            for i in range(b * per, (b + 1) * per):
+                o = observations[i & 255]
+                t0 = clock()
+                d = pol.decide(o)
+                buf[i] = clock() - t0
+                pol.feedback(Feedback(o, d, cost, 0, 0.3, quality=qual[i]))
+    gc.unfreeze()
+    for pol, _ in setups.values():
+        pol.close()
     from agentroute.routing import Decision
 
     ref = np.empty(20_000, dtype=np.int64)
@@ -140,18 +164,27 @@ def decision_latency(calls: int, *, asynchronous: bool = False) -> dict[str, Any
         t0 = clock()
         Decision("a", {"a": 1.0})
         ref[i] = clock() - t0
-    out = {
-        "calls": calls,
+
+    def figures(t: np.ndarray) -> dict[str, Any]:
+        t = t[: per * blocks]
+        return {
+            "p50_us": round(float(np.percentile(t, 50)) / 1000.0, 2),
+            "p99_us": round(float(np.percentile(t, 99)) / 1000.0, 2),
+            "p999_us": round(float(np.percentile(t, 99.9)) / 1000.0, 2),
+            "mean_us": round(float(t.mean()) / 1000.0, 2),
+            "p99_us_per_block": [round(float(np.percentile(x, 99)) / 1000.0, 2) for x in np.array_split(t, blocks)],
+        }
+
+    out: dict[str, Any] = {
+        "calls": per * blocks,
         "candidates": 10,
         "task_types": 3,
         "asynchronous_worker": asynchronous,
-        "p50_us": round(float(np.percentile(times, 50)) / 1000.0, 2),
-        "p99_us": round(float(np.percentile(times, 99)) / 1000.0, 2),
-        "p999_us": round(float(np.percentile(times, 99.9)) / 1000.0, 2),
-        "mean_us": round(float(times.mean()) / 1000.0, 2),
-        "p99_us_per_block": [round(x, 2) for x in block_p99],
+        **figures(times["current"]),
         "reference_decision_ctor_p50_us": round(float(np.percentile(ref, 50)) / 1000.0, 3),
     }
+    if baseline:
+        out["baseline"] = {"module": baseline, **figures(times["baseline"])}
     if asynchronous:
         return out
     # the classifier path: w(q) for a fresh query text (not cached), measured apart
@@ -260,6 +293,8 @@ def main() -> None:
     ap.add_argument("--drift-at", type=int, default=None, help="default: half of each stream")
     ap.add_argument("--calls", type=int, default=200_000, help="decide() calls timed for the latency figure")
     ap.add_argument("--updates", type=int, default=50_000, help="outcomes for the worker throughput figure")
+    ap.add_argument("--baseline", default=None,
+                    help="module of another PheromonePolicy to time side by side (e.g. a copy of an older version)")
     ap.add_argument("--quick", action="store_true", help="routerbench only, 1 seed, fewer timed calls")
     ap.add_argument("--only-latency", action="store_true",
                     help="only the latency and worker figures (to pheromone_latency.json)")
@@ -272,9 +307,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     results: dict[str, Any] = {"warmup": a.warmup, "window": a.window, "seeds": a.seeds, "tables": {}}
-    results["latency"] = decision_latency(a.calls)
+    results["latency"] = decision_latency(a.calls, baseline=a.baseline)
     print(f"decision latency: {results['latency']}", flush=True)
-    results["latency_async_worker"] = decision_latency(a.calls // 2, asynchronous=True)
+    results["latency_async_worker"] = decision_latency(a.calls // 2, asynchronous=True, baseline=a.baseline)
     print(f"decision latency with the worker running: {results['latency_async_worker']}", flush=True)
     results["worker"] = worker_throughput(a.updates)
     if a.only_latency:

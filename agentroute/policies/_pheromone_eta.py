@@ -3,8 +3,8 @@
 ``ability`` (a prior quality from the candidate's descriptor), ``price`` (``exp(−λ·Δcost/scale)``, the known price
 part of the reward), ``latency`` (observed, else estimated) and ``load`` (decisions waiting for feedback); the
 policy adds ``uncertainty`` from the table's visit counts. What depends only on the candidate set is computed once
-per set (:class:`CandInfo`), and the price and latency terms are cached until λ or a latency changes: this runs on
-every decision. Pure Python, no I/O.
+per set (:class:`CandInfo`), and the ability, price and latency terms are cached until λ or a latency changes: this
+runs on every decision. Pure Python (lists of a few floats are faster than numpy arrays here), no I/O.
 """
 
 from __future__ import annotations
@@ -22,10 +22,14 @@ LATENCY_FLOOR = 0.05
 
 
 class CandInfo:
-    """Per candidate set: ids, normalised prior ability (and its log), price estimates, latency estimates."""
+    """Per candidate set: ids, normalised prior ability (and its log), price estimates, latency estimates.
 
-    __slots__ = ("ability", "cost_min", "costs", "ids", "latency", "latency_eta", "latency_key", "log_ability",
-                 "price", "price_key")
+    It also holds the caches of the decision path: the static η (:func:`static_eta`) and, per task-type mixture,
+    point and previous choice, the fused pheromone and selection probabilities (filled by the policy).
+    """
+
+    __slots__ = ("ability", "cost_min", "costs", "fused", "ids", "latency", "log_ability", "static",
+                 "static_key")
 
     def __init__(self, cands: tuple[Any, ...]) -> None:
         self.ids: list[str] = [c.id for c in cands]
@@ -44,13 +48,67 @@ class CandInfo:
         if known_c:
             self.cost_min = min(known_c)
             self.costs = [self.cost_min if c is None else c for c in raw]  # unknown price: no penalty
-        self.price_key: tuple[float, float, float] | None = None
-        self.latency_key = -1
-        self.latency_eta: tuple[list[float], list[float]] | None = None
-        self.price: tuple[list[float], list[float]] = ([], [])
         self.latency: list[float | None] = [
             None if c.latency_estimate is None else max(float(c.latency_estimate), 0.0) for c in cands
         ]
+        self.static_key: tuple[float, float, int] | None = None
+        self.static: tuple[dict[str, list[float]], list[float] | None] = ({}, None)
+        self.fused: dict[Any, Any] = {}
+
+
+def static_eta(
+    info: CandInfo,
+    eta: Mapping[str, float],
+    lam: float,
+    scale: float,
+    latency: Mapping[str, float],
+    lat_version: int,
+) -> tuple[dict[str, list[float]], list[float] | None]:
+    """The η terms that change only with λ, the cost unit or an observed latency, and ``Σ_k w_k·log η_k``.
+
+    ``ability``, ``price`` and ``latency``, each normalised to (0, 1] (best = 1); ``None`` for the log sum when no
+    term applies. Cached on ``info`` until ``(λ, scale, lat_version)`` changes: ``latency`` holds the observed
+    latencies (seconds) and ``lat_version`` changes whenever one moved. The terms' lists are shared by every
+    decision that reads them: do not mutate them.
+    """
+    key = (lam, scale, lat_version)
+    if info.static_key == key:
+        return info.static
+    terms: dict[str, list[float]] = {}
+    log_eta: list[float] | None = None
+    if info.ability is not None and info.log_ability is not None and eta["ability"] > 0:
+        terms["ability"] = info.ability
+        wk = eta["ability"]
+        log_eta = [wk * x for x in info.log_ability]
+    if info.costs is not None and lam > 0 and eta["price"] > 0:
+        neg = [-(lam / scale) * (c - info.cost_min) for c in info.costs]  # log exp(−λ·Δc/scale)
+        terms["price"] = [math.exp(x) for x in neg]
+        wk = eta["price"]
+        log_eta = [wk * x for x in neg] if log_eta is None else [a + wk * x for a, x in zip(log_eta, neg, strict=True)]
+    if eta["latency"] > 0:
+        lat = [latency.get(cid, est) for cid, est in zip(info.ids, info.latency, strict=True)] if latency \
+            else info.latency
+        known = [x for x in lat if x is not None]
+        if known:
+            lo_l = min(known) + LATENCY_FLOOR  # latencies are >= 0 (checked where they are recorded)
+            vals = [1.0 if x is None else lo_l / (x + LATENCY_FLOOR) for x in lat]
+            terms["latency"] = vals
+            wk = eta["latency"]
+            logs = [wk * math.log(v) for v in vals]
+            log_eta = logs if log_eta is None else [a + b for a, b in zip(log_eta, logs, strict=True)]
+    info.static_key = key
+    info.static = (terms, log_eta)
+    return info.static
+
+
+def load_eta(info: CandInfo, inflight: Mapping[str, int]) -> list[float] | None:
+    """The ``load`` term, ``(1 + min waiting) / (1 + waiting)`` per candidate; ``None`` when nothing waits."""
+    get = inflight.get
+    load = [get(cid, 0) for cid in info.ids]
+    if not any(load):
+        return None
+    lo_n = 1 + min(load)
+    return [lo_n / (1 + m) for m in load]
 
 
 def eta_terms(
@@ -62,53 +120,16 @@ def eta_terms(
     lat_version: int,
     inflight: Mapping[str, int],
 ) -> tuple[dict[str, list[float]], list[float] | None]:
-    """The η terms (each normalised to (0, 1], best = 1) and ``Σ_k w_k·log η_k`` per candidate.
-
-    ``latency`` holds observed latencies (seconds) and ``lat_version`` changes whenever one moved; ``inflight``
-    counts the decisions per option still waiting for their feedback. ``uncertainty`` is added by the policy.
-    """
-    terms: dict[str, list[float]] = {}
-    log_eta: list[float] | None = None
-    if info.ability is not None and eta["ability"] > 0:
-        terms["ability"] = info.ability
-        wk = eta["ability"]
-        log_eta = [wk * x for x in info.log_ability]  # type: ignore[union-attr]
-    if info.costs is not None and lam > 0 and eta["price"] > 0:
-        key = (lam, scale, eta["price"])
-        if info.price_key != key:  # the same candidate set at the same λ: computed once
-            neg = [-(lam / scale) * (c - info.cost_min) for c in info.costs]  # log exp(−λ·Δc/scale)
-            info.price_key = key
-            info.price = ([math.exp(x) for x in neg], [eta["price"] * x for x in neg])
-        vals, logs = info.price
-        terms["price"] = vals
-        log_eta = logs if log_eta is None else [a + b for a, b in zip(log_eta, logs, strict=True)]
-    if eta["latency"] > 0:
-        if info.latency_key != lat_version:  # recomputed only when an option's latency moved
-            seen = latency
-            lat = [seen.get(cid, est) for cid, est in zip(info.ids, info.latency, strict=True)] if seen \
-                else info.latency
-            known = [x for x in lat if x is not None]
-            info.latency_key = lat_version
-            if known:
-                lo_l = min(known) + LATENCY_FLOOR  # latencies are >= 0 (checked where they are recorded)
-                vals = [1.0 if x is None else lo_l / (x + LATENCY_FLOOR) for x in lat]
-                info.latency_eta = (vals, [eta["latency"] * math.log(v) for v in vals])
-            else:
-                info.latency_eta = None
-        if info.latency_eta is not None:
-            vals, logs = info.latency_eta
-            terms["latency"] = vals
-            log_eta = logs if log_eta is None else [a + b for a, b in zip(log_eta, logs, strict=True)]
+    """Every η term but ``uncertainty`` (the policy adds it) and ``Σ_k w_k·log η_k`` per candidate."""
+    terms, log_eta = static_eta(info, eta, lam, scale, latency, lat_version)
+    terms = dict(terms)
     if inflight and eta["load"] > 0:
-        inflight = inflight
-        load = [inflight.get(cid, 0) for cid in info.ids]
-        if any(load):
-            lo_n = 1 + min(load)
-            vals = [lo_n / (1 + m) for m in load]
+        vals = load_eta(info, inflight)
+        if vals is not None:
             terms["load"] = vals
-            wk, log = eta["load"], math.log
-            log_eta = [wk * log(v) for v in vals] if log_eta is None else \
-                [a + wk * log(v) for a, v in zip(log_eta, vals, strict=True)]
+            wk = eta["load"]
+            logs = [wk * math.log(v) for v in vals]
+            log_eta = logs if log_eta is None else [a + b for a, b in zip(log_eta, logs, strict=True)]
     return terms, log_eta
 
 
@@ -120,4 +141,5 @@ def ability_of(d: Mapping[str, Any]) -> float | None:
     return None
 
 
-__all__ = ["ABILITY_KEYS", "DEFAULT_ETA", "ETA_TERMS", "LATENCY_FLOOR", "CandInfo", "ability_of", "eta_terms"]
+__all__ = ["ABILITY_KEYS", "DEFAULT_ETA", "ETA_TERMS", "LATENCY_FLOOR", "CandInfo", "ability_of", "eta_terms",
+           "load_eta", "static_eta"]

@@ -183,6 +183,8 @@ class PheromoneTable:
         self._edges: dict[EdgeKey, EdgeState] = {}
         self.total_updates = 0
         self.decays = 0
+        self.version = 0
+        """Bumped by every write to the levels: readers may cache what they derived from them until it moves."""
 
     # ------------------------------------------------------------------ reads (hot path)
 
@@ -222,6 +224,7 @@ class PheromoneTable:
             self._bonus[group] = {}
         lv[key[3]] = state.tau
         self._bonus[group][key[3]] = 1.0 / math.sqrt(1.0 + max(state.visits, 0.0))
+        self.version += 1
 
     def apply(self, updates: Sequence[EdgeUpdate], *, events: Sequence[Mapping[str, Any]] = ()) -> int:
         """Apply a batch of edge updates (in order); return how many were applied. ``events`` are recorded."""
@@ -291,6 +294,7 @@ class PheromoneTable:
             self._levels = {}
             self._bonus = {}
             self._edges = {}
+            self.version += 1
             self.total_updates = 0
             self.decays = 0
 
@@ -340,6 +344,7 @@ class PheromoneTable:
                 self._levels = {}
                 self._bonus = {}
                 self._edges = {}
+                self.version += 1
             for k, e in rows.items():
                 self._set(k, e)
 

@@ -10,15 +10,16 @@ Learning: ``feedback(fb)`` uses ``fb.quality`` and ``fb.cost_usd`` of the chosen
 teaches nothing); ``update(x_features, option, reward, cost=None)`` is the same for callers that hold features
 (a scalar ``reward`` already net of cost works too: leave ``cost`` out). ``fit(table)`` warm-starts by replaying the
 table *with bandit feedback* (only the chosen option's outcome is revealed), λ drawn per step log-uniformly from
-``cost_weight_range`` so the models serve the whole price range. Features should be short (≤ 512): the default is
-hashed n-grams projected to 48 dimensions.
+``cost_weight_range`` so the models serve the whole price range; ``LinUCBPolicy.empty(options, featurizer)`` (or
+``ThompsonPolicy.empty``) instead starts with no knowledge, for purely online use. Features should be short
+(≤ 512): the default is hashed n-grams projected to 48 dimensions.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -74,6 +75,27 @@ class LinUCBPolicy(TableRouter):
     def for_table(cls, **kw: Any) -> LinUCBPolicy:
         """An unfitted bandit whose options come from the table given to ``fit``."""
         return cls(None, **kw)
+
+    @classmethod
+    def empty(cls, options: Sequence[str], featurizer: Featurizer, **kw: Any) -> Self:
+        """A bandit that knows nothing yet, ready to ``decide`` and learn online from ``feedback``.
+
+        Every option starts from the priors (quality a coin flip, cost one cost unit, ridge ``A = ridge·I``), so
+        nothing is learnt from any outcome before the stream reveals it. ``featurizer`` must already be fitted
+        (its ``dim`` sizes the models; fitting it on texts alone uses no outcomes); ``kw`` are the constructor's
+        other arguments (``alpha``, ``cost_weight``, ``seed``, ``ridge``, ``cost_scale``, ...).
+        """
+        opts = [str(o) for o in options]
+        if not opts or len(set(opts)) != len(opts):
+            raise ConfigError(f"{cls.kind}: options must be distinct and non-empty, got {opts!r}", name="options")
+        try:
+            dim = int(featurizer.dim)
+        except ConfigError as e:
+            raise ConfigError(f"{cls.kind}: the featurizer must be fitted before empty()", name="featurizer",
+                              hint="fit it on the query texts first") from e
+        pol = cls(opts, featurizer, **kw)
+        pol._ensure(dim + 1)
+        return pol
 
     # ------------------------------------------------------------------ state
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import repeat
+from operator import mul
 from typing import Any
 
 from agentroute.errors import ConfigError
-from agentroute.policies._pheromone_eta import DEFAULT_ETA, ETA_TERMS, CandInfo, eta_terms
+from agentroute.policies._pheromone_eta import DEFAULT_ETA, ETA_TERMS, CandInfo, eta_terms, load_eta, static_eta
 from agentroute.policies._pheromone_intent import IntentModel
 from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable, open_table
 from agentroute.policies._pheromone_warmup import warm_snapshot
@@ -66,7 +67,7 @@ class _Step:
 
 @dataclass(slots=True)
 class _Path:
-    steps: list[_Step] = field(default_factory=list)
+    steps: list[_Step]
     cost: float = 0.0
 
 
@@ -86,8 +87,10 @@ class PheromonePolicy(BasePolicy):
       ``load`` (decisions still waiting for feedback) and ``uncertainty`` (``exp(Σ_t w_t/√(1 + visits_t))``: an
       option the colony has seen less of looks better, so an unlucky start is revisited). Default
       :data:`DEFAULT_ETA`; the terms you name replace the defaults, 0 switches one off.
-    - ``signal``: ``"utility"`` (default: ``quality − λ·cost/scale`` clipped to [0, 1], the reward replays
-      measure), ``"ratio"`` (AMRO-S's ``quality / (cost + ε)``, as ``quality·ε/(ε + cost/scale)``), or a callable.
+    - ``signal``: ``"utility"`` (default: the reward replays measure, ``r = quality − λ·cost/scale``, mapped
+      affinely onto [0, 1] as ``(r + λ·cost_span)/(1 + λ·cost_span)`` and clipped, so edges rank options by mean
+      reward; ``cost_span=0`` clips at 0), ``"ratio"`` (AMRO-S's ``quality / (cost + ε)``, as
+      ``quality·ε/(ε + cost/scale)``), or a callable.
       λ is ``obs.extra["cost_weight"]`` when given, else ``cost_weight``; the scale ``obs.extra["cost_scale"]``,
       else ``cost_scale`` (USD per unit; 1.0 = λ per dollar).
     - ``gate``: a quality threshold in [0, 1] or a callable judge of a :class:`PheromoneUpdate` (default: every
@@ -130,6 +133,7 @@ class PheromonePolicy(BasePolicy):
         cost_weight: float = 0.0,
         cost_scale: float = 1.0,
         cost_epsilon: float = 1.0,
+        cost_span: float = 1.0,
         gate: float | Gate | None = None,
         buffer_size: int = 10_000,
         batch_size: int = 256,
@@ -151,6 +155,7 @@ class PheromonePolicy(BasePolicy):
         self.cost_weight = _num("cost_weight", cost_weight, lo=0.0)
         self.cost_scale = _num("cost_scale", cost_scale, lo=0.0, open_lo=True)
         self.cost_epsilon = _num("cost_epsilon", cost_epsilon, lo=0.0, open_lo=True)
+        self.cost_span = _num("cost_span", cost_span, lo=0.0, hi=1e6)
         weights = {**DEFAULT_ETA, **(eta or {})}  # the terms you name replace the defaults; 0 switches one off
         unknown = sorted(set(weights) - set(ETA_TERMS))
         if unknown:
@@ -161,7 +166,8 @@ class PheromonePolicy(BasePolicy):
         if callable(signal):
             self._signal: Callable[[PheromoneUpdate], float] = signal
         elif signal == "utility":
-            self._signal = _utility
+            span = self.cost_span
+            self._signal = lambda u: _utility(u, span)
         elif signal == "ratio":
             eps = self.cost_epsilon
             self._signal = lambda u: _ratio(u, eps)
@@ -198,7 +204,10 @@ class PheromonePolicy(BasePolicy):
         self._rng = random.Random(seed)
         self._wcache: dict[str, tuple[Any, tuple[dict[str, float], str]]] = {}
         self._cands: tuple[Any, CandInfo] | None = None
-        self._paths: OrderedDict[str, _Path] = OrderedDict()
+        self._paths: dict[str, _Path] = {}  # insertion-ordered: the oldest task comes first
+        self._mixtures: dict[tuple[tuple[str, float], ...], dict[str, float]] = {}
+        self._load_w = self.eta["load"] if self.beta > 0 else 0.0
+        self._beta_load = self.beta * self.eta["load"]
         self._inflight: dict[str, int] = {}
         self._latency: dict[str, float] = {}
         self._lat_version = 0
@@ -206,16 +215,28 @@ class PheromonePolicy(BasePolicy):
     # ------------------------------------------------------------------ intent
 
     def task_weights(self, obs: Observation) -> tuple[dict[str, float], str]:
-        """``(w(q), source)`` for the observation's task (cached per task id and declared intent)."""
+        """``(w(q), source)`` for the observation's task (cached per task id and declared intent).
+
+        Equal mixtures are one shared dict (do not mutate it): decisions cache the fused pheromone per mixture.
+        """
         task = obs.task
         hit = self._wcache.get(task.id)
         if hit is not None and hit[0] is task.intent:
             return hit[1]
-        res = self.intent.weights(task.text, category=task.category, intent=task.intent)
+        res = self._intern(self.intent.weights(task.text, category=task.category, intent=task.intent))
         if len(self._wcache) >= _MAX_TASKS:
             self._wcache.clear()
         self._wcache[task.id] = (task.intent, res)
         return res
+
+    def _intern(self, res: tuple[dict[str, float], str]) -> tuple[dict[str, float], str]:
+        key = tuple(res[0].items())
+        w = self._mixtures.get(key)
+        if w is None:
+            if len(self._mixtures) >= _MAX_TASKS:
+                self._mixtures.clear()
+            w = self._mixtures[key] = res[0]
+        return w, res[1]
 
     def fit_intent(self, texts: Sequence[str], labels: Sequence[str | None], **kw: Any) -> PheromonePolicy:
         """Fit the intent classifier on labelled queries (e.g. a routing table's texts and categories)."""
@@ -228,7 +249,7 @@ class PheromonePolicy(BasePolicy):
     ) -> None:
         """Compute w(q) of known upcoming tasks in one classifier pass (replays, batch runs)."""
         for tid, res in zip(task_ids, self.intent.batch_weights(texts, categories), strict=True):
-            self._wcache[str(tid)] = (None, res)
+            self._wcache[str(tid)] = (None, self._intern(res))
 
     # ------------------------------------------------------------------ η
 
@@ -244,111 +265,139 @@ class PheromonePolicy(BasePolicy):
         self._cands = (cands, info)
         return info
 
-
     # ------------------------------------------------------------------ decide
 
     def decide(self, obs: Observation) -> Decision:
-        """Pick a candidate with ``P ∝ τ(q)^α · η^β`` (pseudo-random proportional); record the evidence."""
+        """Pick a candidate with ``P ∝ τ(q)^α · η^β`` (pseudo-random proportional); record the evidence.
+
+        The hot path: the fused τ, η and ``P`` of a (mixture, point, previous choice) are cached on the candidate
+        set until the table, λ or an observed latency moves; only the ``load`` term (decisions waiting for their
+        feedback) is recomputed per call, and the evidence is built when read.
+        """
         cands = obs.candidates
-        info = self._cand_info(cands)
-        ids = info.ids
+        hit = self._cands
+        info = hit[1] if hit is not None and hit[0] is cands else self._cand_info(cands)
+        task = obs.task
+        wc = self._wcache.get(task.id)
+        w, source = wc[1] if wc is not None and wc[0] is task.intent else self.task_weights(obs)
+        hist = obs.history
+        prev = f"{hist[-1][0]}={hist[-1][1]}" if hist else ""
         point = obs.point
-        w, source = self.task_weights(obs)
-        prev = f"{obs.history[-1][0]}={obs.history[-1][1]}" if obs.history else ""
-        kappa = self.transition_weight if prev else 0.0
-        t0 = self.params.initial
-        table = self.table
-        levels = table.levels
-        n = len(ids)
-        tau = [0.0] * n
-        unc: list[float] | None = [0.0] * n if self.eta["uncertainty"] > 0 and self.beta > 0 else None
-        for t, wt in w.items():
-            node = levels(t, point, "")
-            if kappa:
-                trans = levels(t, point, prev) or {}
-                node = node or {}
-                k1, k0 = kappa * wt, (1.0 - kappa) * wt
-                for i, cid in enumerate(ids):
-                    tau[i] += k0 * node.get(cid, t0) + k1 * trans.get(cid, t0)
-            elif node is None:
-                tau = [x + wt * t0 for x in tau]
-            else:
-                get = node.get
-                for i, cid in enumerate(ids):
-                    tau[i] += wt * get(cid, t0)
-            if unc is not None:  # fused like τ: Σ_t w_t / √(1 + visits_t)
-                b = table.bonus(t, point, "")
-                if b is None:
-                    unc = [u + wt for u in unc]
-                else:
-                    bget = b.get
-                    for i, cid in enumerate(ids):
-                        unc[i] += wt * bget(cid, 1.0)
         extra = obs.extra
-        lam = float(extra.get("cost_weight", self.cost_weight)) if extra else self.cost_weight
-        scale = float(extra.get("cost_scale", self.cost_scale)) if extra else self.cost_scale
-        alpha, beta = self.alpha, self.beta
-        log = math.log
-        if beta > 0:
-            terms, log_eta = self._eta(info, lam, scale)
-            if unc is not None:
-                # log η = w·(bonus − best bonus): fewer visits, higher η. The evidence shows the bonus itself
-                # (Σ_t w_t/√(1 + visits_t)); the shift by the best bonus cancels in P.
-                terms["uncertainty"] = unc
-                wk = self.eta["uncertainty"]
-                log_eta = [wk * u for u in unc] if log_eta is None else [a + wk * u for a, u in
-                                                                         zip(log_eta, unc, strict=True)]
+        if extra:
+            lam = float(extra.get("cost_weight", self.cost_weight))
+            scale = float(extra.get("cost_scale", self.cost_scale))
         else:
-            terms, log_eta = {}, None
-        if log_eta is None:
-            score = [alpha * log(x) for x in tau]
+            lam, scale = self.cost_weight, self.cost_scale
+        static = static_eta(info, self.eta, lam, scale, self._latency, self._lat_version) if self.beta else _NO_ETA
+        ent = info.fused.get((id(w), point, prev))
+        if ent is None or ent.version != self.table.version or ent.static is not static or ent.w is not w:
+            ent = self._fuse(info, w, point, prev, static)
+        load = None
+        if self._inflight and self._load_w > 0:
+            load = load_eta(info, self._inflight)
+        if load is None:
+            p, best = ent.p, ent.best
         else:
-            score = [alpha * log(x) + beta * e for x, e in zip(tau, log_eta, strict=True)]
-        top = max(score)
-        exp = math.exp
-        p = [exp(x - top) for x in score]
-        z = sum(p)
-        p = [x / z for x in p]
-        best = score.index(top)
+            wl, log = self._beta_load, math.log
+            p, best = _softmax([s + wl * log(x) for s, x in zip(ent.score, load, strict=True)])
+        ids = info.ids
+        rng = self._rng
         if self.mode == "greedy":
-            chosen, probs, how = best, [0.0] * n, "greedy"
-            probs[best] = 1.0
+            chosen, how = best, "greedy"
+            probs = {cid: 0.0 for cid in ids}
+            probs[ids[best]] = 1.0
         else:
-            q0 = self.exploit
-            probs = [(1.0 - q0) * x for x in p]
-            probs[best] += q0
-            if self._rng.random() < q0:
+            if load is None:
+                probs = ent.probs.copy()
+            else:
+                q1 = 1.0 - self.exploit
+                probs = {cid: q1 * x for cid, x in zip(ids, p, strict=True)}
+                probs[ids[best]] += self.exploit
+            if rng.random() < self.exploit:
                 chosen, how = best, "exploit"
             else:
-                chosen, how = _draw(p, self._rng.random()), "explore"
+                chosen, how = _draw(p, rng.random()), "explore"
         cid = ids[chosen]
-        evidence = {
-            "tau": dict(zip(ids, tau, strict=True)),
-            "eta": {k: dict(zip(ids, v, strict=True)) for k, v in terms.items()},
-            "weights": w,
-            "intent_source": source,
-            "prev": prev,
-            "selection": how,
-        }
-        self._remember(obs, cid, prev, w, lam, scale)
+        self._remember(task.id, point, cid, prev, w, lam, scale)
         return Decision(
             cid,
-            dict(zip(ids, probs, strict=True)),
+            probs,
             reason=f"pheromone {how}: {cid}",
-            scores=dict(zip(ids, p, strict=True)),
+            scores=ent.scores.copy() if load is None else dict(zip(ids, p, strict=True)),
             explored=chosen != best,
-            evidence=evidence,
+            evidence=_Evidence(ids, ent.tau, static[0], ent.unc, load, w, source, prev, how),
         )
 
-    def _remember(self, obs: Observation, cid: str, prev: str, w: dict[str, float], lam: float, sc: float) -> None:
-        path = self._paths.get(obs.task.id)
+    def _fuse(
+        self, info: CandInfo, w: dict[str, float], point: str, prev: str,
+        static: tuple[dict[str, list[float]], list[float] | None],
+    ) -> _Fused:
+        """Fuse the specialists for one mixture at one point (after ``prev``) and cache P (without load).
+
+        Pure Python over a few floats: ``map(dict.get, ...)`` runs the look-ups in C and each fused quantity
+        is one pass over the candidates, which is faster than numpy at this size.
+        """
+        table = self.table
+        version = table.version  # read before the levels: a write meanwhile leaves a stale version, not stale data
+        ids = info.ids
+        n = len(ids)
+        t0 = self.params.initial
+        kappa = self.transition_weight if prev else 0.0
+        levels, bonus = table.levels, table.bonus
+        wu = self.eta["uncertainty"] if self.beta > 0 else 0.0
+        ws: list[float] = []
+        vs: list[list[float]] = []
+        bs: list[list[float]] = []
+        for t, wt in w.items():
+            node = levels(t, point, "")
+            vals = [t0] * n if node is None else list(map(node.get, ids, repeat(t0, n)))
+            if kappa:  # (1 − κ)·τ(point, option) + κ·τ(prev → point, option)
+                trans = levels(t, point, prev)
+                tv = repeat(t0, n) if trans is None else map(trans.get, ids, repeat(t0, n))
+                vals = [(1.0 - kappa) * a + kappa * x for a, x in zip(vals, tv, strict=False)]
+            ws.append(wt)
+            vs.append(vals)
+            if wu > 0:  # fused like τ: Σ_t w_t / √(1 + visits_t)
+                bn = bonus(t, point, "")
+                bs.append([1.0] * n if bn is None else list(map(bn.get, ids, repeat(1.0, n))))
+        tau = _mix(ws, vs, n, t0)
+        unc = _mix(ws, bs, n, 0.0) if wu > 0 else None
+        alpha, beta, log = self.alpha, self.beta, math.log
+        # score = α·log τ + β·Σ_k w_k·log η_k; log η_uncertainty = w·bonus (the shift by the best cancels in P)
+        log_static = static[1]
+        if unc is not None:
+            bu = beta * wu
+            if log_static is not None:
+                score = [alpha * log(x) + bu * u + beta * e for x, u, e in zip(tau, unc, log_static, strict=True)]
+            else:
+                score = [alpha * log(x) + bu * u for x, u in zip(tau, unc, strict=True)]
+        elif log_static is not None:
+            score = [alpha * log(x) + beta * e for x, e in zip(tau, log_static, strict=True)]
+        else:
+            score = [alpha * log(x) for x in tau]
+        p, best = _softmax(score)
+        q1 = 1.0 - self.exploit
+        probs = {cid: q1 * x for cid, x in zip(ids, p, strict=True)}
+        probs[ids[best]] += self.exploit
+        ent = _Fused(version, static, w, tau, unc, score, p, best, probs, dict(zip(ids, p, strict=True)))
+        cache = info.fused
+        if len(cache) >= _MAX_FUSED:
+            cache.clear()
+        cache[(id(w), point, prev)] = ent  # the entry holds w, so its id cannot be reused while it is cached
+        return ent
+
+    def _remember(self, tid: str, point: str, cid: str, prev: str, w: dict[str, float], lam: float,
+                  sc: float) -> None:
+        paths = self._paths
+        path = paths.get(tid)
         if path is None:
-            if len(self._paths) >= _MAX_TASKS:  # tasks whose end never came: forget the oldest
-                _, old = self._paths.popitem(last=False)
-                self._release(old.steps)
-            path = self._paths[obs.task.id] = _Path()
-        path.steps.append(_Step(obs.point, prev, cid, w, lam, sc))
-        self._inflight[cid] = self._inflight.get(cid, 0) + 1
+            if len(paths) >= _MAX_TASKS:  # tasks whose end never came: forget the oldest
+                self._release(paths.pop(next(iter(paths))).steps)
+            path = paths[tid] = _Path([])
+        path.steps.append(_Step(point, prev, cid, w, lam, sc))
+        inflight = self._inflight
+        inflight[cid] = inflight.get(cid, 0) + 1
 
     def _release(self, steps: Iterable[_Step]) -> None:
         for s in steps:
@@ -492,6 +541,102 @@ class _TaskEndHook(RunHooks):
             self.policy.forget_task(result.task_id)
 
 
+@dataclass(slots=True)
+class _Fused:
+    """A cached fusion: valid while the table's version, the static η and the mixture object are the same."""
+
+    version: int
+    static: tuple[dict[str, list[float]], list[float] | None]
+    w: dict[str, float]
+    tau: list[float]
+    unc: list[float] | None
+    score: list[float]
+    p: list[float]
+    best: int
+    probs: dict[str, float]
+    scores: dict[str, float]
+
+
+class _Evidence(Mapping[str, Any]):
+    """``Decision.evidence`` of a pheromone decision, built when read (most decisions are never traced).
+
+    Keys: ``tau``, ``eta`` (each term per candidate), ``weights``, ``intent_source``, ``prev``, ``selection``.
+    ``dict(evidence)`` or :meth:`as_dict` gives plain, JSON-ready values.
+    """
+
+    __slots__ = ("_how", "_ids", "_load", "_prev", "_source", "_tau", "_terms", "_unc", "_w")
+    KEYS = ("tau", "eta", "weights", "intent_source", "prev", "selection")
+
+    def __init__(self, ids: list[str], tau: list[float], terms: dict[str, list[float]], unc: list[float] | None,
+                 load: list[float] | None, w: dict[str, float], source: str, prev: str, how: str) -> None:
+        self._ids, self._tau, self._terms, self._unc, self._load = ids, tau, terms, unc, load
+        self._w, self._source, self._prev, self._how = w, source, prev, how
+
+    def __getitem__(self, key: str) -> Any:
+        ids = self._ids
+        if key == "tau":
+            return dict(zip(ids, self._tau, strict=True))
+        if key == "eta":
+            out = {k: dict(zip(ids, v, strict=True)) for k, v in self._terms.items()}
+            if self._load is not None:
+                out["load"] = dict(zip(ids, self._load, strict=True))
+            if self._unc is not None:
+                out["uncertainty"] = dict(zip(ids, self._unc, strict=True))
+            return out
+        if key == "weights":
+            return dict(self._w)
+        if key == "intent_source":
+            return self._source
+        if key == "prev":
+            return self._prev
+        if key == "selection":
+            return self._how
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (what the tracing layer records)."""
+        return {k: self[k] for k in self.KEYS}
+
+    def __repr__(self) -> str:
+        return f"PheromoneEvidence({self.as_dict()!r})"
+
+
+_NO_ETA: tuple[dict[str, list[float]], list[float] | None] = ({}, None)
+_MAX_FUSED = 4096
+
+
+def _mix(ws: list[float], vs: list[list[float]], n: int, empty: float) -> list[float]:
+    """``Σ_t ws[t]·vs[t]`` element-wise, in one pass for up to three task types."""
+    k = len(ws)
+    if k == 1:
+        w0 = ws[0]
+        return vs[0] if w0 == 1.0 else [w0 * a for a in vs[0]]
+    if k == 2:
+        w0, w1 = ws
+        return [w0 * a + w1 * b for a, b in zip(vs[0], vs[1], strict=True)]
+    if k == 3:
+        w0, w1, w2 = ws
+        return [w0 * a + w1 * b + w2 * c for a, b, c in zip(vs[0], vs[1], vs[2], strict=True)]
+    if k == 0:
+        return [empty] * n
+    return [sum(map(mul, ws, col)) for col in zip(*vs, strict=True)]
+
+
+def _softmax(score: list[float]) -> tuple[list[float], int]:
+    """``(P, argmax)`` of ``P ∝ exp(score)``."""
+    top = max(score)
+    exp = math.exp
+    e = [exp(x - top) for x in score]
+    z = sum(e)
+    return [x / z for x in e], score.index(top)
+
+
 def _draw(p: Sequence[float], u: float) -> int:
     acc = 0.0
     for i, x in enumerate(p):
@@ -501,10 +646,12 @@ def _draw(p: Sequence[float], u: float) -> int:
     return len(p) - 1
 
 
-def _utility(u: PheromoneUpdate) -> float:
+def _utility(u: PheromoneUpdate, span: float = 0.0) -> float:
+    """``(quality − λ·cost/scale + λ·span) / (1 + λ·span)``: the reward mapped affinely onto [0, 1]."""
     q = 0.0 if u.quality is None else u.quality
     c = 0.0 if u.cost_usd is None else u.cost_usd
-    return q - u.cost_weight * c / u.cost_scale
+    lam_span = u.cost_weight * span
+    return (q - u.cost_weight * c / u.cost_scale + lam_span) / (1.0 + lam_span)
 
 
 def _ratio(u: PheromoneUpdate, eps: float) -> float:

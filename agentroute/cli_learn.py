@@ -14,7 +14,19 @@ from typing import Any
 
 import click
 
-_FIT_NAMES = ("prior", "knn", "linear", "mlp", "bandit", "thompson", "random", "cheapest", "strongest", "ppo")
+_FIT_NAMES = (
+    "prior",
+    "ensemble",
+    "knn",
+    "linear",
+    "mlp",
+    "bandit",
+    "thompson",
+    "random",
+    "cheapest",
+    "strongest",
+    "ppo",
+)
 
 
 def _echo(quiet: bool, msg: str) -> None:

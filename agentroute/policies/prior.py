@@ -11,7 +11,8 @@ explicit and lets the data decide the rest:
 categories get ``q̄_o``) and ``W`` is a ridge regression of the residual ``q − prior`` on the query features. ``s``
 and the ridge penalty (including "no residual at all") are chosen by K-fold cross-validation **inside the training
 table**, on the routing objective itself: the area under the cost–quality hull (AIQ) of the out-of-fold predictions
-swept over λ, ties broken by squared error. The test split is never seen. Inference is one lookup and one
+swept over λ; among the settings whose AIQ is within noise of the best (half a standard error), the lowest squared
+error wins. The test split is never seen. Inference is one lookup and one
 matrix-vector product; arrays save as plain floats (no pickle).
 """
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 SHRINK_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 ALPHA_GRID = (30.0, 100.0, 300.0, 1000.0, math.inf)  # inf: the prior alone
-_SWEEP = (0.0, *np.geomspace(1e-3, 1e3, 61).tolist(), math.inf)
+_CV_BREAKEVEN = 150  # break-even λ per inner-CV sweep: enough to rank candidates, cheap enough for a grid
 
 
 def category_prior(
@@ -85,12 +86,47 @@ def _hull_aiq(cost: np.ndarray, qual: np.ndarray, c_lo: float, c_hi: float) -> f
     return float(aiq(upper_hull(cost, qual), c_lo, c_hi))
 
 
+def aiq_tolerance(y: np.ndarray) -> float:
+    """AIQ differences below this are noise for model selection: half the standard error of a mean outcome.
+
+    Out-of-fold AIQs of neighbouring hyper-parameters often differ in the fourth decimal; picking the top one then
+    chases noise. Selection keeps every setting within this tolerance of the best and takes the lowest squared
+    error among them (a one-standard-error rule, as in glmnet's ``lambda.1se``).
+    """
+    q = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    return 0.5 * float(np.sqrt(np.mean(q.var(axis=0)) / max(len(q), 1)))
+
+
+def select_best(scores: Mapping[Any, tuple[float, float]], tol: float) -> Any:
+    """The key of the lowest squared error among the ``(aiq, mse)`` scores within ``tol`` of the best AIQ."""
+    top = max(a for a, _ in scores.values())
+    near = [k for k, (a, _) in scores.items() if a >= top - tol]
+    return min(near, key=lambda k: (scores[k][1], -scores[k][0]))
+
+
+def routed_aiq(router: TableRouter, table: RoutingTable, q_hat: np.ndarray, c_hat: np.ndarray) -> float:
+    """AIQ on ``table`` of routing by predictions ``q_hat`` / ``c_hat`` (the inner-CV objective of the routers).
+
+    The λ sweep is the fixed grid plus the predictions' own break-even points (as in
+    :func:`agentroute.evaluation.sweep`), so model selection sees the frontier the evaluation will measure.
+    """
+    from agentroute.evaluation import breakeven_weights
+
+    rows = np.arange(len(table))
+    c_opt = table.cost.mean(axis=0)
+    lams = breakeven_weights(q_hat, c_hat, router.cost_scale, n=_CV_BREAKEVEN)
+    pts = [router.choose(q_hat, c_hat, lam) for lam in lams]
+    cost = np.asarray([table.cost[rows, i].mean() for i in pts])
+    qual = np.asarray([table.quality[rows, i].mean() for i in pts])
+    return _hull_aiq(cost, qual, float(c_opt.min()), float(c_opt.max()))
+
+
 class PriorRouter(TableRouter):
     """Shrunk per-category quality priors plus a ridge on the text residual, both chosen by inner CV.
 
     ``shrink`` / ``alpha`` fix the shrinkage (pseudo-queries) and the ridge penalty (``math.inf``: no residual);
-    left ``None``, ``fit`` picks them by ``folds``-fold cross-validation on the training table, maximising the
-    out-of-fold AIQ (ties: squared error).
+    left ``None``, ``fit`` picks them by ``folds``-fold cross-validation on the training table: the lowest squared
+    error among the settings within :func:`aiq_tolerance` of the best out-of-fold AIQ.
     """
 
     kind = "prior"
@@ -113,8 +149,6 @@ class PriorRouter(TableRouter):
         y, cats = table.quality, list(table.categories)
         assert self.cost_model is not None
         c_hat = self.cost_model.predict(table.texts)
-        c_opt = table.cost.mean(axis=0)
-        c_lo, c_hi = float(c_opt.min()), float(c_opt.max())
         shrinks = SHRINK_GRID if self.shrink is None else (float(self.shrink),)
         alphas = ALPHA_GRID if self.alpha is None else (float(self.alpha),)
         fold = np.random.default_rng(self.seed).permutation(len(y)) % self.folds
@@ -139,19 +173,17 @@ class PriorRouter(TableRouter):
                         sl = slice(i * k_opt, (i + 1) * k_opt)
                         pred = pred + x[te] @ w[:, sl] + b[sl]
                     oof[(s, a)][te] = np.clip(pred, 0.0, 1.0)
-        rows = np.arange(len(y))
         scores: dict[tuple[float, float], tuple[float, float]] = {}
         for key, q in oof.items():
-            pts = [self.choose(q, c_hat, lam) for lam in _SWEEP]
-            cost = np.asarray([table.cost[rows, i].mean() for i in pts])
-            qual = np.asarray([y[rows, i].mean() for i in pts])
-            scores[key] = (_hull_aiq(cost, qual, c_lo, c_hi), float(np.mean((q - y) ** 2)))
-        best = max(scores, key=lambda k: (round(scores[k][0], 4), -scores[k][1]))
+            scores[key] = (routed_aiq(self, table, q, c_hat), float(np.mean((q - y) ** 2)))
+        tol = aiq_tolerance(y)
+        best = select_best(scores, tol)
         self.shrink, self.alpha = best
         return {
             "cv_folds": self.folds,
             "cv_aiq": {f"s={s:g},alpha={a:g}": round(v[0], 5) for (s, a), v in scores.items()},
             "cv_best_aiq": scores[best][0],
+            "cv_aiq_tolerance": tol,
             "cv_best_mse": scores[best][1],
         }
 
@@ -201,4 +233,4 @@ class PriorRouter(TableRouter):
         self.w, self.b = arrays["w"].astype(np.float64), arrays["b"].astype(np.float64)
 
 
-__all__ = ["PriorRouter", "category_prior", "lookup"]
+__all__ = ["PriorRouter", "aiq_tolerance", "category_prior", "lookup", "routed_aiq", "select_best"]

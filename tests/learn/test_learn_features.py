@@ -121,6 +121,7 @@ def test_embedding_featurizer_logic_with_a_stand_in_encoder(monkeypatch: pytest.
             return out
 
     monkeypatch.setattr(EmbeddingFeaturizer, "_model", Encoder())
+    monkeypatch.setattr(EmbeddingFeaturizer, "_cache", {})  # never mix with the real encoder's cached vectors
     f = EmbeddingFeaturizer().fit(["ab", "abc"], ["x", "y"])
     x = f.transform(["ab", "abcd"], ["x", None])
     assert x.shape == (2, f.dim) and f.dim == 384 + 1 + 3 and x.dtype == np.float32
@@ -129,3 +130,28 @@ def test_embedding_featurizer_logic_with_a_stand_in_encoder(monkeypatch: pytest.
     np.testing.assert_array_equal(g.transform(["ab"], ["x"]), x[:1])
     with pytest.raises(ConfigError, match="not fitted"):
         EmbeddingFeaturizer().transform(["x"])
+
+
+def test_embedding_featurizer_encodes_each_text_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+
+    class Encoder:
+        def encode(self, texts: list[str], **kw: object) -> np.ndarray:
+            seen.extend(texts)
+            out = np.zeros((len(texts), 384))
+            for i, t in enumerate(texts):
+                out[i, len(t) % 384] = 1.0
+            return out
+
+    monkeypatch.setattr(EmbeddingFeaturizer, "_model", Encoder())
+    monkeypatch.setattr(EmbeddingFeaturizer, "_cache", {})
+    f = EmbeddingFeaturizer(use_category=False).fit(["a"])
+    x1 = f.transform(["ab", "abc", "ab"])
+    x2 = EmbeddingFeaturizer(use_category=False).fit(["a"]).transform(["abc", "abcd"])
+    assert sorted(seen) == ["ab", "abc", "abcd"]  # duplicates and repeats are served from the cache
+    np.testing.assert_array_equal(x1[0], x1[2])
+    np.testing.assert_array_equal(x1[1, :384], x2[0, :384])
+    monkeypatch.setattr(EmbeddingFeaturizer, "cache_size", 0)
+    f.transform(["zz"])
+    f.transform(["zz"])
+    assert seen.count("zz") == 2  # a full cache stores nothing more, and still answers

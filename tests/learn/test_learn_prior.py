@@ -59,8 +59,10 @@ def test_learns_the_per_topic_quality_and_routes_by_lambda(fitted: PriorRouter) 
     q, _ = fitted.predict_outcomes(["prove the lemma", "add the digits"], ["proof", "arith"])
     truth = np.asarray([[P_RIGHT[t][o] for o in OPTIONS] for t in ("proof", "arith")])
     assert np.abs(q - truth).max() < 0.2
-    hard = fitted.decide(observation("prove the theorem by induction", "proof", cost_weight=0.05))
-    easy = fitted.decide(observation("add the digits", "arith", cost_weight=0.05))
+    # at λ = 0.3 the true P_RIGHT makes large best on proofs and small best on arithmetic (at λ = 0.05, medium's
+    # +0.02 on arithmetic would outweigh its price: small is then the wrong answer)
+    hard = fitted.decide(observation("prove the theorem by induction", "proof", cost_weight=0.3))
+    easy = fitted.decide(observation("add the digits", "arith", cost_weight=0.3))
     assert isinstance(hard, Decision) and hard.chosen == "large" and easy.chosen == "small"
     assert fitted.decide(observation("prove it", "proof", cost_weight=math.inf)).chosen == "small"
 
@@ -68,7 +70,9 @@ def test_learns_the_per_topic_quality_and_routes_by_lambda(fitted: PriorRouter) 
 def test_hyperparameters_chosen_by_inner_cv_and_recorded(fitted: PriorRouter) -> None:
     m = fitted.card["metrics"]
     assert m["cv_folds"] == 3 and len(m["cv_aiq"]) == 25
-    assert m["cv_best_aiq"] == pytest.approx(max(m["cv_aiq"].values()), abs=1e-4)
+    # the lowest-error setting among those within noise (cv_aiq_tolerance) of the best out-of-fold AIQ
+    assert 0 < m["cv_aiq_tolerance"] < 0.05
+    assert m["cv_best_aiq"] >= max(m["cv_aiq"].values()) - m["cv_aiq_tolerance"] - 1e-4
     assert fitted.shrink is not None and fitted.alpha is not None
 
 

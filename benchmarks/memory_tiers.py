@@ -6,6 +6,8 @@ Trains on the six training conversations (26, 30, 41, 42, 43, 44) and measures o
 * routed memory: fitted-Q (state-aware, by backward induction; quality = mix of evidence and answer recall, and an
   evidence-only variant), the rule policy fitted by question type, the ridge predictive baseline, and PPO trained in
   MemoryTier-v0 with BudgetMem's reward, each swept over the cost weight lambda;
+* two ceilings that are not policies (tiers picked with the held-out questions' own outcomes): one combination per
+  question category, and one per question;
 * the targets: the cost at which the routed frontier reaches all-high's evidence recall (as a share of all-high's
   cost), its evidence recall at 60% of all-high's cost and at all-low's cost, and the time to build a memory for the
   longest conversation and to recall at the low tier.
@@ -97,6 +99,31 @@ def cost_to_reach(front: list[tuple[float, float]], target: float) -> float | No
     return None
 
 
+def ceilings(table: Any, unit_usd: float) -> dict[str, list[dict[str, float]]]:
+    """Two references that are not policies: tiers picked with the held-out questions' own outcomes.
+
+    ``category oracle``: one fixed combination per question category (the label, which a router does not see),
+    the best on the held-out questions of that category at each lambda: the most that routing by question type
+    could give. ``question oracle``: the best combination for each question.
+    """
+    n = len(table.keys)
+    rows = np.arange(n)
+    groups = [np.flatnonzero(table.categories == g) for g in sorted(set(table.categories.tolist()))]
+    out: dict[str, list[dict[str, float]]] = {"category oracle (ceiling)": [], "question oracle (ceiling)": []}
+    for lam in (0.0, *np.geomspace(1e-3, 1e4, 200)):
+        util = table.evidence - lam * table.cost_usd / unit_usd
+        j = util.argmax(axis=1)
+        q_cost, q_ev = float(table.cost_usd[rows, j].mean()), float(table.evidence[rows, j].mean())
+        out["question oracle (ceiling)"].append({"cost_usd": q_cost, "evidence_recall": q_ev})
+        ev = cost = 0.0
+        for idx in groups:
+            k = int(util[idx].mean(axis=0).argmax())
+            ev += float(table.evidence[idx, k].sum())
+            cost += float(table.cost_usd[idx, k].sum())
+        out["category oracle (ceiling)"].append({"cost_usd": cost / n, "evidence_recall": ev / n})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/memory_tiers")
@@ -178,6 +205,14 @@ def main() -> None:
         "recall_at_60pct_of_all_high_cost": recall_at(fixed_front, 0.6 * hi["cost_usd"]),
         "recall_at_all_low_cost": recall_at(fixed_front, lo["cost_usd"]),
     }
+    for name, pts in ceilings(t_test, hi["cost_usd"]).items():
+        front = frontier(pts)
+        reach = cost_to_reach(front, hi["evidence_recall"])
+        targets[name] = {
+            "cost_share_to_reach_all_high_recall": None if reach is None else reach / hi["cost_usd"],
+            "recall_at_60pct_of_all_high_cost": recall_at(front, 0.6 * hi["cost_usd"]),
+            "recall_at_all_low_cost": recall_at(front, lo["cost_usd"]),
+        }
     res.update(reference={f"all-{k}": v for k, v in refs.items()}, fixed=fixed, routed=curves, targets=targets,
                seconds=time.perf_counter() - t_start)
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str) + "\n")

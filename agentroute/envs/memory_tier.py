@@ -86,6 +86,20 @@ class MemoryTierEnv(gym.Env[np.ndarray, np.int64]):
         self._module = 0
         self._done = True
 
+    def describe(self) -> dict[str, Any]:
+        """What a trained policy's card records about this environment (its options are the tier names)."""
+        return {
+            "env": "agentroute/MemoryTier-v0",
+            "options": list(TIERS),
+            "modules": list(MODULE_NAMES),
+            "reward": self.reward_mode,
+            "cost_weight": self.cost_weight,
+            "cost_weight_range": [self.cost_weight, self.cost_weight],
+            "mix": self.mix,
+            "cost_scale_usd": self.unit_usd,
+            "questions": len(self.items),
+        }
+
     # -- episode ---------------------------------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

@@ -127,3 +127,13 @@ def test_a_bad_scenario_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None
     res = CliRunner().invoke(main, ["train", "--scenario", str(p), "--out", str(tmp_path / "r.npz")])
     assert res.exit_code == 2 and "unknown algo 'dqn'" in res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_memory_scenario_trains_and_the_card_names_the_tiers(tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "m.npz"
+    res = CliRunner().invoke(main, ["train", "--scenario", str(REPO / "envs" / "locomo-memory.yaml"),
+                                    "--timesteps", "64", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["env"] == "agentroute/MemoryTier-v0" and card["options"] == ["low", "mid", "high"]
+    assert card["reward"] == "budgetmem" and card["cost_weight"] == 0.2 and card["total_timesteps"] == 64

@@ -269,15 +269,16 @@ def sweep(
         cols = _columns(policy, table)
         qh, ch = policy.predict_outcomes(table.texts, table.categories)
         qh, ch = np.asarray(qh)[:, cols], np.asarray(ch)[:, cols]
+        routes = getattr(policy, "kind", "") not in ("constant", "random")  # its choices depend on the query
         if cost_weights is not None:
             lams = tuple(cost_weights)
-        elif getattr(policy, "kind", "") in ("constant", "random"):
-            lams = DEFAULT_COST_WEIGHTS
-        else:
+        elif routes:
             lams = breakeven_weights(qh, ch, float(getattr(policy, "cost_scale", table.cost_scale())))
+        else:
+            lams = DEFAULT_COST_WEIGHTS
         choices = [np.asarray(policy.choose(qh, ch, lam)) for lam in lams]
         cur = _from_choices(label, table, lams, choices, strong)
-        if strong is not None and getattr(policy, "kind", "") not in ("constant", "random"):
+        if strong is not None and routes:
             weak = 1 - strong
             dq, dc = qh[:, strong] - qh[:, weak], ch[:, strong] - ch[:, weak]
             score = dq / np.maximum(dc, 1e-12)  # break-even λ (scale-free ranking)

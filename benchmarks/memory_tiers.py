@@ -39,7 +39,7 @@ from agentroute.memory.fitted import FittedQPolicy, collect
 from agentroute.memory.plots import frontier_plot
 from agentroute.memory.policies import MemoryRulePolicy, PredictivePolicy
 
-LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
+LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.5, 2.0, 5.0)
 
 
 def timings(conversations: list[Any]) -> dict[str, Any]:

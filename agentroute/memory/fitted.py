@@ -7,6 +7,11 @@ environment produce) together with the cost so far and the final quality and cos
 :meth:`FittedQPolicy.fit` then regresses, module by module from the last one back, the return of each tier
 (``quality - cost_weight * cost still to pay``, following the fitted policy afterwards) on those features, with one
 ridge regression per module and tier. Serving is a dot product per tier.
+
+How far the regressions may move away from the best fixed combination is the ridge shrinkage ``alpha``; by default
+it is chosen by leave-one-conversation-out cross-validation on the training data (:data:`ALPHAS`), scoring each
+candidate by the return its greedy policy earns on the conversation left out. Features that describe the training
+conversations but not new ones then get shrunk away instead of being followed on held-out data.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from agentroute.policies.base import BasePolicy
 from agentroute.routing import Decision, Observation
 
 _T = len(TIERS)
+ALPHAS: tuple[float, ...] = (10.0, 100.0, 1_000.0, 10_000.0)
+"""Ridge shrinkage values :meth:`FittedQPolicy.fit` chooses from by cross-validation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,8 @@ class Transitions:
     cost: np.ndarray
     """``(questions, 81)`` USD of each full path."""
     unit_usd: float
+    groups: np.ndarray
+    """Index of each question's conversation (the folds of the cross-validation)."""
 
 
 def collect(memories: Sequence[Memory], progress: Callable[[int], None] | None = None) -> Transitions:
@@ -56,10 +65,11 @@ def collect(memories: Sequence[Memory], progress: Callable[[int], None] | None =
     n_mod = len(MODULE_NAMES)
     feats: list[list[np.ndarray]] = [[] for _ in range(n_mod)]
     spent: list[list[list[float]]] = [[] for _ in range(n_mod)]
-    ev_rows, ans_rows, cost_rows = [], [], []
+    ev_rows, ans_rows, cost_rows, groups = [], [], [], []
     free = budget_status(None, Decimal(0))
-    for mem in memories:
+    for g, mem in enumerate(memories):
         for _, q in gradable(mem.conversation.questions):
+            groups.append(g)
             level: list[RecallState] = [mem.start(q.question)]
             for m, module in enumerate(MODULE_NAMES):
                 spent[m].append([_usd(mem, s) for s in level])
@@ -84,6 +94,7 @@ def collect(memories: Sequence[Memory], progress: Callable[[int], None] | None =
         np.asarray(ans_rows),
         np.asarray(cost_rows),
         float(memories[0].usd(1000) or 1.0),
+        np.asarray(groups, dtype=np.int64),
     )
 
 
@@ -98,7 +109,13 @@ class FittedQPolicy(_MemoryPolicy):
     name = "memory-fitted-q"
 
     def __init__(
-        self, weights: Mapping[str, np.ndarray], *, cost_weight: float, fallback: BasePolicy | None = None
+        self,
+        weights: Mapping[str, np.ndarray],
+        *,
+        cost_weight: float,
+        alpha: float | None = None,
+        cv: Mapping[str, float] | None = None,
+        fallback: BasePolicy | None = None,
     ) -> None:
         super().__init__(fallback)
         self.weights = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
@@ -107,6 +124,8 @@ class FittedQPolicy(_MemoryPolicy):
             if w is None or w.shape != (N_FEATURES + 1, _T):
                 raise ConfigError(f"fitted-q weights for {m!r} missing or of the wrong shape", name=m)
         self.cost_weight = float(cost_weight)
+        self.alpha = alpha
+        self.cv = dict(cv or {})
 
     @classmethod
     def fit(
@@ -115,7 +134,8 @@ class FittedQPolicy(_MemoryPolicy):
         *,
         cost_weight: float,
         mix: float = 0.5,
-        alpha: float = 10.0,
+        alpha: float | None = None,
+        alphas: Sequence[float] = ALPHAS,
         query_words: bool = False,
     ) -> FittedQPolicy:
         """Backward induction from the last module, regressing each tier's gain over the best fixed path's tier.
@@ -123,28 +143,31 @@ class FittedQPolicy(_MemoryPolicy):
         The best fixed combination (highest mean return on the training data) is the prior: at every module the
         policy predicts how much each other tier gains over that combination's tier, with ridge shrinkage towards
         no gain, so where the features say nothing it behaves exactly like the best fixed combination.
+        ``alpha=None`` picks the shrinkage from ``alphas`` by leave-one-conversation-out cross-validation (with one
+        conversation only, the middle of ``alphas``); the choice and every fold's score go on the card.
         """
+        if alpha is not None and alpha <= 0:
+            raise ConfigError(f"alpha must be positive, got {alpha}", name="alpha")
+        if alpha is None and (not alphas or min(alphas) <= 0):
+            raise ConfigError(f"alphas must be positive values, got {tuple(alphas)}", name="alphas")
         ret = quality(data.evidence, data.answer, mix) - cost_weight * data.cost / data.unit_usd
-        n_q = ret.shape[0]
-        best = int(np.argmax(ret.mean(axis=0)))
-        prior = [(best // _T ** (len(MODULE_NAMES) - 1 - m)) % _T for m in range(len(MODULE_NAMES))]
-        value = ret  # (questions, 3**M): the return of each full path under the policy fitted so far
-        weights: dict[str, np.ndarray] = {}
-        for m in range(len(MODULE_NAMES) - 1, -1, -1):
-            n_s = _T**m
-            x = data.features[m].reshape(n_q * n_s, N_FEATURES).copy()
-            if not query_words:  # hashed words memorise the training conversations; cues and state generalise
-                x[:, :HASH_DIM] = 0.0
-            xb = np.concatenate([x, np.ones((x.shape[0], 1), np.float32)], axis=1).astype(np.float64)
-            v = value.reshape(n_q * n_s, _T)
-            gain = v - v[:, [prior[m]]]
-            reg = alpha * np.eye(xb.shape[1])
-            w = np.linalg.solve(xb.T @ xb + reg, xb.T @ gain)
-            w[:, prior[m]] = 0.0
-            weights[MODULE_NAMES[m]] = w.astype(np.float32)
-            greedy = np.argmax(xb @ w, axis=1)
-            value = v[np.arange(n_q * n_s), greedy].reshape(n_q, n_s)
-        return cls(weights, cost_weight=cost_weight)
+        x = _design(data, query_words)
+        cv: dict[str, float] = {}
+        if alpha is None:
+            folds = np.unique(data.groups)
+            if folds.size < 2:
+                alpha = float(sorted(alphas)[len(alphas) // 2])
+            else:
+                for a in alphas:
+                    got = []
+                    for g in folds:
+                        train, held = data.groups != g, data.groups == g
+                        w = _backward(x, ret, train, float(a))
+                        got.append(_greedy_return(x, ret, held, w))
+                    cv[f"{a:g}"] = float(np.mean(got))
+                alpha = float(max(alphas, key=lambda a: (cv[f"{a:g}"], a)))
+        weights = _backward(x, ret, np.ones(ret.shape[0], dtype=bool), float(alpha))
+        return cls(weights, cost_weight=cost_weight, alpha=float(alpha), cv=cv)
 
     def values(self, obs: Observation) -> np.ndarray:
         """Fitted gain of each tier over the prior's tier at this routing point."""
@@ -163,9 +186,59 @@ class FittedQPolicy(_MemoryPolicy):
 
     def card(self) -> dict[str, Any]:
         """What is saved beside the weights."""
-        return {"format": CARD_FORMAT, "policy": "fitted-q", "cost_weight": self.cost_weight,
-                "n_features": N_FEATURES}
+        card: dict[str, Any] = {"format": CARD_FORMAT, "policy": "fitted-q", "cost_weight": self.cost_weight,
+                                "n_features": N_FEATURES}
+        if self.alpha is not None:
+            card["alpha"] = self.alpha
+        if self.cv:
+            card["cv_return_by_alpha"] = self.cv
+        return card
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Weights per module."""
         return dict(self.weights)
+
+
+def _design(data: Transitions, query_words: bool) -> list[np.ndarray]:
+    """Per module, the features of every prefix state with a bias column: shape ``(questions, 3**m, F + 1)``."""
+    n_q = data.evidence.shape[0]
+    out = []
+    for m in range(len(MODULE_NAMES)):
+        x = data.features[m].reshape(n_q, _T**m, N_FEATURES).astype(np.float64)
+        if not query_words:  # hashed words memorise the training conversations; cues and state generalise
+            x[:, :, :HASH_DIM] = 0.0
+        out.append(np.concatenate([x, np.ones((*x.shape[:2], 1))], axis=2))
+    return out
+
+
+def _backward(x: Sequence[np.ndarray], ret: np.ndarray, rows: np.ndarray, alpha: float) -> dict[str, np.ndarray]:
+    """Fitted-Q weights from the questions ``rows`` (a boolean mask), by backward induction."""
+    r = ret[rows]
+    n_q = r.shape[0]
+    best = int(np.argmax(r.mean(axis=0)))
+    prior = [(best // _T ** (len(MODULE_NAMES) - 1 - m)) % _T for m in range(len(MODULE_NAMES))]
+    value = r  # (questions, 3**M): the return of each full path under the policy fitted so far
+    weights: dict[str, np.ndarray] = {}
+    for m in range(len(MODULE_NAMES) - 1, -1, -1):
+        n_s = _T**m
+        xb = x[m][rows].reshape(n_q * n_s, -1)
+        v = value.reshape(n_q * n_s, _T)
+        gain = v - v[:, [prior[m]]]
+        w = np.linalg.solve(xb.T @ xb + alpha * np.eye(xb.shape[1]), xb.T @ gain)
+        w[:, prior[m]] = 0.0
+        weights[MODULE_NAMES[m]] = w.astype(np.float32)
+        greedy = np.argmax(xb @ w, axis=1)
+        value = v[np.arange(n_q * n_s), greedy].reshape(n_q, n_s)
+    return weights
+
+
+def _greedy_return(
+    x: Sequence[np.ndarray], ret: np.ndarray, rows: np.ndarray, weights: Mapping[str, np.ndarray]
+) -> float:
+    """Mean return of the greedy policy of ``weights`` on the questions ``rows``, walking the recorded paths."""
+    q = np.flatnonzero(rows)
+    state = np.zeros(q.size, dtype=np.int64)
+    for m, module in enumerate(MODULE_NAMES):
+        v = x[m][q, state] @ weights[module].astype(np.float64)
+        state = _T * state + np.argmax(v, axis=1)
+    return float(ret[q, state].mean())

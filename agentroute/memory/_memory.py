@@ -26,6 +26,7 @@ from agentroute.errors import ConfigError
 from agentroute.memory import _pipeline as pl
 from agentroute.memory._bound import BoundMemory
 from agentroute.memory._data import Conversation, load_conversation
+from agentroute.memory._index import embedding_function
 from agentroute.memory._pipeline import MODULE_NAMES, MODULES, LLMCall, MemoryConfig
 from agentroute.memory._state import TIERS, MemoryModule, Recall, RecallState, TierOption
 from agentroute.memory._store import Store
@@ -44,7 +45,9 @@ class Memory:
 
     Build one with :meth:`from_conversation`. ``prices`` overrides the USD per token used to price costs:
     ``{"context": (input, output), "call": (input, output)}``; by default they come from LiteLLM's price map for
-    ``config.answer_model`` and ``config.call_model``.
+    ``config.answer_model`` and ``config.call_model``. ``embed`` picks the vectors the mid and high tiers search:
+    ``"hashing"`` (the default, offline hashed TF-IDF), ``"minilm"`` (all-MiniLM-L6-v2, the ``embeddings`` extra)
+    or any function from texts to an ``(n, d)`` array; :attr:`retrieval` names the choice.
     """
 
     modules: tuple[MemoryModule, ...] = MODULES
@@ -54,7 +57,7 @@ class Memory:
         conversation: Conversation,
         *,
         config: MemoryConfig | None = None,
-        embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+        embed: Callable[[Sequence[str]], np.ndarray] | str | None = None,
         prices: Mapping[str, Prices | None] | None = None,
     ) -> None:
         if not isinstance(conversation, Conversation):
@@ -67,6 +70,11 @@ class Memory:
             raise ConfigError(f"conversation {conversation.id!r} has no turns", name=conversation.id)
         self.config = config or MemoryConfig()
         self.conversation = conversation
+        if isinstance(embed, str):
+            self.retrieval = embed
+            embed = embedding_function(embed)
+        else:
+            self.retrieval = "hashing" if embed is None else "custom"
         self.store = Store(conversation, embed=embed)
         self._prices: dict[str, Prices | None] = dict(prices) if prices is not None else {}
 
@@ -76,7 +84,7 @@ class Memory:
         source: Conversation | str | os.PathLike[str] | Mapping[str, Any] | Iterable[Any],
         *,
         config: MemoryConfig | None = None,
-        embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+        embed: Callable[[Sequence[str]], np.ndarray] | str | None = None,
         prices: Mapping[str, Prices | None] | None = None,
     ) -> Memory:
         """Build from a :class:`Conversation`, a LoCoMo JSON path or object, or a list of turns (strings or dicts)."""

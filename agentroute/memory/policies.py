@@ -316,15 +316,18 @@ class PredictivePolicy(_MemoryPolicy):
 
 
 # -- persistence -----------------------------------------------------------------------------------------------
-def save_policy(policy: BasePolicy, path: str | Path) -> Path:
-    """Write ``path`` (a ``.json`` card) and, for weighted policies, ``path`` with suffix ``.npz``."""
+def save_policy(policy: BasePolicy, path: str | Path, *, meta: Mapping[str, Any] | None = None) -> Path:
+    """Write ``path`` (a ``.json`` card) and, for weighted policies, ``path`` with suffix ``.npz``.
+
+    ``meta`` adds keys to the card (the command line records the retrieval the policy was fitted with).
+    """
     p = Path(path)
     if p.suffix != ".json":
         p = p.with_suffix(".json")
     if not isinstance(policy, _MemoryPolicy):
         raise ConfigError(f"cannot save {policy!r}: only memory policies are saved here", name=policy.name)
     p.parent.mkdir(parents=True, exist_ok=True)
-    card = policy.card()
+    card = {**policy.card(), **(meta or {})}
     arrays = getattr(policy, "arrays", None)
     if arrays is not None:
         np.savez(p.with_suffix(".npz"), **arrays())

@@ -17,6 +17,7 @@ question, reaches any point between them). Costs: context tokens at gpt-4o's inp
 gpt-4o-mini's prices (LiteLLM's price map); tokens are approximate (4 characters a token).
 
     .venv/bin/python benchmarks/memory_tiers.py --out runs/memory_tiers           # add --quick to skip PPO
+    .venv/bin/python benchmarks/memory_tiers.py --quick --embed minilm            # MiniLM vectors (embeddings extra)
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/memory_tiers")
     ap.add_argument("--conversations", default=None)
+    ap.add_argument("--embed", choices=("hashing", "minilm"), default="hashing",
+                    help="vectors of the mid and high tiers (minilm needs the embeddings extra)")
     ap.add_argument("--ppo-timesteps", type=int, default=30_000, help="0 skips PPO")
     ap.add_argument("--ppo-lambdas", default="0.1,0.3")
     ap.add_argument("--quick", action="store_true",
@@ -141,13 +144,13 @@ def main() -> None:
 
     convs = load_conversations(args.conversations)
     train, test = split(convs)
-    res: dict[str, Any] = {"train": [c.id for c in train], "test": [c.id for c in test]}
+    res: dict[str, Any] = {"train": [c.id for c in train], "test": [c.id for c in test], "retrieval": args.embed}
     res["timing"] = timings(convs)
     log = lambda msg: print(f"[{time.perf_counter() - t_start:6.0f}s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     log(f"timing: {res['timing']}")
 
-    mtr = [Memory(c) for c in train]
-    mte = [Memory(c) for c in test]
+    mtr = [Memory(c, embed=args.embed) for c in train]
+    mte = [Memory(c, embed=args.embed) for c in test]
     unit = float(mtr[0].usd(1000) or 1.0)
     t_test = combo_table(mte)
     fixed = [{"tiers": list(c), **t_test.mean(c)} for c in COMBOS]

@@ -349,7 +349,7 @@ def state_features(store: Store, state: RecallState) -> dict[str, float]:
     tail = float(s[min(len(s) - 1, 7)]) if s.size else 0.0
     head = state.selected[:3]
     ents = set(state.info.entities)
-    cov, strength, ties, agree = state.info.probe
+    cov, strength, ties, agree = store.probe(state.info)
     return {
         "retrieved": 1.0 if state.pool else 0.0,
         "top_score": min(1.0, top1),

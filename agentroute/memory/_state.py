@@ -38,8 +38,6 @@ class QueryInfo:
     entities: tuple[str, ...]
     speakers: tuple[str, ...]
     temporal: bool
-    probe: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    """A free probe of the memory: best turn's share of the query terms, BM25 strength, near-ties, agreement."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import numpy as np
 
@@ -79,6 +78,7 @@ class Store:
         self._notes: dict[int, str] = {}
         self._costs: dict[tuple[int, bool, bool], int] = {}
         self._kw: tuple[tuple[str, ...], np.ndarray] = ((), np.zeros(self.n, dtype=np.float32))
+        self._probe: tuple[str | None, tuple[float, float, float, float]] = (None, (0.0, 0.0, 0.0, 0.0))
 
     # -- per-turn extras -----------------------------------------------------------------------------------------
     def notes(self, i: int) -> str:
@@ -127,16 +127,24 @@ class Store:
         ents = entities(query)
         spk = tuple(dict.fromkeys(e for e in ents if e in self.speakers))
         others = tuple(dict.fromkeys(e for e in ents if e not in self.speakers))
-        info = QueryInfo(query, tuple(terms(query)), others, spk, bool(_TEMPORAL_Q.search(query)))
-        return replace(info, probe=self.probe(info))
+        return QueryInfo(query, tuple(terms(query)), others, spk, bool(_TEMPORAL_Q.search(query)))
 
     def probe(self, info: QueryInfo) -> tuple[float, float, float, float]:
         """A free probe of the memory (no tokens spent): how clearly the query matches a few turns.
 
         ``(coverage of the best BM25 turn, its score over the score of a turn holding every query term once, share
         of the top 10 whose coverage is within 0.2 of the best, overlap of the BM25 and vector top 5)``: a clear
-        match that both searches agree on suggests cheap tiers will do.
+        match that both searches agree on suggests cheap tiers will do. Computed when a policy first asks for it
+        (a recall at fixed tiers never pays for it) and kept for the query's other modules.
         """
+        cached = self._probe  # one read: another thread may swap the cache between two
+        if cached[0] == info.text:
+            return cached[1]
+        got = self._compute_probe(info)
+        self._probe = (info.text, got)
+        return got
+
+    def _compute_probe(self, info: QueryInfo) -> tuple[float, float, float, float]:
         if not info.terms:
             return (0.0, 0.0, 0.0, 0.0)
         bm = self.keyword(info)

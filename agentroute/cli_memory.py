@@ -195,6 +195,8 @@ def register(main: click.Group) -> None:
         else:
             policy = fit_policy(kind, memories, cost_weight=cost_weight, mix=mix, timesteps=timesteps, seed=seed,
                                 reward=reward, progress=not quiet and sys.stderr.isatty())
-        path = save_policy(policy, out_path, meta={"retrieval": embed})
+        meta = {"retrieval": embed, "mix": mix, "split": split_name, "questions": n,
+                "conversations": [m.conversation.id for m in memories]}
+        path = save_policy(policy, out_path, meta=meta)
         how = f" (ridge shrinkage {policy.alpha:g}, chosen by cross-validation)" if getattr(policy, "cv", None) else ""
         click.echo(f"{kind} policy fitted on {n} questions of {len(memories)} conversations{how}; wrote {path}")

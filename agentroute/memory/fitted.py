@@ -180,7 +180,8 @@ class FittedQPolicy(_MemoryPolicy):
         ids = set(obs.ids)
         order = [j for j in np.argsort(-v, kind="stable") if TIERS[j] in ids]
         want = TIERS[order[0]] if order else min(obs.candidates, key=lambda c: c.rank).id
-        d = _pick(obs, want, f"fitted-q: {want} has the best value {v[TIERS.index(want)]:.3f}", self.name)
+        gains = ", ".join(f"{t} {v[j]:+.3f}" for j, t in enumerate(TIERS))
+        d = _pick(obs, want, f"fitted-q: {want}; predicted gain over the base path's tier: {gains}", self.name)
         return Decision(d.chosen, d.probabilities, d.reason, scores={t: float(v[j]) for j, t in enumerate(TIERS)},
                         evidence=d.evidence)
 

@@ -200,3 +200,85 @@ def register(main: click.Group) -> None:
         path = save_policy(policy, out_path, meta=meta)
         how = f" (ridge shrinkage {policy.alpha:g}, chosen by cross-validation)" if getattr(policy, "cv", None) else ""
         click.echo(f"{kind} policy fitted on {n} questions of {len(memories)} conversations{how}; wrote {path}")
+
+    @memory_group.command("frontier")
+    @click.option("--conversations", type=click.Path(file_okay=False), default=None,
+                  help="Folder of LoCoMo *.json (default: $AGENTROUTE_DATA_DIR/locomo).")
+    @click.option("--policy", "families", multiple=True, type=click.Choice(["fitted-q", "rule", "ridge", "knn"]),
+                  default=("fitted-q",), show_default=True,
+                  help="Policy family to fit per cost weight on the training split (repeatable).")
+    @click.option("--cost-weights", default=None,
+                  help="Comma-separated lambdas to sweep (default: 17 values from 0 to 5).")
+    @click.option("--mix", type=float, default=1.0, show_default=True,
+                  help="Weight of evidence vs answer recall in the objective (1: evidence recall only).")
+    @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+                  help="Folder for frontier.json and frontier.png.")
+    @click.option("--embed", type=click.Choice(["hashing", "minilm"]), default="hashing", show_default=True,
+                  help=_EMBED_HELP)
+    @click.option("--ceilings/--no-ceilings", default=True, show_default=True,
+                  help="Also draw the category and per-question oracles (they read the held-out outcomes).")
+    @click.option("--limit", type=int, default=None, help="Only the first N questions of each conversation.")
+    @click.option("--quiet", is_flag=True, help="No progress bar.")
+    def frontier_cmd(conversations: str | None, families: tuple[str, ...], cost_weights: str | None, mix: float,
+                     out_dir: str, embed: str, ceilings: bool, limit: int | None, quiet: bool) -> None:
+        """Sweep policy families over lambda: routed frontier against all 81 fixed tier combinations, held out."""
+        from agentroute.errors import ConfigError
+        from agentroute.memory import frontier as fr
+        from agentroute.memory.evaluate import combo_table, gradable
+        from agentroute.memory.plots import frontier_plot
+
+        if cost_weights is None:
+            lams: tuple[float, ...] = fr.LAMBDAS
+        else:
+            try:
+                lams = tuple(float(x) for x in cost_weights.split(",") if x.strip())
+            except ValueError:
+                raise ConfigError(f"--cost-weights {cost_weights!r} is not a list of numbers", name="--cost-weights",
+                                  hint="for example --cost-weights 0,0.1,0.3,1") from None
+        if not 0.0 <= mix <= 1.0:
+            raise ConfigError(f"--mix must be in [0, 1], got {mix}", name="--mix")
+        train = _memories(conversations, "train", limit, embed)
+        test = _memories(conversations, "test", limit, embed)
+        n_train = sum(len(gradable(m.conversation.questions)) for m in train)
+        n_test = sum(len(gradable(m.conversation.questions)) for m in test)
+        with _progress(n_test * 27, "fixed combinations", quiet) as bar:
+            table = combo_table(test, progress=lambda k: bar.update(27 * k))
+        fixed = fr.fixed_points(table)
+        refs = {f"all-{t}": table.mean((t,) * 4) for t in ("low", "mid", "high")}
+        data = fr.TrainingData(train)
+        for needed, build in (("fitted-q" in families, "transitions"), (set(families) - {"fitted-q"}, "table")):
+            if needed:
+                with _progress(n_train, f"training {build}", quiet) as bar:
+                    data.progress = bar.update
+                    getattr(data, build)
+        data.progress = None
+        curves: dict[str, list[dict[str, Any]]] = {}
+        for fam in dict.fromkeys(families):
+            with _progress(len(lams), f"{fam} sweep", quiet) as bar:
+                curves[fam] = fr.sweep(fam, data, test, lams, mix=mix, on_point=lambda _: bar.update(1))
+        targets = {fam: fr.targets(pts, refs, fixed) for fam, pts in curves.items()}
+        lines: dict[str, Any] = dict(curves)
+        if ceilings:
+            for name, pts in fr.ceilings(table, data.unit_usd).items():
+                targets[name] = {k: v for k, v in fr.targets(pts, refs).items() if not k.startswith("fixed")}
+                lines[name] = pts
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        test_ids = [m.conversation.id for m in test]
+        result = {"train": [m.conversation.id for m in train], "test": test_ids,
+                  "questions": {"train": n_train, "test": n_test}, "retrieval": embed, "mix": mix,
+                  "cost_weights": list(lams), "references": refs, "fixed_combinations": fixed, "curves": curves,
+                  "targets": targets}
+        (out / "frontier.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        frontier_plot(out / "frontier.png", {}, refs, fixed, lines,
+                      title=f"Held-out ({', '.join(test_ids)}): routed memory against fixed tiers")
+        hi = refs["all-high"]
+        for name, t in targets.items():
+            reach = t["cost_share_to_reach_all_high_recall"]
+            at60 = t["recall_at_60pct_of_all_high_cost"]
+            extra = (f"; matches or beats {t['fixed_combinations_matched_or_beaten']} of 81 fixed combinations"
+                     if t.get("fixed_combinations_matched_or_beaten") is not None else "")
+            click.echo(f"{name}: reaches all-high's evidence recall ({hi['evidence_recall']:.3f}) at "
+                       f"{'never' if reach is None else f'{reach:.0%} of its cost'}; at 60% of its cost "
+                       f"{'-' if at60 is None else f'{at60:.3f}'}{extra}")
+        click.echo(f"wrote {out / 'frontier.json'} and {out / 'frontier.png'}")

@@ -23,7 +23,6 @@ gpt-4o-mini's prices (LiteLLM's price map); tokens are approximate (4 characters
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import statistics
 import sys
@@ -35,12 +34,20 @@ import numpy as np
 
 from agentroute.memory import Memory, load_conversations
 from agentroute.memory._data import split
-from agentroute.memory.evaluate import COMBOS, combo_table, run_policy, summarise
-from agentroute.memory.fitted import FittedQPolicy, collect
+from agentroute.memory.evaluate import combo_table, run_policy, summarise
+from agentroute.memory.frontier import (
+    LAMBDAS,
+    TrainingData,
+    ceilings,
+    cost_to_reach,
+    fit_family,
+    fixed_points,
+    front,
+    recall_at,
+    targets,
+)
 from agentroute.memory.plots import frontier_plot
-from agentroute.memory.policies import MemoryRulePolicy, PredictivePolicy
-
-LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.5, 2.0, 5.0)
+from agentroute.memory.policies import MemoryRulePolicy
 
 
 def timings(conversations: list[Any]) -> dict[str, Any]:
@@ -75,64 +82,6 @@ def timings(conversations: list[Any]) -> dict[str, Any]:
     return out
 
 
-def frontier(points: list[dict[str, float]]) -> list[tuple[float, float]]:
-    """Non-dominated (cost, evidence recall) points, cheapest first."""
-    pts = sorted((p["cost_usd"], p["evidence_recall"]) for p in points)
-    out: list[tuple[float, float]] = []
-    for c, e in pts:
-        if not out or e > out[-1][1]:
-            out.append((c, e))
-    return out
-
-
-def recall_at(front: list[tuple[float, float]], cost: float) -> float | None:
-    """Evidence recall of the frontier at ``cost`` (linear between points; None below its cheapest point)."""
-    if not front or cost < front[0][0]:
-        return None
-    for (c0, e0), (c1, e1) in itertools.pairwise(front):
-        if c0 <= cost <= c1:
-            return e0 + (e1 - e0) * (cost - c0) / (c1 - c0) if c1 > c0 else e1
-    return front[-1][1]
-
-
-def cost_to_reach(front: list[tuple[float, float]], target: float) -> float | None:
-    """Cheapest cost at which the frontier reaches ``target`` recall (None if it never does)."""
-    prev = None
-    for c, e in front:
-        if e >= target:
-            if prev is None or prev[1] >= target:
-                return c
-            c0, e0 = prev
-            return c0 + (c - c0) * (target - e0) / (e - e0)
-        prev = (c, e)
-    return None
-
-
-def ceilings(table: Any, unit_usd: float) -> dict[str, list[dict[str, float]]]:
-    """Two references that are not policies: tiers picked with the held-out questions' own outcomes.
-
-    ``category oracle``: one fixed combination per question category (the label, which a router does not see),
-    the best on the held-out questions of that category at each lambda: the most that routing by question type
-    could give. ``question oracle``: the best combination for each question.
-    """
-    n = len(table.keys)
-    rows = np.arange(n)
-    groups = [np.flatnonzero(table.categories == g) for g in sorted(set(table.categories.tolist()))]
-    out: dict[str, list[dict[str, float]]] = {"category oracle (ceiling)": [], "question oracle (ceiling)": []}
-    for lam in (0.0, *np.geomspace(1e-3, 1e4, 200)):
-        util = table.evidence - lam * table.cost_usd / unit_usd
-        j = util.argmax(axis=1)
-        q_cost, q_ev = float(table.cost_usd[rows, j].mean()), float(table.evidence[rows, j].mean())
-        out["question oracle (ceiling)"].append({"cost_usd": q_cost, "evidence_recall": q_ev})
-        ev = cost = 0.0
-        for idx in groups:
-            k = int(util[idx].mean(axis=0).argmax())
-            ev += float(table.evidence[idx, k].sum())
-            cost += float(table.cost_usd[idx, k].sum())
-        out["category oracle (ceiling)"].append({"cost_usd": cost / n, "evidence_recall": ev / n})
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/memory_tiers")
@@ -159,14 +108,12 @@ def main() -> None:
 
     mtr = [Memory(c, embed=args.embed) for c in train]
     mte = [Memory(c, embed=args.embed) for c in test]
-    unit = float(mtr[0].usd(1000) or 1.0)
     t_test = combo_table(mte)
-    fixed = [{"tiers": list(c), **t_test.mean(c)} for c in COMBOS]
-    refs = {n: t_test.mean((n,) * 4) for n in ("low", "mid", "high")}
+    fixed = fixed_points(t_test)
+    refs = {f"all-{n}": t_test.mean((n,) * 4) for n in ("low", "mid", "high")}
     log(f"fixed combinations measured on {len(t_test.keys)} held-out questions")
-    t_train = combo_table(mtr)
-    data = collect(mtr)
-    log(f"training data: {len(t_train.keys)} questions")
+    data = TrainingData(mtr)
+    log(f"training data: {len(data.table.keys)} questions; {len(data.transitions.groups)} with every tier path")
 
     curves: dict[str, list[dict[str, Any]]] = {}
 
@@ -176,12 +123,12 @@ def main() -> None:
                                               "per_category": s["per_category"]})
 
     for lam in LAMBDAS:
-        measure("fitted-q (evidence only)", lam, FittedQPolicy.fit(data, cost_weight=lam, mix=1.0))
+        measure("fitted-q (evidence only)", lam, fit_family("fitted-q", data, lam, mix=1.0))
         if args.quick:
             continue
-        measure("fitted-q", lam, FittedQPolicy.fit(data, cost_weight=lam, mix=0.5))
-        measure("rule (fitted by question type)", lam, MemoryRulePolicy.fit(t_train, cost_weight=lam, unit_usd=unit))
-        measure("ridge", lam, PredictivePolicy.fit(t_train, method="ridge", cost_weight=lam, unit_usd=unit))
+        measure("fitted-q", lam, fit_family("fitted-q", data, lam, mix=0.5))
+        measure("rule (fitted by question type)", lam, fit_family("rule", data, lam, mix=0.5))
+        measure("ridge", lam, fit_family("ridge", data, lam, mix=0.5))
     measure("rule (default)", float("nan"), MemoryRulePolicy())
     log("fitted policies measured")
     if args.ppo_timesteps > 0:
@@ -191,43 +138,21 @@ def main() -> None:
             measure("ppo (budgetmem reward)", lam, fit_ppo(mtr, cost_weight=lam, timesteps=args.ppo_timesteps))
             log(f"ppo lambda={lam} measured")
 
-    hi, lo = refs["high"], refs["low"]
-    targets: dict[str, Any] = {}
-    for family, pts in curves.items():
-        front = frontier(pts)
-        reach = cost_to_reach(front, hi["evidence_recall"])
-        at60 = recall_at(front, 0.6 * hi["cost_usd"])
-        at_low = recall_at(front, lo["cost_usd"])
-        dominated = sum(
-            1 for f in fixed if (r := recall_at(front, f["cost_usd"])) is not None and r >= f["evidence_recall"]
-        )
-        targets[family] = {
-            "cost_share_to_reach_all_high_recall": None if reach is None else reach / hi["cost_usd"],
-            "recall_at_60pct_of_all_high_cost": at60,
-            "recall_share_of_all_high_at_60pct": None if at60 is None else at60 / hi["evidence_recall"],
-            "recall_at_all_low_cost": at_low,
-            "beats_all_low_at_its_cost": at_low is not None and at_low > lo["evidence_recall"],
-            "fixed_combinations_matched_or_beaten": dominated,
-        }
-    fixed_front = frontier(fixed)
-    targets["best fixed combination"] = {
+    hi, lo = refs["all-high"], refs["all-low"]
+    result_targets: dict[str, Any] = {family: targets(pts, refs, fixed) for family, pts in curves.items()}
+    fixed_front = front(fixed)
+    result_targets["best fixed combination"] = {
         "cost_share_to_reach_all_high_recall": (cost_to_reach(fixed_front, hi["evidence_recall"]) or 0)
         / hi["cost_usd"],
         "recall_at_60pct_of_all_high_cost": recall_at(fixed_front, 0.6 * hi["cost_usd"]),
         "recall_at_all_low_cost": recall_at(fixed_front, lo["cost_usd"]),
     }
     for name, pts in ceilings(t_test, hi["cost_usd"]).items():
-        front = frontier(pts)
-        reach = cost_to_reach(front, hi["evidence_recall"])
-        targets[name] = {
-            "cost_share_to_reach_all_high_recall": None if reach is None else reach / hi["cost_usd"],
-            "recall_at_60pct_of_all_high_cost": recall_at(front, 0.6 * hi["cost_usd"]),
-            "recall_at_all_low_cost": recall_at(front, lo["cost_usd"]),
-        }
-    res.update(reference={f"all-{k}": v for k, v in refs.items()}, fixed=fixed, routed=curves, targets=targets,
+        result_targets[name] = {k: v for k, v in targets(pts, refs).items() if not k.startswith("fixed")}
+    res.update(reference=refs, fixed=fixed, routed=curves, targets=result_targets,
                seconds=time.perf_counter() - t_start)
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
-    frontier_plot(out / "frontier.png", {}, {f"all-{k}": v for k, v in refs.items()}, fixed,
+    frontier_plot(out / "frontier.png", {}, refs, fixed,
                   {k: v for k, v in curves.items() if len(v) > 1},
                   title=f"Held-out LoCoMo ({', '.join(res['test'])}): evidence recall against cost")
 
@@ -237,9 +162,9 @@ def main() -> None:
           f"mid {tm['recall_mid_ms_median'] * 1000:.0f} us, high {tm['recall_high_ms_median'] * 1000:.0f} us; "
           f"a routed recall adds the probe of its features once: {tm['probe_ms_median'] * 1000:.0f} us")
     for n, r in refs.items():
-        print(f"all-{n:4s}: evidence {r['evidence_recall']:.3f}  answer {r['answer_recall']:.3f}  "
+        print(f"{n:8s}: evidence {r['evidence_recall']:.3f}  answer {r['answer_recall']:.3f}  "
               f"${r['cost_usd'] * 1e6:7.1f}e-6  {r['cost_tokens']:.0f} tokens")
-    for family, t in targets.items():
+    for family, t in result_targets.items():
         reach = t["cost_share_to_reach_all_high_recall"]
         at60 = t["recall_at_60pct_of_all_high_cost"]
         at_low = t["recall_at_all_low_cost"]

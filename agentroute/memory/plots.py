@@ -26,11 +26,18 @@ def frontier_plot(
     if combos:
         ax.scatter([c["cost_usd"] * scale for c in combos], [c["evidence_recall"] for c in combos], s=10,
                    color="0.75", label="fixed combinations")
-    for name, r in references.items():
-        ax.scatter([r["cost_usd"] * scale], [r["evidence_recall"]], marker="s", s=50, label=name)
+    for (name, r), marker in zip(references.items(), ("v", "s", "^", "D", "P"), strict=False):
+        ax.scatter([r["cost_usd"] * scale], [r["evidence_recall"]], marker=marker, s=55, color="black",
+                   label=name, zorder=4)
+    hi = references.get("all-high")
+    if hi is not None and curves:
+        ax.axvline(0.6 * hi["cost_usd"] * scale, color="0.5", lw=0.8, ls=":", label="60% of all-high's cost")
+        ax.axhline(hi["evidence_recall"], color="0.5", lw=0.8, ls="--", label="all-high's recall")
     for name, pts in (curves or {}).items():
         pts = sorted(pts, key=lambda p: p["cost_usd"])
-        ax.plot([p["cost_usd"] * scale for p in pts], [p["evidence_recall"] for p in pts], marker="o", ms=3,
+        ceiling = "ceiling" in name
+        ax.plot([p["cost_usd"] * scale for p in pts], [p["evidence_recall"] for p in pts],
+                marker="" if ceiling else "o", ms=3, ls="--" if ceiling else "-", lw=1.0 if ceiling else 1.6,
                 label=name)
     for name, r in policies.items():
         ax.scatter([r["cost_usd"] * scale], [r["evidence_recall"]], marker="*", s=160, color="crimson",

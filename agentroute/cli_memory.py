@@ -172,18 +172,26 @@ def register(main: click.Group) -> None:
     @click.option("--timesteps", type=int, default=40_000, show_default=True, help="PPO only.")
     @click.option("--reward", type=click.Choice(["budgetmem", "tradeoff"]), default="budgetmem", show_default=True,
                   help="PPO only: the environment's reward.")
+    @click.option("--warm-start", is_flag=True,
+                  help="PPO only: clone a fitted-q teacher (fitted here) into the actor before PPO fine-tunes it.")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--embed", type=click.Choice(["hashing", "minilm"]), default="hashing", show_default=True,
                   help=_EMBED_HELP + " Recorded on the card; eval then uses the same.")
     @click.option("--limit", type=int, default=None, help="Only the first N questions of each conversation.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     def fit_cmd(conversations: str | None, kind: str, cost_weight: float, out_path: str, split_name: str, mix: float,
-                timesteps: int, reward: str, seed: int, embed: str, limit: int | None, quiet: bool) -> None:
+                timesteps: int, reward: str, warm_start: bool, seed: int, embed: str, limit: int | None,
+                quiet: bool) -> None:
         """Train a memory tier policy on the training conversations and save it (no pickle)."""
         from agentroute.memory.evaluate import gradable
         from agentroute.memory.policies import save_policy
         from agentroute.memory.train import fit_policy
 
+        if warm_start and kind != "ppo":
+            from agentroute.errors import ConfigError
+
+            raise ConfigError(f"--warm-start is for --policy ppo, not {kind}", name="--warm-start",
+                              hint="drop --warm-start, or use --policy ppo")
         memories = _memories(conversations, split_name, limit, embed)
         n = sum(len(gradable(m.conversation.questions)) for m in memories)
         if kind == "fitted-q":
@@ -194,7 +202,7 @@ def register(main: click.Group) -> None:
             policy: Any = FittedQPolicy.fit(data, cost_weight=cost_weight, mix=mix)
         else:
             policy = fit_policy(kind, memories, cost_weight=cost_weight, mix=mix, timesteps=timesteps, seed=seed,
-                                reward=reward, progress=not quiet and sys.stderr.isatty())
+                                reward=reward, progress=not quiet and sys.stderr.isatty(), warm_start=warm_start)
         meta = {"retrieval": embed, "mix": mix, "split": split_name, "questions": n,
                 "conversations": [m.conversation.id for m in memories]}
         path = save_policy(policy, out_path, meta=meta)

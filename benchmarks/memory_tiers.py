@@ -5,7 +5,8 @@ Trains on the six training conversations (26, 30, 41, 42, 43, 44) and measures o
 * the 81 fixed combinations (a tier for each of retrieve, filter, link, time), all-low / all-mid / all-high among them;
 * routed memory: fitted-Q (state-aware, by backward induction; quality = mix of evidence and answer recall, and an
   evidence-only variant), the rule policy fitted by question type, the ridge predictive baseline, and PPO trained in
-  MemoryTier-v0 with BudgetMem's reward, each swept over the cost weight lambda;
+  MemoryTier-v0 (from scratch with BudgetMem's reward, and warm-started from the fitted-Q teacher with the tradeoff
+  reward), each swept over the cost weight lambda;
 * two ceilings that are not policies (tiers picked with the held-out questions' own outcomes): one combination per
   question category, and one per question;
 * the targets: the cost at which the routed frontier reaches all-high's evidence recall (as a share of all-high's
@@ -136,6 +137,10 @@ def main() -> None:
 
         for lam in (float(x) for x in args.ppo_lambdas.split(",")):
             measure("ppo (budgetmem reward)", lam, fit_ppo(mtr, cost_weight=lam, timesteps=args.ppo_timesteps))
+            teacher = fit_family("fitted-q", data, lam, mix=1.0)
+            measure("ppo warm-started from fitted-q (tradeoff reward, evidence only)", lam,
+                    fit_ppo(mtr, cost_weight=lam, timesteps=args.ppo_timesteps, reward="tradeoff", mix=1.0,
+                            warm_start=teacher))
             log(f"ppo lambda={lam} measured")
 
     hi, lo = refs["all-high"], refs["all-low"]

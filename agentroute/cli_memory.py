@@ -254,11 +254,14 @@ def register(main: click.Group) -> None:
         fixed = fr.fixed_points(table)
         refs = {f"all-{t}": table.mean((t,) * 4) for t in ("low", "mid", "high")}
         data = fr.TrainingData(train)
-        for needed, build in (("fitted-q" in families, "transitions"), (set(families) - {"fitted-q"}, "table")):
-            if needed:
-                with _progress(n_train, f"training {build}", quiet) as bar:
-                    data.progress = bar.update
-                    getattr(data, build)
+        if "fitted-q" in families:
+            with _progress(n_train, "training paths", quiet) as bar:
+                data.progress = bar.update
+                _ = data.transitions
+        if set(families) - {"fitted-q"}:
+            with _progress(n_train, "training table", quiet) as bar:
+                data.progress = bar.update
+                _ = data.table
         data.progress = None
         curves: dict[str, list[dict[str, Any]]] = {}
         for fam in dict.fromkeys(families):

@@ -185,6 +185,11 @@ class FittedQPolicy(_MemoryPolicy):
         return Decision(d.chosen, d.probabilities, d.reason, scores={t: float(v[j]) for j, t in enumerate(TIERS)},
                         evidence=d.evidence)
 
+    def state_choices(self, data: Transitions) -> list[np.ndarray]:
+        """Per module, the tier this policy picks at every recorded prefix state (shape ``(questions, 3**m)``)."""
+        x = _design(data, query_words=True)  # every feature, as at serving time
+        return [np.argmax(x[m] @ self.weights[mod].astype(np.float64), axis=2) for m, mod in enumerate(MODULE_NAMES)]
+
     def card(self) -> dict[str, Any]:
         """What is saved beside the weights."""
         card: dict[str, Any] = {"format": CARD_FORMAT, "policy": "fitted-q", "cost_weight": self.cost_weight,

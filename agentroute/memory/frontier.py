@@ -80,12 +80,11 @@ def targets(
     at_share = recall_at(f, share * hi["cost_usd"])
     at_low = recall_at(f, lo["cost_usd"])
     matched = [c for c in fixed if (r := recall_at(f, c["cost_usd"])) is not None and r >= c["evidence_recall"]]
+    pct = f"{round(100 * share)}pct"
     return {
         "cost_share_to_reach_all_high_recall": None if reach is None else reach / hi["cost_usd"],
-        f"recall_at_{share:.0%}_of_all_high_cost".replace("%", "pct"): at_share,
-        f"recall_share_of_all_high_at_{share:.0%}".replace("%", "pct"): (
-            None if at_share is None else at_share / hi["evidence_recall"]
-        ),
+        f"recall_at_{pct}_of_all_high_cost": at_share,
+        f"recall_share_of_all_high_at_{pct}": None if at_share is None else at_share / hi["evidence_recall"],
         "recall_at_all_low_cost": at_low,
         "beats_all_low_at_its_cost": at_low is not None and at_low > lo["evidence_recall"],
         "fixed_combinations_matched_or_beaten": len(matched) if fixed else None,

@@ -19,7 +19,6 @@ import numpy as np
 
 from agentroute.errors import ConfigError
 from agentroute.memory._memory import Memory
-from agentroute.memory._pipeline import MODULE_NAMES
 from agentroute.memory.evaluate import ComboTable, combo_table
 from agentroute.memory.policies import MemoryRulePolicy, MLPPolicy, PredictivePolicy
 from agentroute.policies.base import BasePolicy
@@ -123,14 +122,8 @@ def clone_teacher(
     if not isinstance(teacher, FittedQPolicy):
         raise ConfigError(f"cannot warm-start PPO from {teacher!r}", name="warm_start",
                           hint="pass True (fit a fitted-q teacher here) or a FittedQPolicy")
-    xs, ys = [], []
-    for m, module in enumerate(MODULE_NAMES):
-        x = data.features[m]
-        xb = np.concatenate([x, np.ones((len(x), 1), np.float32)], axis=1)
-        xs.append(x)
-        ys.append(np.argmax(xb @ teacher.weights[module], axis=1))
-    x_t = torch.as_tensor(np.concatenate(xs))
-    y_t = torch.as_tensor(np.concatenate(ys))
+    x_t = torch.as_tensor(np.concatenate(data.features))
+    y_t = torch.as_tensor(np.concatenate([c.ravel() for c in teacher.state_choices(data)]))
     pol = model.policy
     opt = torch.optim.Adam(pol.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)

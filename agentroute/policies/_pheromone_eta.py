@@ -10,7 +10,7 @@ runs on every decision. Pure Python (lists of a few floats are faster than numpy
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 ETA_TERMS = ("ability", "price", "latency", "load", "uncertainty")
@@ -78,13 +78,11 @@ def static_eta(
     log_eta: list[float] | None = None
     if info.ability is not None and info.log_ability is not None and eta["ability"] > 0:
         terms["ability"] = info.ability
-        wk = eta["ability"]
-        log_eta = [wk * x for x in info.log_ability]
+        log_eta = _add_weighted(log_eta, eta["ability"], info.log_ability)
     if info.costs is not None and lam > 0 and eta["price"] > 0:
         neg = [-(lam / scale) * (c - info.cost_min) for c in info.costs]  # log exp(−λ·Δc/scale)
         terms["price"] = [math.exp(x) for x in neg]
-        wk = eta["price"]
-        log_eta = [wk * x for x in neg] if log_eta is None else [a + wk * x for a, x in zip(log_eta, neg, strict=True)]
+        log_eta = _add_weighted(log_eta, eta["price"], neg)
     if eta["latency"] > 0:
         lat = [latency.get(cid, est) for cid, est in zip(info.ids, info.latency, strict=True)] if latency \
             else info.latency
@@ -93,12 +91,17 @@ def static_eta(
             lo_l = min(known) + LATENCY_FLOOR  # latencies are >= 0 (checked where they are recorded)
             vals = [1.0 if x is None else lo_l / (x + LATENCY_FLOOR) for x in lat]
             terms["latency"] = vals
-            wk = eta["latency"]
-            logs = [wk * math.log(v) for v in vals]
-            log_eta = logs if log_eta is None else [a + b for a, b in zip(log_eta, logs, strict=True)]
+            log_eta = _add_weighted(log_eta, eta["latency"], [math.log(v) for v in vals])
     info.static_key = key
     info.static = (terms, log_eta)
     return info.static
+
+
+def _add_weighted(acc: list[float] | None, w: float, logs: Sequence[float]) -> list[float]:
+    """``acc + w * logs`` element-wise (``w * logs`` when nothing is accumulated yet)."""
+    if acc is None:
+        return [w * x for x in logs]
+    return [a + w * x for a, x in zip(acc, logs, strict=True)]
 
 
 def load_eta(info: CandInfo, inflight: Mapping[str, int]) -> list[float] | None:
@@ -127,9 +130,7 @@ def eta_terms(
         vals = load_eta(info, inflight)
         if vals is not None:
             terms["load"] = vals
-            wk = eta["load"]
-            logs = [wk * math.log(v) for v in vals]
-            log_eta = logs if log_eta is None else [a + b for a, b in zip(log_eta, logs, strict=True)]
+            log_eta = _add_weighted(log_eta, eta["load"], [math.log(v) for v in vals])
     return terms, log_eta
 
 

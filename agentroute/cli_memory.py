@@ -224,7 +224,7 @@ def register(main: click.Group) -> None:
     @click.option("--embed", type=click.Choice(["hashing", "minilm"]), default="hashing", show_default=True,
                   help=_EMBED_HELP)
     @click.option("--ceilings/--no-ceilings", default=True, show_default=True,
-                  help="Also draw the category and per-question oracles (they read the held-out outcomes).")
+                  help="Also draw the category and per-question oracles and the verifier cascades (they read the held-out outcomes).")
     @click.option("--limit", type=int, default=None, help="Only the first N questions of each conversation.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     def frontier_cmd(conversations: str | None, families: tuple[str, ...], cost_weights: str | None, mix: float,
@@ -270,7 +270,7 @@ def register(main: click.Group) -> None:
         targets = {fam: fr.targets(pts, refs, fixed) for fam, pts in curves.items()}
         lines: dict[str, Any] = dict(curves)
         if ceilings:
-            for name, pts in fr.ceilings(table, data.unit_usd).items():
+            for name, pts in {**fr.ceilings(table, data.unit_usd), **fr.cascade_ceilings(table)}.items():
                 targets[name] = {k: v for k, v in fr.targets(pts, refs).items() if not k.startswith("fixed")}
                 lines[name] = pts
         out = Path(out_dir)

@@ -173,7 +173,7 @@ def cpt(share: np.ndarray, quality: np.ndarray, q_weak: float, q_strong: float, 
             if i == 0:
                 return float(s[0])
             s0, s1, q0, q1 = s[i - 1], s[i], q[i - 1], q[i]
-            return float(s0 + (s1 - s0) * (target - q0) / (q1 - q0)) if q1 != q0 else float(s1)
+            return float(s0 + (s1 - s0) * ((target - q0) / (q1 - q0))) if q1 != q0 else float(s1)
     return None
 
 

@@ -7,8 +7,9 @@ Trains on the six training conversations (26, 30, 41, 42, 43, 44) and measures o
   evidence-only variant), the rule policy fitted by question type, the ridge predictive baseline, and PPO trained in
   MemoryTier-v0 (from scratch with BudgetMem's reward, and warm-started from the fitted-Q teacher with the tradeoff
   reward), each swept over the cost weight lambda;
-* two ceilings that are not policies (tiers picked with the held-out questions' own outcomes): one combination per
-  question category, and one per question;
+* ceilings that are not policies (tiers picked with the held-out questions' own outcomes): one combination per
+  question category, one per question, and a two-step cascade whose verifier (perfect, or right 90% of the time)
+  says whether the first, cheaper context holds everything the second would add;
 * the targets: the cost at which the routed frontier reaches all-high's evidence recall (as a share of all-high's
   cost), its evidence recall at 60% of all-high's cost and at all-low's cost, and the time to build a memory for the
   longest conversation and to recall at the low tier.
@@ -39,6 +40,7 @@ from agentroute.memory.evaluate import combo_table, run_policy, summarise
 from agentroute.memory.frontier import (
     LAMBDAS,
     TrainingData,
+    cascade_ceilings,
     ceilings,
     fit_family,
     fixed_points,
@@ -142,7 +144,7 @@ def main() -> None:
 
     hi, lo = refs["all-high"], refs["all-low"]
     result_targets: dict[str, Any] = {family: targets(pts, refs, fixed) for family, pts in curves.items()}
-    references = {"best fixed combination": fixed, **ceilings(t_test, hi["cost_usd"])}
+    references = {"best fixed combination": fixed, **ceilings(t_test, hi["cost_usd"]), **cascade_ceilings(t_test)}
     for name, pts in references.items():
         result_targets[name] = {k: v for k, v in targets(pts, refs).items() if not k.startswith("fixed")}
     res.update(reference=refs, fixed=fixed, routed=curves, targets=result_targets,
@@ -164,7 +166,7 @@ def main() -> None:
         reach = t["cost_share_to_reach_all_high_recall"]
         at60 = t["recall_at_60pct_of_all_high_cost"]
         at_low = t["recall_at_all_low_cost"]
-        print(f"{family:32s} reaches all-high recall at {'never' if reach is None else f'{reach:.0%}'} of its cost; "
+        print(f"{family:40s} reaches all-high recall at {'never' if reach is None else f'{reach:.0%}'} of its cost; "
               f"at 60%: {'-' if at60 is None else f'{at60:.3f}'}; at all-low cost: "
               f"{'-' if at_low is None else f'{at_low:.3f}'} (all-low {lo['evidence_recall']:.3f})")
     print(f"wrote {out / 'results.json'} and {out / 'frontier.png'} in {res['seconds']:.0f} s")

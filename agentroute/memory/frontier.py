@@ -6,8 +6,10 @@ any point between them. From it come the figures the memory issue asks about: th
 reaches all-high's evidence recall, its recall at a share of all-high's cost and at all-low's cost, and how many of
 the 81 fixed combinations it matches or beats at their own cost.
 
-Two references that are not policies (they read the held-out outcomes) bound what routing could give:
-:func:`ceilings` routes by the true question category, or by each question's own best combination.
+References that are not policies (they read the held-out outcomes) bound what routing could give:
+:func:`ceilings` routes by the true question category, or by each question's own best combination, and
+:func:`cascade_ceilings` asks what a second look would buy: recall cheaply, let a verifier of a given accuracy say
+whether that context is enough, and recall again at dearer tiers when it is not.
 
 Policies are fitted on one set of conversations and measured on another (``agentroute memory frontier`` uses the
 train / test split of :func:`agentroute.memory._data.split`); :func:`sweep` does both for one family.
@@ -50,7 +52,7 @@ def recall_at(frontier: Sequence[Point], cost: float) -> float | None:
         return None
     for (c0, e0), (c1, e1) in itertools.pairwise(frontier):
         if c0 <= cost <= c1:
-            return e0 + (e1 - e0) * (cost - c0) / (c1 - c0) if c1 > c0 else e1
+            return e0 + (e1 - e0) * ((cost - c0) / (c1 - c0)) if c1 > c0 else e1  # fraction first: no underflow
     return frontier[-1][1]
 
 
@@ -62,7 +64,7 @@ def cost_to_reach(frontier: Sequence[Point], target: float) -> float | None:
             if prev is None:
                 return c
             c0, e0 = prev
-            return c0 + (c - c0) * (target - e0) / (e - e0)
+            return c0 + (c - c0) * ((target - e0) / (e - e0))
         prev = (c, e)
     return None
 
@@ -114,6 +116,43 @@ def ceilings(table: ComboTable, unit_usd: float) -> dict[str, list[dict[str, flo
             ev += float(table.evidence[idx, k].sum())
             cost += float(table.cost_usd[idx, k].sum())
         out["category oracle (ceiling)"].append({"cost_usd": cost / n, "evidence_recall": ev / n})
+    return out
+
+
+VERIFIER_ACCURACIES: tuple[float, ...] = (1.0, 0.9)
+"""Accuracies of the verifier :func:`cascade_ceilings` assumes by default."""
+
+
+def cascade_ceilings(
+    table: ComboTable, accuracies: Sequence[float] = VERIFIER_ACCURACIES
+) -> dict[str, list[dict[str, float]]]:
+    """What a two-step memory cascade would reach with a verifier of each accuracy (expected values, not a policy).
+
+    A cascade recalls at one fixed combination, asks a verifier whether that context already holds every gold turn
+    the second, dearer combination would find, and recalls again with the second when the verifier says no; the
+    answering agent then reads both contexts, so an escalated question pays for both. The verifier is right with
+    probability ``accuracy`` on every question; it stands for the answering model judging its own context, which
+    no offline signal here reproduces (it reads the held-out outcomes). Every ordered pair of the 81 combinations
+    is a point; the result keeps each accuracy's non-dominated points.
+    """
+    for q in accuracies:
+        if not 0.5 <= q <= 1.0:
+            raise ConfigError(f"verifier accuracy {q} is outside [0.5, 1]", name="accuracies",
+                              hint="0.5 is a coin toss, 1.0 a perfect verifier")
+    ev, usd = table.evidence, table.cost_usd
+    order = np.argsort(usd.mean(axis=0), kind="stable")
+    out: dict[str, list[dict[str, float]]] = {}
+    for q in accuracies:
+        pts: list[dict[str, float]] = []
+        for a, b in itertools.combinations(order.tolist(), 2):  # a: the cheaper first look, b: the second
+            enough = ev[:, a] >= ev[:, b]
+            escalate = np.where(enough, 1.0 - q, q)
+            pts.append({
+                "evidence_recall": float((ev[:, a] + escalate * (ev[:, b] - ev[:, a])).mean()),
+                "cost_usd": float((usd[:, a] + escalate * usd[:, b]).mean()),
+            })
+        name = "cascade, perfect verifier (ceiling)" if q == 1.0 else f"cascade, {q:.0%}-accurate verifier (ceiling)"
+        out[name] = [{"cost_usd": c, "evidence_recall": e} for c, e in front(pts)]
     return out
 
 

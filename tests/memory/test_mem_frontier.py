@@ -85,3 +85,44 @@ def test_cli_frontier_writes_json_and_plot(tmp_path):
     bad = CliRunner().invoke(main, ["memory", "frontier", "--conversations", str(convs), "--cost-weights", "a,b",
                                     "--out", str(out), "--quiet"])
     assert isinstance(bad.exception, ConfigError) and "--cost-weights" in str(bad.exception)
+
+
+def _random_table(n: int, seed: int):
+    import numpy as np
+
+    from agentroute.memory.evaluate import COMBOS, ComboTable
+
+    rng = np.random.default_rng(seed)
+    m = len(COMBOS)
+    ev = rng.random((n, m)).round(1)
+    usd = rng.random((n, m)) * 1e-3 + 1e-4
+    return ComboTable(tuple(("c", i) for i in range(n)), ("q",) * n, np.ones(n, dtype=np.int64), ev, ev,
+                      usd, usd * 1e6)
+
+
+@given(st.integers(1, 12), st.integers(0, 2**16))
+def test_cascade_ceiling_with_a_perfect_verifier_keeps_the_better_context(n, seed):
+    import numpy as np
+
+    table = _random_table(n, seed)
+    got = fr.cascade_ceilings(table, (1.0, 0.75, 0.5))
+    perfect, mid, coin = got["cascade, perfect verifier (ceiling)"], got["cascade, 75%-accurate verifier (ceiling)"], \
+        got["cascade, 50%-accurate verifier (ceiling)"]
+    # Brute force: a perfect verifier escalates exactly where the second look adds recall; the best it can do is the
+    # best pair's mean of per-question maxima.
+    ev, usd = table.evidence, table.cost_usd
+    order = np.argsort(usd.mean(axis=0), kind="stable")
+    best = max(float(np.maximum(ev[:, a], ev[:, b]).mean()) for a, b in itertools.combinations(order, 2))
+    assert perfect[-1]["evidence_recall"] == pytest.approx(best)
+    coin_best = max(float(((ev[:, a] + ev[:, b]) / 2).mean()) for a, b in itertools.combinations(order, 2))
+    assert coin[-1]["evidence_recall"] == pytest.approx(coin_best)  # a coin toss escalates half the questions
+    # A better verifier reaches at least as high (its pairs' recalls are per-question maxima).
+    assert perfect[-1]["evidence_recall"] >= mid[-1]["evidence_recall"] - 1e-12
+    assert mid[-1]["evidence_recall"] >= coin[-1]["evidence_recall"] - 1e-12
+    for pts in (perfect, mid, coin):
+        assert [(p["cost_usd"], p["evidence_recall"]) for p in pts] == fr.front(pts)  # only the non-dominated
+
+
+def test_cascade_ceiling_rejects_an_accuracy_outside_half_to_one():
+    with pytest.raises(ConfigError, match="verifier accuracy"):
+        fr.cascade_ceilings(_random_table(3, 0), (0.4,))

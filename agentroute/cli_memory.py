@@ -224,7 +224,8 @@ def register(main: click.Group) -> None:
     @click.option("--embed", type=click.Choice(["hashing", "minilm"]), default="hashing", show_default=True,
                   help=_EMBED_HELP)
     @click.option("--ceilings/--no-ceilings", default=True, show_default=True,
-                  help="Also draw the category and per-question oracles and the verifier cascades (they read the held-out outcomes).")
+                  help="Also draw the category and per-question oracles and the verifier cascades "
+                       "(they read the held-out outcomes).")
     @click.option("--limit", type=int, default=None, help="Only the first N questions of each conversation.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     def frontier_cmd(conversations: str | None, families: tuple[str, ...], cost_weights: str | None, mix: float,

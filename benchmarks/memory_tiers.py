@@ -8,8 +8,8 @@ Trains on the six training conversations (26, 30, 41, 42, 43, 44) and measures o
   MemoryTier-v0 (from scratch with BudgetMem's reward, and warm-started from the fitted-Q teacher with the tradeoff
   reward), each swept over the cost weight lambda;
 * ceilings that are not policies (tiers picked with the held-out questions' own outcomes): one combination per
-  question category, one per question, and a two-step cascade whose verifier (perfect, or right 90% of the time)
-  says whether the first, cheaper context holds everything the second would add;
+  question category, one per question, and a two-step cascade whose verifier says whether the first, cheaper
+  context holds everything the second would add (perfect, right 90% or 80% of the time);
 * the targets: the cost at which the routed frontier reaches all-high's evidence recall (as a share of all-high's
   cost), its evidence recall at 60% of all-high's cost and at all-low's cost, and the time to build a memory for the
   longest conversation and to recall at the low tier.

@@ -5,6 +5,11 @@ budget cannot afford, asks the task's policy (``kind="memory"``, point ``<agent>
 chosen tier's worst case (USD and tokens), and after the module ran this class settles what it really spent. A
 module that shortened the context (the filter) settles 0, never a negative amount, so the ledger stays conservative.
 
+``recall(query, tiers=...)`` offers the policy only some tiers (``"high"`` fixes every module); ``recall(query,
+after=first)`` is a second look, offering each module only tiers at or above the ones the first recall used.
+:meth:`BoundMemory.cascade` runs the usual pattern: recall, answer, and look again at dearer tiers while the caller's
+check says the answer is not good enough and the budget affords it. Every look is budgeted like the first.
+
 The high filter's model call goes through ``llm`` when one is given (``Memory.bind(ctx, llm=...)``); the callable
 must not charge the ledger itself, its cost is settled here. Without one, a deterministic stand-in ranks, and its
 tokens are settled at the call model's price, exactly as evaluation and the environment count them.
@@ -12,15 +17,58 @@ tokens are settled at the call model's price, exactly as evaluation and the envi
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from agentroute._loop import Stop
 from agentroute.budget import Spend
+from agentroute.errors import ConfigError
 from agentroute.memory._pipeline import MODULE_NAMES, LLMCall
-from agentroute.memory._state import Recall
+from agentroute.memory._state import TIERS, Recall
 
 if TYPE_CHECKING:
     from agentroute.memory._memory import Memory
+
+T = TypeVar("T")
+Tiers = str | Sequence[str] | Mapping[str, str | Sequence[str]]
+"""Tiers offered: one name or several for every module, or per module (modules left out are offered every tier)."""
+
+
+def offered_tiers(tiers: Tiers | None, after: Recall | None = None) -> dict[str, tuple[str, ...]]:
+    """Module -> tiers a recall offers its policy, cheapest first; raises :class:`ConfigError` on unknown names."""
+
+    def names(value: str | Sequence[str], where: str) -> tuple[str, ...]:
+        got = (value,) if isinstance(value, str) else tuple(value)
+        bad = [t for t in got if t not in TIERS]
+        if bad or not got:
+            raise ConfigError(f"unknown memory tier(s) {bad or '(none given)'} for {where}", name=where,
+                              hint=f"tiers: {', '.join(TIERS)}")
+        return tuple(t for t in TIERS if t in got)
+
+    if tiers is None:
+        out = {m: TIERS for m in MODULE_NAMES}
+    elif isinstance(tiers, Mapping):
+        unknown = sorted(set(tiers) - set(MODULE_NAMES))
+        if unknown:
+            raise ConfigError(f"unknown memory module(s) {unknown}", name=unknown[0],
+                              hint=f"modules: {', '.join(MODULE_NAMES)}")
+        out = {m: names(tiers[m], m) if m in tiers else TIERS for m in MODULE_NAMES}
+    else:
+        every = names(tiers, "every module")
+        out = {m: every for m in MODULE_NAMES}
+    if after is not None:
+        if not isinstance(after, Recall):
+            raise ConfigError(f"after= takes the Recall of a first look, got {type(after).__name__}", name="after")
+        for m, prev in after.tiers.items():
+            floor = TIERS.index(prev) if prev in TIERS else 0
+            kept = tuple(t for t in out[m] if TIERS.index(t) >= floor)
+            if not kept:
+                raise ConfigError(f"a second look at {m} offers no tier at or above the first look's {prev!r}",
+                                  name=m, hint="offer a dearer tier, or leave tiers= out")
+            out[m] = kept
+    return out
 
 
 class BoundMemory:
@@ -33,20 +81,27 @@ class BoundMemory:
         self._ctx = ctx
         self._llm = llm
 
-    def recall(self, query: str) -> Recall:
-        """The context for ``query``; each module's tier is decided, reserved and settled by the runtime."""
+    def recall(self, query: str, tiers: Tiers | None = None, *, after: Recall | None = None) -> Recall:
+        """The context for ``query``; each module's tier is decided, reserved and settled by the runtime.
+
+        ``tiers`` limits what the policy is offered (``"high"``: every module high; ``{"retrieve": ["mid",
+        "high"]}``: per module). ``after`` makes this a second look: each module is offered only tiers at or above
+        the ones ``after`` used, and the policy sees ``look`` and ``previous_tiers`` in the observation.
+        """
         from agentroute.memory.routing import observation_extra
 
         mem, ctx = self.memory, self._ctx
+        offered = offered_tiers(tiers, after)
         state = mem.start(query)
         agent = getattr(getattr(ctx, "agent", None), "name", "agent")
+        look = {"look": after.look + 1, "previous_tiers": dict(after.tiers)} if after is not None else {}
         for module in MODULE_NAMES:
-            options = mem.plan(module, query, state)
+            options = [o for o in mem.plan(module, query, state) if o.id in offered[module]]
             choice = ctx.route(
                 "memory",
                 f"{agent}.memory.{module}",
                 [o.candidate() for o in options],
-                extra=observation_extra(mem, module, state),
+                extra={**observation_extra(mem, module, state), **look},
             )
             try:
                 state = mem.run_module(module, choice.chosen, query, state, self._llm)
@@ -57,7 +112,41 @@ class BoundMemory:
             usd = mem.step_cost(state)
             tokens = max(0, step.context_tokens) + step.call_input_tokens + step.call_output_tokens
             choice.settle(Spend(usd=None if usd is None else max(usd, Decimal(0)), tokens=tokens))
-        return mem.finish(state)
+        got = mem.finish(state)
+        return dataclasses.replace(got, look=after.look + 1) if after is not None else got
+
+    def recall_with(self, query: str, tiers: Tiers) -> Recall:
+        """:meth:`recall` at the tiers given: inside a run, fixed tiers are budgeted and recorded like chosen ones."""
+        return self.recall(query, tiers)
+
+    def cascade(
+        self,
+        query: str,
+        answer: Callable[[Recall], T],
+        enough: Callable[[T], bool],
+        *,
+        then: Tiers | None = "high",
+        looks: int = 2,
+    ) -> tuple[Recall, T]:
+        """Recall, answer, and look again while ``enough(answer)`` says no: ``(last recall, last answer)``.
+
+        The first look is routed by the policy. Each further look offers every module only tiers at or above the
+        previous look's, limited to ``then`` (``"high"`` by default; ``None`` lets the policy choose among them). A
+        look the budget cannot afford ends the cascade with the answer already in hand, so a task never loses it.
+        """
+        if looks < 1:
+            raise ConfigError(f"looks={looks} must be at least 1", name="looks")
+        recall = self.recall(query)
+        reply = answer(recall)
+        for _ in range(looks - 1):
+            if enough(reply) or all(t == TIERS[-1] for t in recall.tiers.values()):
+                break
+            try:
+                recall_next = self.recall(query, then, after=recall)
+            except Stop:
+                break  # unaffordable: keep what we have (what the partial look spent is already settled)
+            recall, reply = recall_next, answer(recall_next)
+        return recall, reply
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.memory, name)

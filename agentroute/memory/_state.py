@@ -143,6 +143,8 @@ class Recall:
     cost_usd: Decimal | None
     tiers: Mapping[str, str]
     steps: tuple[StepSpend, ...] = ()
+    look: int = 1
+    """1 for a first recall; ``n + 1`` for a second look made with ``after=`` a recall of look ``n``."""
 
     @property
     def tokens(self) -> int:

@@ -119,7 +119,7 @@ def ceilings(table: ComboTable, unit_usd: float) -> dict[str, list[dict[str, flo
     return out
 
 
-VERIFIER_ACCURACIES: tuple[float, ...] = (1.0, 0.9)
+VERIFIER_ACCURACIES: tuple[float, ...] = (1.0, 0.9, 0.8)
 """Accuracies of the verifier :func:`cascade_ceilings` assumes by default."""
 
 

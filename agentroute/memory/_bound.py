@@ -115,9 +115,15 @@ class BoundMemory:
         got = mem.finish(state)
         return dataclasses.replace(got, look=after.look + 1) if after is not None else got
 
-    def recall_with(self, query: str, tiers: Tiers) -> Recall:
-        """:meth:`recall` at the tiers given: inside a run, fixed tiers are budgeted and recorded like chosen ones."""
-        return self.recall(query, tiers)
+    def recall_with(self, query: str, tiers: Mapping[str, str] | str) -> Recall:
+        """Every module at the tier ``tiers`` names (modules left out run low), budgeted and recorded.
+
+        The same tiers as :meth:`Memory.recall_with`, but each module goes through the task's ledger and records.
+        """
+        if isinstance(tiers, str):
+            return self.recall(query, tiers)
+        offered_tiers(tiers)  # unknown modules or tiers: a clear error before anything runs
+        return self.recall(query, {m: tiers.get(m, "low") for m in MODULE_NAMES})
 
     def cascade(
         self,

@@ -57,7 +57,7 @@ def test_recall_with_on_the_bound_memory_is_budgeted_too():
         r = ctx.memory.recall_with(state["question"], {"retrieve": "mid"})
         return {"tiers": dict(r.tiers)}
 
-    res = _run(agent, Cheapest())
+    res = _run(agent, ar.policies.Strongest())  # offered nothing else: the strongest policy gets low where told
     assert res.state["tiers"] == {"retrieve": "mid", "filter": "low", "link": "low", "time": "low"}
     assert len(_memory_decisions(res)) == len(MODULE_NAMES) and res.spent.usd > 0
 

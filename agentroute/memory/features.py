@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
@@ -77,6 +78,18 @@ def query_features(query: str) -> np.ndarray:
     return v
 
 
+def tiers_so_far(obs: Observation) -> dict[str, str]:
+    """Module -> tier of the modules this recall has run (``extra["tiers_so_far"]``).
+
+    Only when an observation lacks it are the task's memory decisions read from ``obs.history``: those mix every
+    recall of the task (two agents' memories, a second look), so they describe this recall only when it is the first.
+    """
+    so_far = obs.extra.get("tiers_so_far")
+    if isinstance(so_far, Mapping):
+        return {str(m): str(t) for m, t in so_far.items()}
+    return {p.rsplit(".", 1)[-1]: t for p, t in obs.history}
+
+
 def observation_features(obs: Observation) -> np.ndarray:
     """The :data:`N_FEATURES`-long float32 vector of a memory observation (see :data:`FEATURE_NAMES`)."""
     ex = obs.extra
@@ -93,8 +106,7 @@ def observation_features(obs: Observation) -> np.ndarray:
         mod[MODULE_NAMES.index(module)] = 1.0
     parts.append(mod)
     done = np.zeros((len(MODULE_NAMES), len(TIERS)), dtype=np.float32)
-    for point, tier in obs.history:
-        m = point.rsplit(".", 1)[-1]
+    for m, tier in tiers_so_far(obs).items():
         if m in MODULE_NAMES and tier in TIERS:
             done[MODULE_NAMES.index(m), TIERS.index(tier)] = 1.0
     parts.append(done.ravel())

@@ -24,7 +24,7 @@ from agentroute.errors import ConfigError, DataError
 from agentroute.memory._pipeline import MODULE_NAMES
 from agentroute.memory._state import TIERS
 from agentroute.memory.evaluate import COMBOS, ComboTable
-from agentroute.memory.features import N_FEATURES, observation_features, query_features
+from agentroute.memory.features import N_FEATURES, observation_features, query_features, tiers_so_far
 from agentroute.policies.base import BasePolicy
 from agentroute.policies.baselines import Cheapest
 from agentroute.routing import Decision, Observation
@@ -293,7 +293,7 @@ class PredictivePolicy(_MemoryPolicy):
     def _decide(self, obs: Observation) -> Decision:
         module = str(obs.extra.get("module", obs.point.rsplit(".", 1)[-1]))
         m = MODULE_NAMES.index(module)
-        done = {p.rsplit(".", 1)[-1]: t for p, t in obs.history}
+        done = tiers_so_far(obs)
         q, c = self.predict(str(obs.extra.get("query", obs.task.text)))
         score = q - self.cost_weight * c
         ids = set(obs.ids)

@@ -151,3 +151,23 @@ def test_bad_tiers_and_looks_are_refused_with_what_to_do():
     except Exception as exc:  # the agent's ConfigError reaches the caller as an AgentError
         res_err = exc
     assert res_err is not None and "looks=0" in str(res_err)
+
+
+def test_a_later_recall_of_the_task_sees_only_its_own_modules_as_done():
+    from agentroute.memory.features import FEATURE_NAMES, observation_features
+
+    policy = Watching()
+
+    def agent(state, ctx):
+        ctx.memory.recall(state["question"], "high")
+        ctx.memory.recall(state["question"])  # a second, independent recall in the same step
+        return {}
+
+    _run(agent, policy)
+    done = [i for i, n in enumerate(FEATURE_NAMES) if n.startswith("done_")]
+    first, later = policy.seen[0], policy.seen[len(MODULE_NAMES)]
+    assert len(later.history) >= len(MODULE_NAMES)  # the task's history holds the first recall's decisions...
+    assert observation_features(later)[done].tolist() == observation_features(first)[done].tolist()  # ...not this one
+    last = policy.seen[-1]
+    got = observation_features(last)[done].reshape(len(MODULE_NAMES), 3)
+    assert got[:3, 0].tolist() == [1.0, 1.0, 1.0] and got[:3, 2].sum() == 0  # its own three low modules, not high

@@ -70,7 +70,8 @@ class Observation:
     task: TaskInfo
     kind: Kind
     point: str
-    """Name of the routing point: ``route:<agent>`` for agent choice, ``<agent>.model``, ``<agent>.memory.<module>``."""
+    """Name of the routing point: ``route:<agent>`` for agent choice, ``<agent>.model``, ``<agent>.memory.<module>``
+    (``<agent>.memory.look<n>.<module>`` for a memory's n-th look)."""
     node: str
     """The agent at (or after) which the decision is made."""
     step: int

@@ -6,7 +6,8 @@ chosen tier's worst case (USD and tokens), and after the module ran this class s
 module that shortened the context (the filter) settles 0, never a negative amount, so the ledger stays conservative.
 
 ``recall(query, tiers=...)`` offers the policy only some tiers (``"high"`` fixes every module); ``recall(query,
-after=first)`` is a second look, offering each module only tiers at or above the ones the first recall used.
+after=first)`` is a second look, offering each module only tiers at or above the ones the first recall used (its
+points are ``<agent>.memory.look2.<module>``, so traces tell the looks apart).
 :meth:`BoundMemory.cascade` runs the usual pattern: recall, answer, and look again at dearer tiers while the caller's
 check says the answer is not good enough and the budget affords it. Every look is budgeted like the first.
 
@@ -99,7 +100,7 @@ class BoundMemory:
             options = [o for o in mem.plan(module, query, state) if o.id in offered[module]]
             choice = ctx.route(
                 "memory",
-                f"{agent}.memory.{module}",
+                f"{agent}.memory.{module}" if after is None else f"{agent}.memory.look{after.look + 1}.{module}",
                 [o.candidate() for o in options],
                 extra={**observation_extra(mem, module, state), **look},
             )

@@ -78,6 +78,8 @@ def test_a_second_look_offers_only_tiers_at_or_above_the_first():
     assert [[c.id for c in o.candidates] for o in second] == [["mid", "high"], ["low", "mid", "high"],
                                                               ["low", "mid", "high"], ["mid", "high"]]
     assert all(o.extra["look"] == 2 and o.extra["previous_tiers"] == res.state["first"] for o in second)
+    assert [d.point for d in _memory_decisions(res)][len(MODULE_NAMES):] == [
+        f"answer.memory.look2.{m}" for m in MODULE_NAMES]
     assert all("look" not in o.extra for o in policy.seen[: len(MODULE_NAMES)])
 
 

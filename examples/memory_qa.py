@@ -80,3 +80,31 @@ if questions:
     print(f"  routed memory: evidence recall {sum(hits) / len(hits):.3f}, memory cost ${mem_usd:.5f}")
     print(f"  all-high     : evidence recall {sum(high_hits) / len(high_hits):.3f}, memory cost ${high_usd:.5f}")
     print("  tiers chosen per module:", mix)
+
+# A second look: recall, answer, and recall again at the high tiers when the answer is not good enough. A real
+# model would be asked to reply UNSURE when its excerpts do not say; the simulated one reports a quality instead,
+# which stands in for that judgement here (low for long prompts, hence the low bar). Every look is budgeted, its
+# worst case reserved first; a look the budget cannot afford is skipped and the first answer kept.
+cascade_graph = ar.AgentGraph("memory-qa-cascade")
+
+
+@cascade_graph.agent(tiers=tiers, memory=memory)
+def answer_twice(state, ctx):
+    def ask(recall):
+        prompt = f"Conversation excerpts:\n{recall.text}\n\nQuestion: {state['question']}\nReply UNSURE if unsure."
+        return ctx.complete([{"role": "user", "content": prompt}], max_tokens=60)
+
+    recall, reply = ctx.memory.cascade(
+        state["question"], ask, enough=lambda r: "UNSURE" not in r.text and (r.quality is None or r.quality >= 0.1)
+    )
+    return {"answer": reply.text, "looks": recall.look, "ids": list(recall.ids)}
+
+
+cascade_graph.start("answer_twice")
+cascade_app = cascade_graph.compile(policy=load_policy("policies/memory-fitted-q.json"),
+                                    provider=ar.providers.Simulated(seed=0))
+asked = [q.question for q in questions[:20]] or [question]
+runs = cascade_app.batch([{"question": q} for q in asked], budget=ar.Budget(usd="0.01"), concurrency=4)
+looked_twice = sum(r.state.get("looks") == 2 for r in runs)
+print(f"cascade: {looked_twice} of {len(runs)} questions looked twice; "
+      f"max spent per question ${max(r.spent.usd for r in runs)} of $0.01")

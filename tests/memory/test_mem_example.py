@@ -38,6 +38,9 @@ def test_memory_example_runs(tmp_path, with_data):
     assert [p for p, _ in points] == ["retrieve", "filter", "link", "time"]
     spent, limit = re.search(r"spent \$([\d.]+) of \$([\d.]+)", out.stdout).groups()
     assert 0 < float(spent) <= float(limit)
+    twice, asked, most, cap = re.search(r"cascade: (\d+) of (\d+) questions looked twice; max spent per question "
+                                        r"\$([\d.]+) of \$([\d.]+)", out.stdout).groups()
+    assert 0 <= int(twice) <= int(asked) and 0 < float(most) <= float(cap)
     if with_data:
         if "built-in conversation" in out.stdout:
             pytest.skip("LoCoMo data not found beside the repository")

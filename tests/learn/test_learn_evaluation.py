@@ -12,6 +12,7 @@ from agentroute.data import RoutingTable
 from agentroute.errors import ConfigError
 from agentroute.evaluation import (
     aiq,
+    cap_hull,
     apgr,
     cost_at_quality,
     cpt,
@@ -56,6 +57,18 @@ def test_aiq_is_a_mean_height(pts: list[tuple[float, float]], lo: float, width: 
     assert a == pytest.approx(approx, abs=0.01)
 
 
+@settings(max_examples=60, deadline=None)
+@given(pts=points, q=st.floats(0, 1))
+def test_a_capped_hull_is_the_hull_cut_at_q(pts: list[tuple[float, float]], q: float) -> None:
+    c, qual = np.asarray(pts).T
+    h = upper_hull(c, qual)
+    capped = cap_hull(h, q)
+    for x in np.linspace(0, 11, 57):
+        want = min(hull_value(h, x), q) if x >= h[0, 0] else 0.0
+        assert hull_value(capped, x) == pytest.approx(want, abs=1e-9)
+    assert aiq(capped, 0, 10) <= aiq(h, 0, 10) + 1e-12
+
+
 def test_aiq_known_values() -> None:
     h = upper_hull([0.0, 1.0], [0.5, 1.0])
     assert aiq(h, 0.0, 1.0) == pytest.approx(0.75)
@@ -85,6 +98,8 @@ def test_evaluate_orders_oracle_policy_and_baselines(tmp_path) -> None:
     res = evaluate(test, {"knn": knn, "cheapest": Cheapest(), "strongest": Strongest()})
     pol = res["policies"]
     assert res["oracle"]["aiq"] >= pol["knn"]["aiq"] > res["zero_router"]["aiq"]
+    capped = res["oracle_capped_at_best_single"]
+    assert res["zero_router"]["aiq"] <= capped["aiq"] <= res["oracle"]["aiq"] and 0 <= capped["gap_closed"] <= 1
     assert pol["knn"]["gap_closed"] > 0.2 and pol["knn"]["beats_zero_router"]
     best = res["best_single"]
     assert best["option"] == "large"

@@ -19,7 +19,7 @@ tokens are settled at the call model's price, exactly as evaluation and the envi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -140,11 +140,44 @@ class BoundMemory:
         The first look is routed by the policy. Each further look offers every module only tiers at or above the
         previous look's, limited to ``then`` (``"high"`` by default; ``None`` lets the policy choose among them). A
         look the budget cannot afford ends the cascade with the answer already in hand, so a task never loses it.
+        Sync twin of :meth:`acascade`.
         """
+        steps = self._looks(query, enough, then, looks)
+        recall = next(steps)
+        while True:
+            try:
+                recall = steps.send(answer(recall))
+            except StopIteration as done:
+                result: tuple[Recall, T] = done.value
+                return result
+
+    async def acascade(
+        self,
+        query: str,
+        answer: Callable[[Recall], Awaitable[T]],
+        enough: Callable[[T], bool],
+        *,
+        then: Tiers | None = "high",
+        looks: int = 2,
+    ) -> tuple[Recall, T]:
+        """:meth:`cascade` for async agents: ``answer`` is awaited (for example ``ctx.acomplete``)."""
+        steps = self._looks(query, enough, then, looks)
+        recall = next(steps)
+        while True:
+            try:
+                recall = steps.send(await answer(recall))
+            except StopIteration as done:
+                result: tuple[Recall, T] = done.value
+                return result
+
+    def _looks(
+        self, query: str, enough: Callable[[T], bool], then: Tiers | None, looks: int
+    ) -> Generator[Recall, T, tuple[Recall, T]]:
+        """The cascade's looks: yields each recall, receives its answer, returns the last of both."""
         if looks < 1:
             raise ConfigError(f"looks={looks} must be at least 1", name="looks")
         recall = self.recall(query)
-        reply = answer(recall)
+        reply = yield recall
         for _ in range(looks - 1):
             if enough(reply) or all(t == TIERS[-1] for t in recall.tiers.values()):
                 break
@@ -152,7 +185,8 @@ class BoundMemory:
                 recall_next = self.recall(query, then, after=recall)
             except Stop:
                 break  # unaffordable: keep what we have (what the partial look spent is already settled)
-            recall, reply = recall_next, answer(recall_next)
+            recall = recall_next
+            reply = yield recall
         return recall, reply
 
     def __getattr__(self, name: str) -> Any:

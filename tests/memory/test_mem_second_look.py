@@ -173,3 +173,30 @@ def test_a_later_recall_of_the_task_sees_only_its_own_modules_as_done():
     last = policy.seen[-1]
     got = observation_features(last)[done].reshape(len(MODULE_NAMES), 3)
     assert got[:3, 0].tolist() == [1.0, 1.0, 1.0] and got[:3, 2].sum() == 0  # its own three low modules, not high
+
+
+def test_acascade_awaits_the_answers_of_an_async_agent():
+    import asyncio
+
+    tiers = [ar.ModelTier("small", model="openai/gpt-4o-mini"), ar.ModelTier("large", model="openai/gpt-4o")]
+    g = ar.AgentGraph("alook")
+    prompts: list[str] = []
+
+    @g.agent(tiers=tiers, memory=MEM)
+    async def answer(state, ctx):
+        async def ask(recall):
+            prompts.append(recall.text)
+            return await ctx.acomplete([{"role": "user", "content": f"{recall.text}\n\n{state['question']}"}],
+                                       max_tokens=20)
+
+        recall, reply = await ctx.memory.acascade(state["question"], ask, enough=lambda r: False)
+        return {"look": recall.look, "tier": reply.tier, "answer": reply.text}
+
+    g.start("answer")
+    app = g.compile(Cheapest(), provider=ar.providers.Simulated(seed=0))
+    res = asyncio.run(app.arun({"question": Q}, budget=ar.Budget(usd="0.05")))
+    assert res.state["look"] == 2 and res.state["answer"] and len(prompts) == 2
+    kinds = [(d.kind, d.point.rsplit(".", 1)[0]) for d in res.decisions]
+    assert kinds == [("memory", "answer.memory")] * 4 + [("model", "answer")] + [
+        ("memory", "answer.memory.look2")] * 4 + [("model", "answer")]
+    assert res.spent.usd <= Decimal("0.05")

@@ -12,8 +12,8 @@ from agentroute.data import RoutingTable
 from agentroute.errors import ConfigError
 from agentroute.evaluation import (
     aiq,
-    cap_hull,
     apgr,
+    cap_hull,
     cost_at_quality,
     cpt,
     evaluate,

@@ -155,8 +155,7 @@ def cap_hull(hull: np.ndarray, q: float) -> np.ndarray:
         return hull
     c = cost_at_quality(hull, q)
     assert c is not None  # the hull reaches past q
-    below = hull[hull[:, 1] < q]
-    return np.vstack([below, [[c, q]]]) if len(below) == 0 or below[-1, 0] < c else below
+    return np.vstack([hull[hull[:, 1] < q], [[c, q]]])  # H crosses q after its last vertex below q
 
 
 def cost_at_quality(hull: np.ndarray, q: float) -> float | None:

@@ -132,8 +132,8 @@ def cascade_ceilings(
     the second, dearer combination would find, and recalls again with the second when the verifier says no; the
     answering agent then reads both contexts, so an escalated question pays for both. The verifier is right with
     probability ``accuracy`` on every question; it stands for the answering model judging its own context, which
-    no offline signal here reproduces (it reads the held-out outcomes). Every ordered pair of the 81 combinations
-    is a point; the result keeps each accuracy's non-dominated points.
+    no offline signal here reproduces (it reads the held-out outcomes). Every pair of the 81 combinations, the
+    cheaper on average first, is a point; the result keeps each accuracy's non-dominated points.
     """
     for q in accuracies:
         if not 0.5 <= q <= 1.0:

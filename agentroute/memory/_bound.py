@@ -95,15 +95,14 @@ class BoundMemory:
         offered = offered_tiers(tiers, after)
         state = mem.start(query)
         agent = getattr(getattr(ctx, "agent", None), "name", "agent")
-        look = {"look": after.look + 1, "previous_tiers": dict(after.tiers)} if after is not None else {}
+        n = 1 if after is None else after.look + 1
+        point = f"{agent}.memory" if after is None else f"{agent}.memory.look{n}"
         for module in MODULE_NAMES:
             options = [o for o in mem.plan(module, query, state) if o.id in offered[module]]
-            choice = ctx.route(
-                "memory",
-                f"{agent}.memory.{module}" if after is None else f"{agent}.memory.look{after.look + 1}.{module}",
-                [o.candidate() for o in options],
-                extra={**observation_extra(mem, module, state), **look},
-            )
+            extra = observation_extra(mem, module, state)
+            if after is not None:
+                extra.update(look=n, previous_tiers=dict(after.tiers))
+            choice = ctx.route("memory", f"{point}.{module}", [o.candidate() for o in options], extra=extra)
             try:
                 state = mem.run_module(module, choice.chosen, query, state, self._llm)
             except Exception as e:
@@ -114,7 +113,7 @@ class BoundMemory:
             tokens = max(0, step.context_tokens) + step.call_input_tokens + step.call_output_tokens
             choice.settle(Spend(usd=None if usd is None else max(usd, Decimal(0)), tokens=tokens))
         got = mem.finish(state)
-        return dataclasses.replace(got, look=after.look + 1) if after is not None else got
+        return got if after is None else dataclasses.replace(got, look=n)
 
     def recall_with(self, query: str, tiers: Mapping[str, str] | str) -> Recall:
         """Every module at the tier ``tiers`` names (modules left out run low), budgeted and recorded.

@@ -23,9 +23,8 @@ from agentroute.budget import ZERO, Budget, Ledger, SharedBudget, Spend, Unaffor
 from agentroute.context import StepContext
 from agentroute.errors import AgentError, BudgetExhausted, ConfigError, RunError
 from agentroute.llm import ModelTier
-from agentroute.policies.base import GraphSpec
 from agentroute.records import HookList, RunHooks, RunResult, StepEnd, StepStart, TaskStart
-from agentroute.routing import Candidate
+from agentroute.routing import Candidate, GraphSpec
 
 if TYPE_CHECKING:
     from agentroute.graph import AgentGraph, AgentSpec

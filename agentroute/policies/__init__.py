@@ -8,10 +8,11 @@ The numpy-based families load lazily (``agentroute.policies.KNNRouter`` imports 
 
 from typing import Any
 
-from agentroute.policies.base import BasePolicy, GraphSpec
+from agentroute.policies.base import BasePolicy
 from agentroute.policies.baselines import Cheapest, DeclaredDefault, Fixed, Random, Strongest
 from agentroute.policies.cascade import CascadePolicy
 from agentroute.policies.rules import Rule, RulePolicy, When
+from agentroute.routing import GraphSpec
 
 _LAZY = {
     "KNNRouter": "agentroute.policies.predictive",

@@ -6,40 +6,10 @@ A policy never imports the runtime. It sees an :class:`~agentroute.routing.Obser
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from agentroute.errors import ConfigError
-from agentroute.routing import Decision, Feedback, Observation
-
-
-class GraphSpec:
-    """What a compiled graph offers, per routing point kind: the ids a policy may name (checked at compile time)."""
-
-    __slots__ = ("agents", "graph", "memory_tiers", "points", "tiers")
-
-    def __init__(
-        self,
-        graph: str,
-        agents: Sequence[str],
-        tiers: Sequence[str],
-        memory_tiers: Sequence[str] = ("low", "mid", "high"),
-        points: Mapping[str, Sequence[str]] | None = None,
-    ) -> None:
-        self.graph = graph
-        self.agents = tuple(agents)
-        self.tiers = tuple(tiers)
-        self.memory_tiers = tuple(memory_tiers)
-        self.points = dict(points or {})
-
-    def ids(self, kind: str | None = None) -> set[str]:
-        """Every id a decision of ``kind`` (or of any kind) may choose; ``__end__`` is an agent-point option."""
-        if kind == "agent":
-            return {*self.agents, "__end__"}
-        if kind == "model":
-            return set(self.tiers)
-        if kind == "memory":
-            return set(self.memory_tiers)
-        return {*self.agents, "__end__", *self.tiers, *self.memory_tiers}
+from agentroute.routing import Decision, Feedback, GraphSpec, Observation
 
 
 class BasePolicy:

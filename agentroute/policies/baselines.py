@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 
 from agentroute.errors import ConfigError
-from agentroute.policies.base import BasePolicy, GraphSpec
-from agentroute.routing import Candidate, Decision, Observation, one_hot
+from agentroute.policies.base import BasePolicy
+from agentroute.routing import Candidate, Decision, GraphSpec, Observation, one_hot
 
 
 def _by_rank(c: Candidate) -> tuple[int, float]:

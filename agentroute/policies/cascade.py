@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from agentroute.errors import ConfigError
-from agentroute.policies.base import BasePolicy, GraphSpec
+from agentroute.policies.base import BasePolicy
 from agentroute.policies.baselines import DeclaredDefault
-from agentroute.routing import Decision, Observation, one_hot
+from agentroute.routing import Decision, GraphSpec, Observation, one_hot
 
 _HEDGES = re.compile(r"\b(i'?m not sure|i don'?t know|cannot answer|can'?t help|unsure)\b", re.I)
 

@@ -28,8 +28,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentroute.errors import ConfigError
-from agentroute.policies.base import BasePolicy, GraphSpec
-from agentroute.routing import Candidate, Decision, Observation, one_hot
+from agentroute.policies.base import BasePolicy
+from agentroute.routing import Candidate, Decision, GraphSpec, Observation, one_hot
 
 _SPECIAL = {"cheapest", "strongest"}
 _END_NAMES = {"end", "END", "__end__"}

@@ -1,4 +1,4 @@
-"""What a policy sees, what it returns, and what it learns from: the contract of every routing point.
+"""What a policy sees, what it returns, and what it learns from: the vocabulary of every routing point.
 
 A routing point asks one question (which agent next, which model tier, which memory tier). The runtime builds an
 :class:`Observation` (task, position, budget, candidates), masks the candidates it cannot afford (keeping the reason),
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from agentroute.budget import BudgetStatus
 
@@ -116,41 +116,6 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    """One routing decision as the runtime recorded it: the policy's :class:`Decision` plus its context."""
-
-    task_id: str
-    index: int
-    kind: Kind
-    point: str
-    node: str
-    step: int
-    chosen: str
-    probabilities: Mapping[str, float]
-    scores: Mapping[str, float]
-    reason: str
-    policy: str
-    policy_version: str
-    explored: bool
-    candidates: tuple[Candidate, ...]
-    masked: tuple[Masked, ...]
-    budget_before: Mapping[str, Any]
-    budget_after: Mapping[str, Any] | None = None
-    reservation: Mapping[str, Any] | None = None
-    cost_usd: Decimal | None = None
-    tokens: int = 0
-    quality: float | None = None
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-    decided_ns: int = 0
-    """When the policy decided (``time.time_ns()``); the record itself is emitted once the step settled."""
-
-    @property
-    def propensity(self) -> float:
-        """Probability the policy gave to the option it chose (for off-policy evaluation)."""
-        return float(self.probabilities.get(self.chosen, 0.0))
-
-
-@dataclass(frozen=True, slots=True)
 class Feedback:
     """What happened after a decision, handed to ``policy.feedback`` (online learners use it)."""
 
@@ -165,26 +130,6 @@ class Feedback:
     error: str | None = None
 
 
-@runtime_checkable
-class RouterPolicy(Protocol):
-    """The one protocol every policy implements: rules, cascades, baselines, learned, pheromone and bandits.
-
-    ``decide`` must return one of ``obs.candidates`` (never a masked or unknown id) and should be fast: it runs
-    on every step. ``feedback`` is called after each decision's step, and may be a no-op.
-    """
-
-    name: str
-    version: str
-
-    def decide(self, obs: Observation) -> Decision:
-        """Choose one of ``obs.candidates``."""
-        ...
-
-    def feedback(self, fb: Feedback) -> None:
-        """Learn from what happened (no-op for fixed policies)."""
-        ...
-
-
 def one_hot(obs: Observation, chosen: str) -> dict[str, float]:
     """Probabilities of a deterministic choice: 1.0 on ``chosen``, 0.0 on every other candidate."""
     return {c.id: (1.0 if c.id == chosen else 0.0) for c in obs.candidates}
@@ -194,12 +139,10 @@ __all__ = [
     "KINDS",
     "Candidate",
     "Decision",
-    "DecisionRecord",
     "Feedback",
     "Kind",
     "Masked",
     "Observation",
-    "RouterPolicy",
     "TaskInfo",
     "one_hot",
 ]

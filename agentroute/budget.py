@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from agentroute.errors import ConfigError
+from agentroute.errors import ConfigError, Unaffordable
 
 ZERO = Decimal(0)
 DIMENSIONS = ("usd", "tokens", "steps", "seconds")
@@ -169,16 +169,6 @@ class Spend:
             "steps": self.steps,
             "seconds": round(self.seconds, 6),
         }
-
-
-class Unaffordable(Exception):
-    """A reservation did not fit; ``dimension`` names the limit it would break."""
-
-    def __init__(self, dimension: str, needed: Any, remaining: Any) -> None:
-        self.dimension = dimension
-        self.needed = needed
-        self.remaining = remaining
-        super().__init__(f"{dimension}: needs {needed}, {remaining} left")
 
 
 class LedgerBackend(Protocol):

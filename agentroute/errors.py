@@ -5,12 +5,17 @@ failures of a run, so callers can tell "fix your code" from "this task could not
 
     AgentRouteError
     ├── ConfigError              misuse, raised at build/compile time, names the offending thing
-    │   └── DataError            a routing table or data file that does not validate
+    │   ├── DataError            a routing table or data file that does not validate
+    │   └── StoreError           the store cannot be used as asked: unreachable, empty, another schema
+    │       └── SchemaMismatch   the database holds agentroute tables of another schema version
+    ├── Unaffordable             a ledger refused a reservation (the ledger's answer; the runtime turns it into
+    │                            a truncation, callers of Ledger.reserve see it)
     └── RunError                 a task could not finish; carries the partial state
         ├── BudgetExhausted      nothing affordable was left (only with on_exhausted="error")
         ├── PolicyError          a policy chose a masked or unknown candidate, or crashed
         ├── ProviderError        a model call failed after its retries and fallbacks
-        └── AgentError           an agent function raised
+        ├── AgentError           an agent function raised
+        └── LedgerError          a shared ledger (Redis, SQL) failed; what was held is accounted for
 
 Errors carry structured fields (``.name``, ``.reason``, ``.state`` ...) and their message says what to do next.
 This module must never import anything heavy: it is imported by everything.
@@ -97,13 +102,52 @@ class AgentError(RunError):
         super().__init__(message, **kw)
 
 
+class StoreError(ConfigError):
+    """The store cannot be used as asked: unreachable, another schema version, or empty."""
+
+
+class SchemaMismatch(StoreError):
+    """The database holds agentroute tables of another schema version (``found``; ``expected`` is ours)."""
+
+    def __init__(self, message: str, *, found: int, expected: int) -> None:
+        self.found = found
+        self.expected = expected
+        super().__init__(message, name="schema")
+
+
+class Unaffordable(AgentRouteError):
+    """A reservation did not fit; ``dimension`` names the limit it would break. Nothing was held."""
+
+    def __init__(self, dimension: str, needed: Any, remaining: Any) -> None:
+        self.dimension = dimension
+        self.needed = needed
+        self.remaining = remaining
+        super().__init__(f"{dimension}: needs {needed}, {remaining} left")
+
+
+class LedgerError(RunError):
+    """A shared ledger (Redis, SQL) failed while a task reserved or settled; ``backend`` names it.
+
+    Carries the task's partial result like every :class:`RunError`; what the task held is released or reclaimed by
+    its lease, and what it spent is never forgotten.
+    """
+
+    def __init__(self, message: str, *, backend: str = "", **kw: Any) -> None:
+        self.backend = backend
+        super().__init__(message, **kw)
+
+
 __all__ = [
     "AgentError",
     "AgentRouteError",
     "BudgetExhausted",
     "ConfigError",
     "DataError",
+    "LedgerError",
     "PolicyError",
     "ProviderError",
     "RunError",
+    "SchemaMismatch",
+    "StoreError",
+    "Unaffordable",
 ]

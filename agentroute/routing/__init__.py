@@ -16,7 +16,7 @@ from agentroute.routing._types import (
     TaskInfo,
     one_hot,
 )
-from agentroute.routing.policy import GraphSpec, RouterPolicy
+from agentroute.routing.policy import GraphSpec, PolicyBase, RouterPolicy, TaskOutcome
 from agentroute.routing.record import DecisionRecord
 
 __all__ = [
@@ -29,7 +29,9 @@ __all__ = [
     "Kind",
     "Masked",
     "Observation",
+    "PolicyBase",
     "RouterPolicy",
     "TaskInfo",
+    "TaskOutcome",
     "one_hot",
 ]

@@ -7,9 +7,12 @@ A policy never imports the runtime: it sees an :class:`~agentroute.routing.Obser
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
 
 from agentroute.routing._types import Decision, Feedback, Observation
+from agentroute.routing.record import DecisionRecord
 
 
 class GraphSpec:
@@ -42,24 +45,97 @@ class GraphSpec:
         return {*self.agents, "__end__", *self.tiers, *self.memory_tiers}
 
 
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """How a task ended, handed to :meth:`RouterPolicy.on_task_end` (end-of-task credit for path learners)."""
+
+    task_id: str
+    quality: float | None
+    """The task's quality in [0, 1] when known (a scorer, a simulated provider, a judge); ``None`` otherwise."""
+    cost_usd: Decimal | None
+    tokens: int
+    ok: bool
+    """False when the task raised (its path should not be credited)."""
+    truncated: bool
+    reason: str
+    decisions: tuple[DecisionRecord, ...] = ()
+
+
 @runtime_checkable
 class RouterPolicy(Protocol):
-    """The one protocol every policy implements: rules, cascades, baselines, learned, pheromone and bandits.
+    """The one contract of every policy family (rules, cascades, baselines, predictive, bandits, learned, pheromone).
 
-    ``decide`` must return one of ``obs.candidates`` (never a masked or unknown id) and should be fast: it runs
-    on every step. ``feedback`` is called after each decision's step, and may be a no-op.
+    ``decide`` is required; every other capability is declared here with its default, so a policy implements only
+    what it needs (subclass :class:`PolicyBase` to inherit the defaults; the runtime fills them in for a plain object
+    that only has ``decide``):
+
+    - ``feedback(fb)`` — after each decision's step (online learners); default: nothing.
+    - ``bind(spec)`` — at compile time, check every option the policy names exists in the graph; raise
+      :class:`~agentroute.errors.ConfigError` naming what does not; default: nothing.
+    - ``accept(obs, decision, reply)`` — after a model reply: ``False`` asks for a stronger tier (cascades);
+      default: ``True``.
+    - ``on_task_end(outcome)`` — once per task, with its quality and spend (path credit); default: nothing.
+    - ``predict_outcomes(texts, categories)`` — predicted quality and cost per option for evaluation sweeps;
+      default: ``None`` (evaluation then routes every query through ``decide``).
     """
 
     name: str
     version: str
 
     def decide(self, obs: Observation) -> Decision:
-        """Choose one of ``obs.candidates``."""
+        """Choose one of ``obs.candidates`` (never a masked or unknown id); runs on every step, so be fast."""
         ...
 
     def feedback(self, fb: Feedback) -> None:
-        """Learn from what happened (no-op for fixed policies)."""
+        """Learn from what happened after a decision (no-op for fixed policies)."""
+        ...
+
+    def bind(self, spec: GraphSpec) -> None:
+        """Check the policy against a compiled graph; raise ``ConfigError`` naming an unknown option."""
+        ...
+
+    def accept(self, obs: Observation, decision: Decision, reply: Any) -> bool:
+        """Whether a model reply is good enough (``False``: try a stronger tier)."""
+        ...
+
+    def on_task_end(self, outcome: TaskOutcome) -> None:
+        """End-of-task credit."""
+        ...
+
+    def predict_outcomes(self, texts: Sequence[str], categories: Sequence[str | None]) -> Any:
+        """``(quality, cost)`` arrays of shape ``(n, n_options)``, or ``None`` when the policy cannot predict."""
         ...
 
 
-__all__ = ["GraphSpec", "RouterPolicy"]
+class PolicyBase:
+    """The defaults of every optional capability of :class:`RouterPolicy`; subclass it and implement ``decide``."""
+
+    name: str = "policy"
+    version: str = "1"
+
+    def decide(self, obs: Observation) -> Decision:
+        """Choose one of ``obs.candidates``."""
+        raise NotImplementedError
+
+    def feedback(self, fb: Feedback) -> None:
+        """Learn from an outcome. Fixed policies ignore it."""
+
+    def bind(self, spec: GraphSpec) -> None:
+        """Check this policy against a graph at compile time (nothing to check by default)."""
+
+    def accept(self, obs: Observation, decision: Decision, reply: Any) -> bool:
+        """Accept every reply by default."""
+        return True
+
+    def on_task_end(self, outcome: TaskOutcome) -> None:
+        """Nothing to credit by default."""
+
+    def predict_outcomes(self, texts: Sequence[str], categories: Sequence[str | None]) -> Any:
+        """No predictions by default."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, version={self.version!r})"
+
+
+__all__ = ["GraphSpec", "PolicyBase", "RouterPolicy", "TaskOutcome"]

@@ -24,24 +24,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Operati
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import col
 
-from agentroute.errors import ConfigError
+from agentroute.errors import SchemaMismatch, StoreError
 from agentroute.store.models import SCHEMA_VERSION, TABLES, SchemaInfo, table
 
 ENV_URL = "AGENTROUTE_DATABASE_URL"
 DEFAULT_FILE = "agentroute.db"
-
-
-class StoreError(ConfigError):
-    """The trace store cannot be used as asked: unreachable, another schema version, or empty."""
-
-
-class SchemaMismatch(StoreError):
-    """The database holds agentroute tables of another schema version (``found``; ``expected`` is ours)."""
-
-    def __init__(self, message: str, *, found: int, expected: int) -> None:
-        self.found = found
-        self.expected = expected
-        super().__init__(message, name="schema")
 
 
 _engines: dict[str, Engine] = {}

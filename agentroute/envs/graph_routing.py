@@ -18,7 +18,6 @@ first tasks unless given). Don't give the budget a ``seconds`` limit here: it wo
 
 from __future__ import annotations
 
-import importlib
 import queue
 import threading
 from collections.abc import Mapping, Sequence
@@ -109,11 +108,10 @@ def _load_graph(graph: Any) -> Any:
         from agentroute.examples import support_graph
 
         return support_graph()
-    if isinstance(graph, str):
-        mod, _, attr = graph.partition(":")
-        if not attr:
-            raise ConfigError(f"graph={graph!r}: use 'module:attribute'", name="graph")
-        graph = getattr(importlib.import_module(mod), attr)
+    if isinstance(graph, str):  # checked to be a graph or an annotated factory before anything is called
+        from agentroute.envs.scenario import resolve_graph
+
+        return resolve_graph(graph, where=f"graph={graph[:200]!r}")
     return graph() if callable(graph) and not hasattr(graph, "compile") else graph
 
 

@@ -55,21 +55,27 @@ def load(text: str, *, source: str, owner: str, max_chars: int, max_depth: int =
     if len(text) > max_chars:
         raise ConfigError(f"{source}: larger than {max_chars} characters", name=source,
                           hint=f"raise {owner}.MAX_FILE_BYTES if it is meant to be this large")
-    loader = _loader(yaml)(text, source, max_depth, owner)
+    loader = None
     try:
+        loader = _loader(yaml)(text, source, max_depth, owner)  # the reader refuses control characters here
         root = loader.get_single_node()
         if root is None:
             return None, None
         _check_expanded(root, source, owner, max_depth, max_nodes)
         data = loader.construct_document(root)
+    except ConfigError:
+        raise
     except yaml.YAMLError as e:
         raise ConfigError(f"{source} is not valid YAML: {e}", name=source) from None
-    except (ValueError, TypeError, OverflowError) as e:  # e.g. an int of 5000 digits, a date like 2024-13-45
-        if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(f"{source}: a value cannot be read: {e}", name=source) from None
+    except Exception as e:  # the safe constructor's own failures on odd scalars, see below
+        # PyYAML's SafeConstructor raises plain exceptions for some values: ValueError for an int of 5000 digits
+        # or the date 2024-13-45, AttributeError for "!!timestamp x", IndexError for "!!int ''". All mean the
+        # same thing: this value cannot be read.
+        raise ConfigError(f"{source}: a value cannot be read ({type(e).__name__}: {str(e)[:200]})",
+                          name=source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, root
 
 

@@ -71,7 +71,7 @@ def _read_json(path: Path) -> Any:
     _table.check_file_size(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as e:  # ValueError: bad JSON, bad UTF-8, or an int of too many digits
+    except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, an int of too many digits, too deep nesting
         raise DataError(f"{path}: not valid JSON ({_table.short(e)})", name=str(path)) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read it: {e.strerror or e}", name=str(path)) from None

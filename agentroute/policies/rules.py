@@ -341,12 +341,12 @@ def _resolve(choice: str | None, obs: Observation) -> Candidate | None:
 
 def _rule_lines(root: Any) -> list[int]:
     """1-based line of each item of the top-level ``rules`` list."""
-    try:
+    import yaml
+
+    if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
-            if key.value == "rules":
+            if key.value == "rules" and isinstance(value, yaml.SequenceNode):
                 return [item.start_mark.line + 1 for item in value.value]
-    except (AttributeError, TypeError):
-        pass
     return []
 
 

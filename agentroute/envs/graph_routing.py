@@ -118,9 +118,10 @@ def _load_graph(graph: Any) -> Any:
 class GraphRoutingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     """Drive the real runtime over a graph's routing points; see the module docstring.
 
-    ``graph``: an ``AgentGraph``, a ``"module:attr"`` (a graph or a function returning one), default the support
-    example; ``tasks`` (input dicts) or ``table``/``builtin`` (a routing table whose texts become tasks), default the
-    support example's questions; ``provider`` (default :class:`~agentroute.providers.Simulated`, calibrated on the
+    ``graph``: an ``AgentGraph``, a ``"module:attr"`` (a graph, or a function annotated ``-> AgentGraph``, checked
+    before any call: :func:`agentroute.envs.scenario.resolve_graph`), default the support example; ``tasks``
+    (input dicts) or ``table``/``builtin`` (a routing table whose texts become tasks), default the support example's
+    questions; ``provider`` (default :class:`~agentroute.providers.Simulated`, calibrated on the
     table when it offers ``from_table``); ``budget`` per task; ``featurizer``; ``cost_weight`` or
     ``cost_weight_range`` (observed, drawn per episode); ``reward``.
     """

@@ -14,7 +14,7 @@ from agentroute.budget import Budget
 from agentroute.envs.scenario import load_scenario
 from agentroute.errors import ConfigError
 
-FUZZ = settings(deadline=None, max_examples=200)
+FUZZ = settings(deadline=None, max_examples=100)
 values = st.one_of(
     scalars,
     st.decimals(allow_nan=True, allow_infinity=True),
@@ -55,7 +55,7 @@ def test_all_fields_at_once(usd: object, tokens: object, steps: object, seconds:
     _check(b)
 
 
-@settings(deadline=None, max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(budget=structures(["usd", "tokens", "steps", "seconds"]) | st.text(max_size=30))
 def test_budgets_written_in_a_scenario_raise_only_config_error(tmp_path: Path, budget: object) -> None:
     try:

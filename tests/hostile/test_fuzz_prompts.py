@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from agentroute.data.convert import _string_list, parse_prompt
 from agentroute.errors import DataError
 
-FUZZ = settings(deadline=None, max_examples=300)
+FUZZ = settings(deadline=None, max_examples=150)
 fragments = st.sampled_from(["[", "]", "'", '"', "\\", ",", " ", "\n", "a", "é", "\\n", "\\x4", "\\x41", "\\u00e9",
                              "\\U0001F600", "\\U00110000", "\\N{BULLET}", "\\N{NOPE}", "\\0", "\\777", "\\q", "1",
                              "'''", "b'", "u'", "f'", "#", "\ud800"])

@@ -15,7 +15,7 @@ from agentroute.errors import ConfigError
 from agentroute.policies.rules import RulePolicy, compile_regex
 from agentroute.routing import Candidate, Observation, TaskInfo
 
-FUZZ = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(deadline=None, max_examples=80, suppress_health_check=[HealthCheck.too_slow])
 RULE_KEYS = ["name", "version", "rules", "default", "when", "choose", "kind", "point", "node", "category",
              "keywords", "regex", "min_length", "max_length", "budget_left_below", "budget_left_above",
              "step_at_least", "step_below", "agent", "model", "memory", "line"]

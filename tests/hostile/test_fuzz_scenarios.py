@@ -17,7 +17,7 @@ from agentroute.envs.scenario import Scenario, check_graph_ref, constructor_keyw
 from agentroute.errors import ConfigError
 from agentroute.graph import AgentGraph
 
-FUZZ = settings(deadline=None, max_examples=120,
+FUZZ = settings(deadline=None, max_examples=50,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 KEYS = sorted({k for env in ENV_IDS for k in constructor_keywords(env)} | {"env", "options", "train", "description",
                                                                           "algo", "timesteps", "seed", "n_envs"})

@@ -19,9 +19,9 @@ from agentroute.data import RoutingTable, load_prices
 from agentroute.data.convert import convert
 from agentroute.errors import DataError
 
-FUZZ = settings(deadline=None, max_examples=60,
+FUZZ = settings(deadline=None, max_examples=40,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-FEW = settings(FUZZ, max_examples=25)  # each example runs pandas' JSON or CSV reader a few times
+FEW = settings(FUZZ, max_examples=20)  # each example runs pandas' JSON or CSV reader a few times
 COLUMNS = ["query_id", "text", "category", "option", "quality", "cost_usd", "input_tokens", "output_tokens"]
 cells = st.one_of(scalars, st.sampled_from([0, 1, 0.5, "q1", "q2", "m1", "m2", "", None, -1, 2, float("inf")]))
 

@@ -29,8 +29,8 @@ def read_text(path: str | Path, *, max_bytes: int, what: str, limit_name: str) -
     try:
         with p.open("rb") as fh:
             raw = fh.read(max_bytes + 1)
-    except OSError as e:
-        raise ConfigError(f"cannot read {what} {str(p)!r}: {e.strerror or e}", name=str(p)) from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        raise ConfigError(f"cannot read {what} {str(p)!r}: {getattr(e, 'strerror', None) or e}", name=str(p)) from None
     if len(raw) > max_bytes:
         raise ConfigError(f"{p}: {what} is larger than {max_bytes} bytes", name=str(p),
                           hint=f"raise {limit_name} if the file is meant to be this large")

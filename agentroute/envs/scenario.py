@@ -104,7 +104,9 @@ def _is_graph_factory(obj: Any, graph_cls: type) -> bool:
     """A plain function, callable with no argument, whose return annotation names ``graph_cls`` (or a subclass).
 
     A string annotation (``from __future__ import annotations``) is looked up by name in the function's module,
-    attribute by attribute; it is never evaluated.
+    attribute by attribute; it is never evaluated. A name the module does not hold at run time (imported under
+    ``if TYPE_CHECKING:``) is accepted when it is spelled ``AgentGraph``: the factory declares what it returns, and
+    :func:`resolve_graph` checks what it did return.
     """
     if not inspect.isfunction(obj):
         return False
@@ -114,9 +116,12 @@ def _is_graph_factory(obj: Any, graph_cls: type) -> bool:
         if not all(part.isidentifier() for part in parts):
             return False
         scope: Any = obj.__globals__
-        ann = scope.get(parts[0])
-        for part in parts[1:]:
-            ann = getattr(ann, part, None)
+        if parts[0] not in scope:
+            ann = graph_cls if parts[-1] == graph_cls.__name__ else None
+        else:
+            ann = scope[parts[0]]
+            for part in parts[1:]:
+                ann = getattr(ann, part, None)
     if not (isinstance(ann, type) and issubclass(ann, graph_cls)):
         return False
     try:
@@ -140,26 +145,27 @@ def check_graph_ref(ref: Any, *, where: str = "graph") -> Any:
     if not isinstance(ref, str):
         raise ConfigError(f"{where}: must be a 'module:attribute' string, got {type(ref).__name__}", name="graph",
                           hint=hint)
+    shown = repr(ref if len(ref) <= 200 else ref[:200] + "...")
     mod, sep, attr = ref.partition(":")
     if not sep or not attr.isidentifier() or not all(part.isidentifier() for part in mod.split(".")):
-        raise ConfigError(f"{where}: {ref[:200]!r} is not 'module:attribute' (dotted module, one attribute name)",
+        raise ConfigError(f"{where}: {shown} is not 'module:attribute' (dotted module, one attribute name)",
                           name="graph", hint=hint)
     top = mod.split(".")[0]
     if top in sys.stdlib_module_names or top in sys.builtin_module_names:
-        raise ConfigError(f"{where}: {ref!r} names a module of the standard library, which holds no AgentGraph; "
+        raise ConfigError(f"{where}: {shown} names a module of the standard library, which holds no AgentGraph; "
                           "it was not imported", name="graph", hint=hint)
     try:
         module = importlib.import_module(mod)
     except Exception as e:  # a module's top level may raise anything
-        raise ConfigError(f"{where}: cannot import module {mod!r}: {type(e).__name__}: {e}", name="graph",
-                          hint=hint) from None
+        raise ConfigError(f"{where}: cannot import the module of {shown}: {type(e).__name__}: {str(e)[:300]}",
+                          name="graph", hint=hint) from None
     if attr not in vars(module):  # no module-level __getattr__: what the module defines, nothing computed
-        raise ConfigError(f"{where}: module {mod!r} has no attribute {attr!r}", name="graph", hint=hint)
+        raise ConfigError(f"{where}: {shown}: the module has no attribute {attr[:200]!r}", name="graph", hint=hint)
     obj = vars(module)[attr]
     if isinstance(obj, AgentGraph) or _is_graph_factory(obj, AgentGraph):
         return obj
     kind = "a class" if isinstance(obj, type) else f"a {type(obj).__name__}"
-    raise ConfigError(f"{where}: {ref!r} is {kind}, not an AgentGraph or a function annotated '-> AgentGraph' "
+    raise ConfigError(f"{where}: {shown} is {kind}, not an AgentGraph or a function annotated '-> AgentGraph' "
                       "that needs no argument; nothing was called", name="graph", hint=hint)
 
 
@@ -175,7 +181,8 @@ def resolve_graph(ref: Any, *, where: str = "graph") -> Any:
         return obj
     graph = obj()
     if not isinstance(graph, AgentGraph):
-        raise ConfigError(f"{where}: {ref!r} returned a {type(graph).__name__}, not an AgentGraph", name="graph")
+        raise ConfigError(f"{where}: {ref[:200]!r} returned a {type(graph).__name__}, not an AgentGraph",
+                          name="graph")
     return graph
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
 
 from agentroute.graph import AgentGraph
+
+if TYPE_CHECKING:
+    from agentroute import graph
 
 # ------------------------------------------------------------------ structures
 
@@ -80,5 +83,17 @@ class GraphSubclassMaker:
 
 
 CALLABLE_OBJECT = GraphSubclassMaker()
-ACCEPTED = {"GRAPH", "graph_factory", "lying_factory"}
+ACCEPTED = {"GRAPH", "graph_factory", "lying_factory", "declared_factory"}
 """The attributes of this module that ``check_graph_ref`` may accept (``lying_factory`` is refused after its call)."""
+
+
+
+def declared_factory() -> graph.AgentGraph:
+    """Annotated with a module imported only for type checkers: accepted by name, checked after the call."""
+    CALLED.append("declared_factory")
+    return AgentGraph("declared")
+
+
+def misnamed_factory() -> NotAGraph:  # type: ignore[name-defined]  # noqa: F821 - held by no module
+    CALLED.append("misnamed_factory")
+    return AgentGraph("misnamed")

@@ -150,14 +150,18 @@ def _limits(b: Budget) -> dict[str, Any]:
 
 
 def _amounts(s: Spend) -> dict[str, Any]:
-    return {"usd": str(s.usd if s.usd is not None else ZERO), "tokens": s.tokens, "steps": s.steps}
+    return {"usd": _usd(s.usd if s.usd is not None else ZERO), "tokens": s.tokens, "steps": s.steps}
+
+
+def _usd(d: Decimal) -> str:
+    return f"{d:f}"
 
 
 def _remaining(lim: Budget, spent: Spend, reserved: Spend) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if lim.usd is not None:
         left: Decimal = lim.usd - (spent.usd or ZERO) - (reserved.usd or ZERO)
-        out["usd"] = str(max(left, ZERO))
+        out["usd"] = _usd(max(left, ZERO))
     if lim.tokens is not None:
         out["tokens"] = max(0, lim.tokens - spent.tokens - reserved.tokens)
     if lim.steps is not None:

@@ -61,8 +61,10 @@ def serve(target: str, host: str, port: int, workers: int, tenants: str | None, 
         return
     app.state.agentroute.close()
     os.environ[ENV_CONFIG] = json.dumps(dataclasses.asdict(config))
+    # A worker answers the supervisor's health pings only once its imports let it: on a busy machine that takes
+    # longer than uvicorn's 5 s default, and the worker would be killed and restarted over and over.
     uvicorn.run("agentroute.serve._app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level)
+                log_level=log_level, timeout_worker_healthcheck=60)
 
 
 def register(main: click.Group) -> None:

@@ -318,7 +318,7 @@ class App:
             ledger = Ledger(Budget())
         elif isinstance(budget, SharedBudget):
             self._check_budget(budget)
-            ledger = Ledger(budget.per_task, parents=[budget.ledger])
+            ledger = Ledger(budget.per_task, parents=budget.ledger.chain)  # a shared budget's own parents too
         elif isinstance(budget, Budget):
             self._check_budget(budget)
             ledger = Ledger(budget)

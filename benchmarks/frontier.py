@@ -27,7 +27,7 @@ from typing import Any
 from agentroute.data import load_builtin
 from agentroute.evaluation import evaluate, write_report
 from agentroute.features import HashingFeaturizer
-from agentroute.policies.predictive import make_router
+from agentroute.policies import make_router
 
 TABLES = ("routerbench", "llmrouter", "routellm")
 POLICIES = ("prior", "ensemble", "knn", "linear", "mlp", "bandit", "thompson", "cheapest", "strongest", "random")

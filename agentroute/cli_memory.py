@@ -205,7 +205,8 @@ def register(main: click.Group) -> None:
         else:
             policy = fit_memory_policy(kind, memories, cost_weight=cost_weight, mix=mix, timesteps=timesteps, seed=seed,
                                 reward=reward, progress=not quiet and sys.stderr.isatty(), warm_start=warm_start)
-        meta = {"retrieval": embed, "mix": mix, "split": split_name, "questions": n,
+        meta = {"retrieval": embed, "mix": mix, "split": split_name, "questions": n, "cost_unit": "usd",
+                "cost_weight": cost_weight,
                 "conversations": [m.conversation.id for m in memories]}
         path = save_policy(policy, out_path, meta=meta)
         how = f" (ridge shrinkage {policy.alpha:g}, chosen by cross-validation)" if getattr(policy, "cv", None) else ""

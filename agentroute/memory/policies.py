@@ -189,8 +189,9 @@ class MemoryRulePolicy(MemoryPolicy):
 class MLPPolicy(MemoryPolicy):
     """A small MLP over :func:`observation_features`, evaluated in numpy (no torch needed to serve).
 
-    ``layers`` are ``(W (in, out), b)`` pairs with ``tanh`` between them (:func:`agentroute.policies._nn.forward`);
-    the last layer gives one logit per tier. ``layout="out_in"`` takes torch's ``(out, in)`` weights instead.
+    ``layers`` are ``(W, b)`` pairs with ``tanh`` between them, ``W`` as torch stores it, ``(out, in)``
+    (``layout="in_out"`` for ``(in, out)``, the layout of :func:`agentroute.policies._nn.forward`, which runs it);
+    the last layer gives one logit per tier.
     """
 
     kind = "mlp"
@@ -202,7 +203,7 @@ class MLPPolicy(MemoryPolicy):
         *,
         meta: Mapping[str, Any] | None = None,
         fallback: PolicyBase | None = None,
-        layout: str = "in_out",
+        layout: str = "out_in",
     ) -> None:
         super().__init__(fallback)
         if layout not in ("in_out", "out_in"):
@@ -266,7 +267,7 @@ class MLPPolicy(MemoryPolicy):
         shapes = card.get("layers")
         if not isinstance(shapes, list) or not 1 <= len(shapes) <= 64:
             raise card.error("layers", "must list the shape of each layer")
-        layout = card.text("layout", "in_out", choices=("in_out", "out_in"))
+        layout = card.text("layout", "out_in", choices=("in_out", "out_in"))  # earlier cards: torch's layout
         layers = [(arrays.get(f"w{j}", ndim=2), arrays.get(f"b{j}", ndim=1)) for j in range(len(shapes))]
         meta = card.obj("meta", None)
         if meta is not None:

@@ -26,11 +26,21 @@ from typing import Any
 import numpy as np
 
 from agentroute.errors import ConfigError, DataError
-from agentroute.policies._card import FORMAT, Arrays, Card, load_policy, register, save_policy
+from agentroute.policies._card import (
+    FORMAT,
+    Arrays,
+    Card,
+    load_policy,
+    np_rng_from,
+    np_rng_state,
+    register,
+    save_policy,
+)
 from agentroute.policies._cost import check_cost_weight, decision_cost_weight
 from agentroute.policies._graph_obs import FEATURE_BOUND, GraphObsSpec
 from agentroute.policies._nn import ACTIVATIONS, check_layers, forward
 from agentroute.policies._table import bind_options
+from agentroute.policies.baselines import DeclaredDefault
 from agentroute.routing import Decision, GraphSpec, Observation, PolicyBase
 
 LEGACY_FORMAT = "agentroute.learned/1"
@@ -127,6 +137,7 @@ class LearnedPolicy(PolicyBase):
         self._bufs = [np.empty(w.shape[1], dtype=np.float32) for w in self.W]
         self._x = np.zeros(self.input_dim, dtype=np.float32)
         self._feature_cache: OrderedDict[tuple[str, str | None], np.ndarray] = OrderedDict()
+        self._default = DeclaredDefault()
 
     # ------------------------------------------------------------------ the network
 
@@ -277,6 +288,9 @@ class LearnedPolicy(PolicyBase):
                 name="obs",
                 hint="call policy.logits(x) on that environment's observations",
             )
+        if not matched and obs.kind != "model":
+            d = self._default.decide(obs)
+            return Decision(d.chosen, d.probabilities, reason=f"{self.name}: not a model point; {d.reason}")
         if not matched:
             c = obs.candidates[0]
             return Decision(
@@ -309,8 +323,11 @@ class LearnedPolicy(PolicyBase):
 
     def to_card(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Card fields (the training card, λ per USD) and the layers as ``w{i}``/``b{i}``."""
-        card = {k: v for k, v in self.card.items() if k not in ("format", "family", "kind", "arrays", "weights")}
+        card = {k: v for k, v in self.card.items()
+                if k not in ("format", "family", "kind", "arrays", "weights", "rng", "upgraded_from")}
         card.update(cost_unit="usd", cost_weight=self.cost_weight, deterministic=self.deterministic)
+        if not self.deterministic:
+            card["rng"] = np_rng_state(self._rng)  # a sampling policy continues the same random stream
         arrays: dict[str, np.ndarray] = {}
         for i, (w, b) in enumerate(self.layers):
             arrays[f"w{i}"], arrays[f"b{i}"] = w, b
@@ -336,7 +353,10 @@ class LearnedPolicy(PolicyBase):
         raw = card.raw()
         lam = card.num("cost_weight", None, lo=0.0, finite=False) if cost_weight is None else cost_weight
         det = card.flag("deterministic", True) if deterministic is None else deterministic
-        return cls(layers, raw, featurizer=featurizer, cost_weight=lam, deterministic=det, seed=seed)
+        policy = cls(layers, raw, featurizer=featurizer, cost_weight=lam, deterministic=det, seed=seed)
+        if seed is None:
+            policy._rng = np_rng_from(card, "rng", None)
+        return policy
 
 
 def load_learned(path: str | Path, **kwargs: Any) -> LearnedPolicy:

@@ -209,6 +209,22 @@ class Card(Mapping[str, Any]):
         """The plain fields."""
         return dict(self._d)
 
+    def build(self, key: str, make: Callable[[Any], T], default: Any = _MISSING) -> T:
+        """``make(value of key)``, any failure of it reported as a :class:`DataError` about ``key``.
+
+        For fields a library object restores itself (a featurizer, an intent model, an observation layout).
+        """
+        v = self._get(key, default)
+        if v is default and default is not _MISSING:
+            return v  # type: ignore[no-any-return]
+        try:
+            return make(v)
+        except DataError:
+            raise
+        except (ConfigError, KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+                RecursionError, UnicodeError, re.error) as e:
+            raise self.error(key, f"cannot be restored: {type(e).__name__}: {str(e)[:160]}") from None
+
 
 class Arrays(Mapping[str, np.ndarray]):
     """The arrays of a card: ``get`` checks presence, dimensions and finiteness, naming the file and the array."""

@@ -35,7 +35,7 @@ def colony_from_card(cls: type[PheromonePolicy], card: Card, *, store: str | Phe
                      cost_weight: float | None = None, asynchronous: bool | None = None) -> PheromonePolicy:
     """Rebuild a colony from its card (see :meth:`PheromonePolicy.from_card`)."""
     config = card.obj("config")
-    rule = card.obj("rule")
+    card.obj("rule")
     kw: dict[str, Any] = {k: config.num(k, lo=0.0, finite=True) for k in (
         "alpha", "beta", "exploit", "transition_weight", "cost_weight", "cost_scale", "cost_epsilon",
         "cost_span", "refresh_s")}
@@ -50,11 +50,11 @@ def colony_from_card(cls: type[PheromonePolicy], card: Card, *, store: str | Phe
         kw["cost_weight"] = cost_weight
     if asynchronous is not None:
         kw["asynchronous"] = asynchronous
-    params = PheromoneParams(**{f: rule[f] for f in rule})
+    params = card.build("rule", lambda r: PheromoneParams(**r))
     snapshot = card.obj("snapshot")
     parse_snapshot(snapshot.raw(), source=card.source)
     policy = cls(**kw, params=params if not isinstance(store, str) else "stored",
-                 intent=IntentModel.from_dict(card.obj("intent").raw()), store=store)
+                 intent=card.build("intent", IntentModel.from_dict), store=store)
     policy.table.restore(snapshot.raw(), mode="merge" if store is not None else "replace")
     policy._rng = py_rng_from(card, "rng", policy._seed)
     return policy

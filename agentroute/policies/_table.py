@@ -284,10 +284,9 @@ class TableRouter(PolicyBase):
     def from_card(cls, card: Card, arrays: Arrays, *, cost_weight: float | None = None) -> TableRouter:
         """Rebuild a fitted router from its card and arrays (``cost_weight`` overrides the saved λ per USD)."""
         r = cls.__new__(cls)
-        feat = card.obj("featurizer", None)
         TableRouter.__init__(
             r,
-            featurizer=featurizer_from_dict(feat.raw()) if feat is not None else None,
+            featurizer=card.build("featurizer", featurizer_from_dict, None),
             cost_weight=card.num("cost_weight", lo=0.0, finite=False) if cost_weight is None else cost_weight,
             seed=card.whole("seed", 0, lo=0, hi=2**63),
         )

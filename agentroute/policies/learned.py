@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from agentroute.errors import ConfigError, DataError
+from agentroute.features import featurizer_from_dict
 from agentroute.policies._card import (
     FORMAT,
     Arrays,
@@ -114,8 +115,6 @@ class LearnedPolicy(PolicyBase):
         self.version = str(self.card.get("version", "1"))
         self.name = f"learned:{self.card.get('algo', 'ppo')}"
         if featurizer is None and self.card.get("featurizer") is not None:
-            from agentroute.features import featurizer_from_dict
-
             featurizer = featurizer_from_dict(self.card["featurizer"])
         self.featurizer = featurizer
         self._index = {o: i for i, o in enumerate(self.options)}
@@ -350,7 +349,21 @@ class LearnedPolicy(PolicyBase):
         layers = [(arrays.get(f"w{i}", ndim=2, dtype=np.float32), arrays.get(f"b{i}", dtype=np.float32).reshape(-1))
                   for i in range(n)]
         card.texts("options", nonempty=True)
+        card.nums("cost_weight_range", [0.0, 0.0], length=2, lo=0.0)
+        card.num("cost_scale_usd", 1.0, lo=1e-300)
+        card.flag("observe_cost_weight", False)
+        card.nums("option_costs_usd", None, lo=0.0)
+        net = card.obj("net", None)
+        if net is not None:
+            net.text("activation", "tanh", choices=ACTIVATIONS)
+        obs = card.obj("obs", None)
+        kind = obs.text("kind", "query") if obs is not None else "query"
+        if kind == "graph":
+            assert obs is not None
+            obs.build("spec", GraphObsSpec.from_dict)
         raw = card.raw()
+        if featurizer is None:
+            featurizer = card.build("featurizer", featurizer_from_dict, None)
         lam = card.num("cost_weight", None, lo=0.0, finite=False) if cost_weight is None else cost_weight
         det = card.flag("deterministic", True) if deterministic is None else deterministic
         policy = cls(layers, raw, featurizer=featurizer, cost_weight=lam, deterministic=det, seed=seed)

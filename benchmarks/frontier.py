@@ -67,7 +67,7 @@ def fit_all(train: Any, names: list[str], seed: int, with_ppo: bool) -> tuple[di
         seconds[name] = round(time.perf_counter() - t0, 2)
     if with_ppo:
         try:
-            from agentroute.policies.learned import fit_ppo_from_table
+            from agentroute.training import fit_ppo_from_table
         except ImportError as e:
             print(f"  ppo skipped: {e}", file=sys.stderr)
         else:

@@ -11,11 +11,11 @@ import pytest
 from envs_helpers import TASKS, ab_graph, synthetic_table
 
 import agentroute as ar
+from agentroute import training
 from agentroute.data import RoutingTable
 from agentroute.envs.query_routing import QueryRoutingEnv
 from agentroute.errors import DataError
 from agentroute.features import HashingFeaturizer
-from agentroute import training
 from agentroute.policies import _sb3
 from agentroute.policies._card import FORMAT
 from agentroute.policies.learned import LearnedPolicy, load_learned

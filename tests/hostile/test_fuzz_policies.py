@@ -8,6 +8,7 @@ bounds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import zipfile
@@ -22,11 +23,11 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policies"))
 
-from pol_helpers import FAMILIES  # noqa: E402
+from pol_helpers import FAMILIES
 
-from agentroute.errors import ConfigError, DataError  # noqa: E402
-from agentroute.policies import _card, load_policy, save_policy  # noqa: E402
-from agentroute.policies._pheromone_store import PheromoneTable, parse_snapshot  # noqa: E402
+from agentroute.errors import ConfigError, DataError
+from agentroute.policies import _card, load_policy, save_policy
+from agentroute.policies._pheromone_store import PheromoneTable, parse_snapshot
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])
@@ -102,14 +103,13 @@ def test_a_mutated_card_loads_or_raises_a_documented_error(saved: dict, tmp_path
     paths = _paths(card)
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         path = data.draw(st.sampled_from(paths), label="path")
-        try:
-            card = _mutate(card, path, data.draw(json_values, label="value"), data.draw(st.booleans(), label="del"))
-        except (KeyError, IndexError, TypeError):
-            pass  # an earlier mutation removed or replaced the parent
+        value, delete = data.draw(json_values, label="value"), data.draw(st.booleans(), label="del")
+        with contextlib.suppress(KeyError, IndexError, TypeError):  # an earlier mutation replaced the parent
+            card = _mutate(card, path, value, delete)
     p = _write(tmp_path, card, arrays)
     try:
         policy = load_policy(p)
-    except Exception as e:  # noqa: BLE001 - the point: which exceptions escape
+    except Exception as e:
         _documented(e, p)
     else:
         assert hasattr(policy, "decide")
@@ -139,7 +139,7 @@ def test_mutated_arrays_load_or_raise_a_documented_error(saved: dict, tmp_path: 
     p = _write(tmp_path, card, arrays)
     try:
         load_policy(p)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         _documented(e, p)
 
 
@@ -162,7 +162,7 @@ def test_any_json_document_as_a_card(tmp_path: Path, doc: Any) -> None:
     p.write_text(json.dumps(doc))
     try:
         load_policy(p)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         _documented(e, p)
 
 
@@ -218,13 +218,12 @@ def test_a_mutated_snapshot_parses_or_raises_a_data_error(data: st.DataObject) -
     snap = json.loads(json.dumps(SNAPSHOT))
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         path = data.draw(st.sampled_from(_paths(snap) or [("edges",)]), label="path")
-        try:
-            snap = _mutate(snap, path, data.draw(json_values, label="value"), data.draw(st.booleans(), label="del"))
-        except (KeyError, IndexError, TypeError):
-            pass
+        value, delete = data.draw(json_values, label="value"), data.draw(st.booleans(), label="del")
+        with contextlib.suppress(KeyError, IndexError, TypeError):
+            snap = _mutate(snap, path, value, delete)
     try:
         rows = parse_snapshot(snap, source="snap.json")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         assert isinstance(e, DataError), f"{type(e).__name__}: {e}"
         assert "snap.json" in str(e)
     else:

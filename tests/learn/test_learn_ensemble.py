@@ -13,8 +13,8 @@ from agentroute.data import load_builtin
 from agentroute.errors import ConfigError
 from agentroute.evaluation import evaluate
 from agentroute.features import HashingFeaturizer
-from agentroute.policies.ensemble import EnsembleRouter, _simplex
 from agentroute.policies import load_policy, make_router
+from agentroute.policies.ensemble import EnsembleRouter, _simplex
 
 
 def test_simplex_grid_covers_every_blend() -> None:

@@ -9,10 +9,10 @@ from learn_helpers import OPTIONS, make_table, observation
 
 from agentroute.errors import ConfigError, DataError
 from agentroute.features import HashingFeaturizer
-from agentroute.policies.bandit import LinUCBPolicy, ThompsonPolicy
-from agentroute.policies.base import BasePolicy
 from agentroute.policies import load_policy, make_router
 from agentroute.policies._card import FORMAT
+from agentroute.policies.bandit import LinUCBPolicy, ThompsonPolicy
+from agentroute.policies.base import BasePolicy
 from agentroute.policies.predictive import (
     ConstantRouter,
     KNNRouter,

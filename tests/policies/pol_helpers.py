@@ -19,12 +19,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "memory"))  # the memory tests' conversation
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "learn"))  # the learn tests' topic table
 
-from learn_helpers import OPTIONS, make_table  # noqa: E402
-from mem_helpers import memory  # noqa: E402
+from learn_helpers import OPTIONS, make_table
+from mem_helpers import memory
 
-from agentroute.budget import Budget, BudgetStatus, Spend  # noqa: E402
-from agentroute.features import HashingFeaturizer  # noqa: E402
-from agentroute.routing import Candidate, GraphSpec, Masked, Observation, TaskInfo  # noqa: E402
+from agentroute.budget import Budget, BudgetStatus, Spend
+from agentroute.features import HashingFeaturizer
+from agentroute.routing import Candidate, GraphSpec, Masked, Observation, TaskInfo
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = make_table(150, seed=11)
@@ -155,8 +155,8 @@ def _memory(kind: str) -> Callable[[], Any]:
         if kind == "fitted-q":
             return FittedQPolicy.fit(collect([MEM]), cost_weight=0.2 / unit, alpha=10.0)
         rng = np.random.default_rng(0)
-        return MLPPolicy([(rng.normal(size=(N_FEATURES, 8)), rng.normal(size=8)), (rng.normal(size=(8, 3)), np.zeros(3))],
-                         layout="in_out", meta={"trained_with": "ppo"}, fallback=Fixed("medium"))
+        layers = [(rng.normal(size=(N_FEATURES, 8)), rng.normal(size=8)), (rng.normal(size=(8, 3)), np.zeros(3))]
+        return MLPPolicy(layers, layout="in_out", meta={"trained_with": "ppo"}, fallback=Fixed("medium"))
 
     return build
 

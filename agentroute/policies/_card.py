@@ -25,9 +25,7 @@ import re
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from agentroute.errors import ConfigError, DataError
 from agentroute.policies._fields import _MISSING, Arrays, Card
@@ -62,6 +60,9 @@ FAMILIES: dict[str, str] = {
 _REGISTRY: dict[tuple[str, str], type[Any]] = {}
 _DTYPES = "biuf"  # bool, int, uint, float: the only array kinds a card may hold
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Persistent(Protocol):
@@ -128,6 +129,8 @@ def read_arrays(path: Path, *, allow_text: tuple[str, ...] = ()) -> dict[str, np
             total = sum(i.file_size for i in zf.infolist())
         if total > MAX_ARRAY_BYTES:
             raise DataError(f"{path}: {total} bytes of arrays, over the {MAX_ARRAY_BYTES}-byte limit", name=str(path))
+        import numpy as np
+
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}
     except DataError:
@@ -155,6 +158,8 @@ def save_policy(policy: Any, path: str | Path, *, meta: Mapping[str, Any] | None
     card_path.parent.mkdir(parents=True, exist_ok=True)
     card["arrays"] = npz_path.name if arrays else None
     if arrays:
+        import numpy as np
+
         with npz_path.open("wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
     text = json.dumps(_finite(card), indent=1, sort_keys=True, allow_nan=False, default=_json_default)
@@ -183,6 +188,8 @@ def card_of(policy: Any, *, depth: int = 0) -> tuple[dict[str, Any], dict[str, n
         "version": str(getattr(policy, "version", "1")),
         **fields,
     }
+    import numpy as np
+
     return card, {k: np.ascontiguousarray(v) for k, v in arrays.items()}
 
 
@@ -213,6 +220,8 @@ def np_rng_state(rng: np.random.Generator) -> dict[str, Any]:
 def np_rng_from(card: Card, key: str, seed: int | None) -> np.random.Generator:
     """The generator saved under ``key`` (a fresh one from ``seed`` when the card has none)."""
     st = card.obj(key, None)
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     if st is not None:
         try:
@@ -253,6 +262,8 @@ def _finite(o: Any) -> Any:
 
 
 def _json_default(o: Any) -> Any:
+    import numpy as np
+
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -367,7 +378,7 @@ def load_policy(path: str | Path, **overrides: Any) -> Any:
             raise
         raise DataError(f"{source}: {e}", name=e.name, hint=e.hint) from None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, ZeroDivisionError,
-            RecursionError, UnicodeError, np.linalg.LinAlgError, re.error, MemoryError) as e:
+            RecursionError, UnicodeError, re.error, MemoryError) as e:  # numpy's LinAlgError is a ValueError
         raise DataError(f"{source}: malformed {card.get('family')} policy card: {type(e).__name__}: {str(e)[:200]}",
                         name=source, hint=UPGRADE_HINT if card.get("upgraded_from") else None) from None
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentroute.errors import ConfigError, DataError
 
 _MISSING: Any = object()
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Card(Mapping[str, Any]):
@@ -158,7 +159,7 @@ class Card(Mapping[str, Any]):
             raise self.error(key, f"cannot be restored: {type(e).__name__}: {str(e)[:160]}") from None
 
 
-class Arrays(Mapping[str, np.ndarray]):
+class Arrays(Mapping[str, "np.ndarray"]):
     """The arrays of a card: ``get`` checks presence, dimensions and finiteness, naming the file and the array."""
 
     def __init__(self, data: Mapping[str, np.ndarray], source: str, prefix: str = "") -> None:
@@ -192,7 +193,7 @@ class Arrays(Mapping[str, np.ndarray]):
             raise DataError(f"{self.source}: array {full!r} has {a.ndim} dimensions, not {ndim}", name=full)
         if shape is not None and any(w is not None and s != w for s, w in zip(a.shape, shape, strict=True)):
             raise DataError(f"{self.source}: array {full!r} has shape {a.shape}, not {shape}", name=full)
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
+        if a.dtype.kind == "f" and not __import__("numpy").isfinite(a).all():
             raise DataError(f"{self.source}: array {full!r} holds NaN or infinite values", name=full)
         return a.astype(dtype) if dtype is not None else a
 

@@ -9,13 +9,14 @@ seed and random state, ``Fixed`` its choice and fallback.
 from __future__ import annotations
 
 import random
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentroute.errors import ConfigError
 from agentroute.policies._card import Arrays, Card, load_nested, nested_card, py_rng_from, py_rng_state, register
 from agentroute.routing import Candidate, Decision, GraphSpec, Observation, PolicyBase, one_hot
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _by_rank(c: Candidate) -> tuple[int, float]:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from agentroute.errors import ConfigError
 from agentroute.policies._card import Arrays, Card, load_nested, nested_card, register
@@ -19,6 +17,9 @@ from agentroute.policies.baselines import DeclaredDefault
 from agentroute.routing import Decision, GraphSpec, Observation, PolicyBase, one_hot
 
 _HEDGES = re.compile(r"\b(i'?m not sure|i don'?t know|cannot answer|can'?t help|unsure)\b", re.I)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def default_scorer(reply: Any) -> float:

@@ -247,7 +247,7 @@ def make_policy(name: str, table: RoutingTable, *, seed: int = 0, cost_weight: f
     if name == "pheromone":
         from agentroute.policies.pheromone import PheromonePolicy
 
-        pol = PheromonePolicy(seed=seed, cost_weight=cost_weight, cost_scale=scale, asynchronous=False, **kw)
+        pol = PheromonePolicy(seed=seed, cost_weight=cost_weight / scale, cost_scale=scale, asynchronous=False, **kw)
         labels = [c for c in table.categories]
         if any(c is not None for c in labels):
             pol.fit_intent(table.texts, labels)
@@ -263,9 +263,9 @@ def make_policy(name: str, table: RoutingTable, *, seed: int = 0, cost_weight: f
         return Strongest()
     p = Path(name)
     if p.exists() or p.with_suffix(".json").exists():
-        from agentroute.policies.predictive import load_policy
+        from agentroute.policies import load_policy
 
-        return load_policy(p, cost_weight=cost_weight)
+        return load_policy(p, cost_weight=cost_weight / scale)  # policies take λ per USD
     raise ConfigError(f"unknown replay policy {name!r}", name=name,
                       hint=f"use one of {', '.join(POLICY_NAMES)} or the path of a fitted policy")
 
@@ -280,7 +280,7 @@ def _bandit(table: RoutingTable, *, seed: int, cost_weight: float) -> Any:
     # Start empty: fitting the bandit on the table would replay the very outcomes the stream is about to reveal.
     # Its featurizer sees the texts only (IDF and projection; no labels, no outcomes).
     feat = HashingFeaturizer(1024, n_components=48, seed=seed, use_category=False).fit(list(table.texts))
-    return LinUCBPolicy.empty(list(table.options), feat, cost_weight=cost_weight, seed=seed,
+    return LinUCBPolicy.empty(list(table.options), feat, cost_weight=cost_weight / table.cost_scale(), seed=seed,
                               cost_scale=table.cost_scale())
 
 

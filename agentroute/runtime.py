@@ -116,7 +116,8 @@ class App:
             for src, targets in graph.routes.items()
         }
         self.spec = GraphSpec(graph.name, list(graph.agents), [t.name for t in all_tiers],
-                              points={f"route:{s}": list(t) for s, t in graph.routes.items()})
+                              points={f"route:{s}": list(t) for s, t in graph.routes.items()},
+                              models={t.name: t.model for t in all_tiers})
         self._bind(policy)
         if isinstance(budget, Budget | SharedBudget):
             self._check_budget(budget)

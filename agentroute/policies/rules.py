@@ -42,8 +42,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentroute.errors import ConfigError
-from agentroute.policies.base import BasePolicy
-from agentroute.routing import Candidate, Decision, GraphSpec, Observation, one_hot
+from agentroute.policies._card import Arrays, Card, register
+from agentroute.routing import Candidate, Decision, GraphSpec, Observation, PolicyBase, one_hot
 
 _SPECIAL = {"cheapest", "strongest"}
 _END_NAMES = {"end", "END", "__end__"}
@@ -180,8 +180,12 @@ def _norm(choice: str) -> str:
     return "__end__" if choice in _END_NAMES else choice
 
 
-class RulePolicy(BasePolicy):
+@register("rules", "rules")
+class RulePolicy(PolicyBase):
     """Ordered rules, first match wins; then the default of the decision's kind; then the cheapest candidate."""
+
+    family = "rules"
+    kind = "rules"
 
     def __init__(self, rules: Sequence[Rule | Mapping[str, Any]] = (), *,
                  default: Mapping[str, str] | None = None, name: str = "rules", version: str = "1",
@@ -239,6 +243,17 @@ class RulePolicy(BasePolicy):
         except ValidationError as e:
             raise ConfigError(_explain(e, source, lines), name=_field(e)) from None
         return cls(rs.rules, default=rs.default, name=rs.name, version=rs.version, source=source)
+
+    # -- saving (a policy card; the YAML file stays the way to write rules by hand) ----------------------------
+    def to_card(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The rule set as a card (family ``rules``)."""
+        return {"rules": [r.model_dump(exclude_none=True) for r in self.rules], "default": dict(self.default)}, {}
+
+    @classmethod
+    def from_card(cls, card: Card, arrays: Arrays) -> RulePolicy:
+        """The rule set of a card, validated like a rule file."""
+        data = {k: card[k] for k in ("name", "version", "rules", "default") if k in card}
+        return cls.from_dict(data, source=card.source)
 
     # -- compile-time checks --------------------------------------------------------------------------------
     def bind(self, spec: GraphSpec) -> None:

@@ -16,10 +16,11 @@ from agentroute.routing._types import (
     TaskInfo,
     one_hot,
 )
-from agentroute.routing.policy import GraphSpec, PolicyBase, RouterPolicy, TaskOutcome
+from agentroute.routing.policy import CAPABILITIES, GraphSpec, PolicyBase, RouterPolicy, TaskOutcome, implements
 from agentroute.routing.record import DecisionRecord
 
 __all__ = [
+    "CAPABILITIES",
     "KINDS",
     "Candidate",
     "Decision",
@@ -33,5 +34,6 @@ __all__ = [
     "RouterPolicy",
     "TaskInfo",
     "TaskOutcome",
+    "implements",
     "one_hot",
 ]

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agentroute._telemetry_hooks import OTelHooks, capture_content_from_env, tracing_disabled
 from agentroute.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -56,20 +57,17 @@ class Tracing:
 
     def flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything queued so far; True when every processor finished in time."""
+        for h in self.hooks:
+            if isinstance(h, OTelHooks):
+                h.drain(timeout_millis / 1000)
         return bool(self.provider.force_flush(timeout_millis))
 
     def shutdown(self) -> None:
         """Flush and stop the export threads (the provider also does this at interpreter exit)."""
+        for h in self.hooks:
+            if isinstance(h, OTelHooks):
+                h.close()
         self.provider.shutdown()
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def capture_content_from_env() -> bool:
-    """``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, the standard switch for message content."""
-    return _truthy(os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"))
 
 
 def exporter_names(
@@ -172,7 +170,6 @@ def configure_tracing(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-    from agentroute.telemetry import OTelHooks, tracing_disabled
 
     names = exporter_names(exporters, store_url=store_url, otlp=otlp, console=console)
     attrs: dict[str, Any] = {}
@@ -221,11 +218,13 @@ def configure_tracing(
         used.append(type(exp).__name__)
     for p in processors:
         provider.add_span_processor(p)
-    return Tracing(provider, [OTelHooks(provider, capture_content=capture_content)], tuple(used))
+    hooks = OTelHooks(provider, capture_content=capture_content, background=True)
+    return Tracing(provider, [hooks], tuple(used))
 
 
 __all__ = [
     "KNOWN_EXPORTERS",
+    "OTelHooks",
     "Tracing",
     "capture_content_from_env",
     "configure_tracing",

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentroute._telemetry_hooks import OTelHooks, capture_content_from_env, tracing_disabled
 from agentroute.errors import ConfigError
+from agentroute.records import FlushReport
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -51,16 +52,26 @@ class Tracing:
     hooks: list[RunHooks]
     exporters: tuple[str, ...] = ()
     """Names of the exporters in use, for messages (``agentroute:sqlite:///...``, ``otlp``, ``console``)."""
+    processors: tuple[Any, ...] = ()
+    """The span processors configured here (those with a ``report()`` feed :meth:`flush`'s report)."""
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.provider, self.hooks))
 
-    def flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export everything queued so far; True when every processor finished in time."""
+    def flush(self, timeout_millis: int = 30_000) -> FlushReport:
+        """Build the queued spans and export them; the report is true when nothing is pending or was dropped.
+
+        With the SQL store down, rows wait in its spool while the database stays unreachable (``pending_rows``);
+        they are written by a later flush, at shutdown, or by the next exporter of the same database.
+        """
         for h in self.hooks:
             if isinstance(h, OTelHooks):
                 h.drain(timeout_millis / 1000)
-        return bool(self.provider.force_flush(timeout_millis))
+        report = FlushReport(finished=bool(self.provider.force_flush(timeout_millis)))
+        for p in self.processors:
+            if hasattr(p, "report"):
+                report = report + p.report()
+        return report
 
     def shutdown(self) -> None:
         """Flush and stop the export threads (the provider also does this at interpreter exit)."""
@@ -219,7 +230,7 @@ def configure_tracing(
     for p in processors:
         provider.add_span_processor(p)
     hooks = OTelHooks(provider, capture_content=capture_content, background=True)
-    return Tracing(provider, [hooks], tuple(used))
+    return Tracing(provider, [hooks], tuple(used), tuple(processors))
 
 
 __all__ = [

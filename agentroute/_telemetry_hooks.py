@@ -314,6 +314,14 @@ def _end_of(result: RunResult) -> _End:
 _STOP = object()
 
 
+def _close_at_exit(ref: weakref.ref[OTelHooks]) -> None:
+    # Registered after the tracer provider's own exit hook, so it runs first: spans still queued here are built
+    # before the provider flushes its exporters.
+    hooks = ref()
+    if hooks is not None:
+        hooks.close()
+
+
 def capture_content_from_env() -> bool:
     """``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, the standard switch for message content."""
     value = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "")
@@ -353,8 +361,7 @@ class OTelHooks(RunHooks):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         if background:
-            ref = weakref.ref(self)
-            atexit.register(lambda: (h := ref()) is not None and h.close())
+            atexit.register(_close_at_exit, weakref.ref(self))
 
     # -- the background thread
     def _put(self, item: tuple[Any, ...]) -> None:

@@ -142,6 +142,27 @@ class RunResult:
         }
 
 
+@dataclass(frozen=True)
+class FlushReport:
+    """What a flush left undone: rows still spooled (the database is down), rows and spans dropped for good.
+
+    True when nothing is pending and nothing was dropped.
+    """
+
+    pending_rows: int = 0
+    dropped_rows: int = 0
+    dropped_spans: int = 0
+    finished: bool = True
+    """False when some exporter did not finish within the timeout."""
+
+    def __bool__(self) -> bool:
+        return self.finished and not (self.pending_rows or self.dropped_rows or self.dropped_spans)
+
+    def __add__(self, other: FlushReport) -> FlushReport:
+        return FlushReport(self.pending_rows + other.pending_rows, self.dropped_rows + other.dropped_rows,
+                           self.dropped_spans + other.dropped_spans, self.finished and other.finished)
+
+
 class RunHooks:
     """Receives the records of every run. Subclass and override what you need; every method defaults to a no-op."""
 
@@ -216,6 +237,7 @@ class HookList(RunHooks):
 
 __all__ = [
     "CallRecord",
+    "FlushReport",
     "HookList",
     "LedgerEntry",
     "RunHooks",

@@ -31,7 +31,8 @@ from typing import Any
 from agentroute.errors import ConfigError
 from agentroute.policies._pheromone_eta import DEFAULT_ETA, ETA_TERMS, CandInfo, eta_terms, load_eta, static_eta
 from agentroute.policies._pheromone_intent import IntentModel
-from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable, open_table
+from agentroute.policies._pheromone_open import open_table
+from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable
 from agentroute.policies._pheromone_warmup import warm_snapshot
 from agentroute.policies._pheromone_worker import Gate, PheromoneUpdate, QualityGate, UpdateWorker
 from agentroute.policies.base import BasePolicy

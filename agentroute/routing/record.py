@@ -125,13 +125,24 @@ def candidate_from(d: Mapping[str, Any]) -> Candidate:
     )
 
 
-@dataclass(frozen=True, slots=True)
+def _plain(v: Any) -> Any:
+    """A JSON-like value as JSON would hold it (tuples as lists, mapping keys as strings)."""
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class DecisionRecord:
     """One routing decision as the runtime recorded it: the policy's :class:`Decision` plus its context.
 
     ``probabilities`` holds one entry per candidate, in candidate order (a policy that leaves a candidate out gave
     it 0). Conversions: :meth:`to_dict`/:meth:`from_dict` (exports, JSON), :meth:`to_attributes`/
     :meth:`from_attributes` (span attributes), :meth:`to_row`/:meth:`from_row` (the store's decision row).
+    Two records are equal when every field is, free-form values (descriptors, evidence, budget snapshots)
+    compared as JSON holds them (a tuple equals the list of the same items); :attr:`task` is not compared.
     """
 
     task_id: str
@@ -166,6 +177,22 @@ class DecisionRecord:
         p = self.probabilities
         if len(p) != len(self.candidates) or any(c.id not in p for c in self.candidates):
             object.__setattr__(self, "probabilities", {c.id: float(p.get(c.id, 0.0)) for c in self.candidates})
+
+    def _key(self) -> tuple[Any, ...]:
+        cands = tuple((c.id, c.kind, c.rank, c.input_price, c.output_price, c.cost_estimate, c.latency_estimate,
+                       _plain(c.descriptor)) for c in self.candidates)
+        return (self.task_id, self.index, self.kind, self.point, self.node, self.step, self.chosen,
+                dict(self.probabilities), dict(self.scores), self.reason, self.policy, self.policy_version,
+                bool(self.explored), cands, tuple(self.masked), _plain(self.budget_before), _plain(self.budget_after),
+                _plain(self.reservation), self.cost_usd, self.tokens, self.quality, _plain(self.evidence),
+                self.decided_ns)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DecisionRecord):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable mappings inside: not hashable
 
     @property
     def propensity(self) -> float:
@@ -291,8 +318,8 @@ class DecisionRecord:
         return attrs
 
     @classmethod
-    def from_attributes(cls, a: Mapping[str, Any], *, at_ns: int = 0) -> DecisionRecord:
-        """The record a ``route`` span carries (``at_ns``: the span's time, when it holds no decision time)."""
+    def from_attributes(cls, a: Mapping[str, Any]) -> DecisionRecord:
+        """The record a ``route`` span carries."""
         ids = list(a.get(ROUTE_CANDIDATES, ()))
         details = _loads(a.get(ROUTE_CANDIDATE_DETAILS)) or [{"id": i} for i in ids]
         masked_ids = list(a.get(ROUTE_MASKED, ()))
@@ -324,12 +351,15 @@ class DecisionRecord:
             tokens=int(a.get(USAGE_TOKENS, 0)),
             quality=None if quality is None else float(quality),
             evidence=evidence,
-            decided_ns=int(a.get(ROUTE_DECIDED_NS) or at_ns),
+            decided_ns=int(a.get(ROUTE_DECIDED_NS) or 0),
         )
 
     # -- the store's row -----------------------------------------------------------------------------------------
     def to_row(self, scrub: Scrub = _same) -> dict[str, Any]:
-        """The decision row of the store, as plain values keyed by column (JSON columns hold Python values)."""
+        """The decision row of the store, as plain values keyed by column (JSON columns hold Python values).
+
+        The store adds what the record does not know: ``graph`` (the task's) and ``at_ns`` (its span's time).
+        """
         ids = [c.id for c in self.candidates]
         evidence = dict(self.evidence)
         weights_hash = evidence.pop(_WEIGHTS_HASH, None)
@@ -359,7 +389,7 @@ class DecisionRecord:
             "tokens": int(self.tokens),
             "quality": None if self.quality is None else float(self.quality),
             "evidence": scrub(evidence) if evidence else None,
-            "at_ns": int(self.decided_ns),
+            "decided_ns": int(self.decided_ns),
         }
 
     @classmethod
@@ -395,7 +425,7 @@ class DecisionRecord:
             tokens=int(row.get("tokens") or 0),
             quality=None if quality is None else float(quality),
             evidence=evidence,
-            decided_ns=int(row.get("at_ns") or 0),
+            decided_ns=int(row.get("decided_ns") or 0),
             task=dict(task or {}),
         )
 

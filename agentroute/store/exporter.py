@@ -129,8 +129,9 @@ def step_row(span: ReadableSpan) -> dict[str, Any]:
 def decision_row(span: ReadableSpan) -> dict[str, Any]:
     """The ``agentroute_decisions`` row of a ``route`` span: the span's :class:`DecisionRecord`, as a row."""
     a: Mapping[str, Any] = span.attributes or {}
-    row = DecisionRecord.from_attributes(a, at_ns=span.end_time or span.start_time or 0).to_row()
+    row = DecisionRecord.from_attributes(a).to_row()
     row["graph"] = str(a.get(A.GRAPH_NAME, ""))
+    row["at_ns"] = span.end_time or span.start_time or 0
     return row
 
 

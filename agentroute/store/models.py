@@ -165,11 +165,14 @@ class DecisionRow(SQLModel, table=True):
     tokens: int = 0
     quality: float | None = None
     evidence: Any = _json()
+    decided_ns: int = _big()
+    """When the policy decided, as the runtime stamped it (0: not stamped)."""
     at_ns: int = _big()
+    """When the decision's span was placed (``decided_ns``, else when the record arrived)."""
 
 
 class CallRow(SQLModel, table=True):
-    """One model-call attempt (retries and fallbacks each get a row; ``span_id`` is unique)."""
+    """One model-call attempt (retries and fallbacks each get a row; ``(task_id, span_id)`` is unique)."""
 
     __tablename__: ClassVar[str] = "agentroute_model_calls"
 
@@ -200,7 +203,7 @@ class CallRow(SQLModel, table=True):
 class LedgerRow(SQLModel, table=True):
     """One move on a task's ledger: ``reserve``, ``commit`` or ``release`` (``step`` NULL between steps).
 
-    ``(span_id, seq)`` is unique: the span that carried the move as its ``seq``-th event.
+    ``(task_id, span_id, seq)`` is unique: the span that carried the move as its ``seq``-th event.
     """
 
     __tablename__: ClassVar[str] = "agentroute_ledger_events"
@@ -230,8 +233,10 @@ TABLES = (SchemaInfo, TaskRow, StepRow, DecisionRow, CallRow, LedgerRow)
 
 _T, _D = table(TaskRow), table(DecisionRow)
 Index("ix_agentroute_calls_task_step", table(CallRow).c.task_id, table(CallRow).c.step)
-Index("ux_agentroute_model_calls_span", table(CallRow).c.span_id, unique=True)
-Index("ux_agentroute_ledger_events_span_seq", table(LedgerRow).c.span_id, table(LedgerRow).c.seq, unique=True)
+# task-scoped keys: span ids come from `random`, which a user may seed, so only (task, span) is surely unique
+Index("ux_agentroute_model_calls_span", table(CallRow).c.task_id, table(CallRow).c.span_id, unique=True)
+Index("ux_agentroute_ledger_events_span_seq", table(LedgerRow).c.task_id, table(LedgerRow).c.span_id,
+      table(LedgerRow).c.seq, unique=True)
 # `traces stats` reads only these indexes (covering): one ordered scan per grouping, no table access on SQLite.
 STATS_COLUMNS = ("status", "truncated", "reason", "quality", "spent_usd_nano", "spent_usd_atto", "spent_usd_rest")
 for _key in ("policy", "graph"):

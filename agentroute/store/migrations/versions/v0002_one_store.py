@@ -1,14 +1,15 @@
 """Schema version 2: one store for traces, shared budgets and pheromones.
 
 * The trace store's ledger moves leave the name ``agentroute_ledger`` (which the shared SQL ledger also used, so
-  the two could not share a database) for ``agentroute_ledger_events``, with a unique ``(span_id, seq)``. A
+  the two could not share a database) for ``agentroute_ledger_events``, keyed by ``(task_id, span_id, seq)``. A
   database that held the *old shared ledger* under that name has its totals moved to ``agentroute_budgets``
   (reservations of that era had no owner and no lease: they are dropped, what was spent is kept).
 * Shared budgets (``agentroute_budgets``) and their leased holds (``agentroute_budget_holds``) join the store, and
   so do the pheromone tables (created here when missing; their columns are unchanged).
-* Tasks keep their spend as exact integers too (nano-USD and atto-USD) and decisions their task's graph, with
-  covering indexes, so ``traces stats`` aggregates in SQL; model calls get a unique span id, so every insert is
-  idempotent (a spooled batch can be replayed).
+* Tasks keep their spend as exact integers too (nano-USD and atto-USD) and decisions their task's graph (and
+  the runtime's decision time apart from the span's), with
+  covering indexes, so ``traces stats`` aggregates in SQL; model calls are keyed by ``(task_id, span_id)``, so
+  every insert is idempotent (a spooled batch can be replayed).
 
 Revision ID: 0002
 Revises: 0001
@@ -107,7 +108,7 @@ def _ledger_events(bind: sa.Connection) -> None:
             _c("at_ns", _B),
         )  # fmt: skip
     op.create_index("ix_agentroute_ledger_events_task_id", "agentroute_ledger_events", ["task_id"])
-    op.create_index("ux_agentroute_ledger_events_span_seq", "agentroute_ledger_events", ["span_id", "seq"],
+    op.create_index("ux_agentroute_ledger_events_span_seq", "agentroute_ledger_events", ["task_id", "span_id", "seq"],
                     unique=True)
 
 
@@ -127,6 +128,8 @@ def _tasks_and_decisions(bind: sa.Connection) -> None:
             params.append({"b_id": task_id, "b_n": n, "b_a": a, "b_r": r})
         bind.execute(stmt, params)
     op.add_column("agentroute_decisions", _c("graph", _S, server_default=""))
+    op.add_column("agentroute_decisions", _c("decided_ns", _B, server_default="0"))
+    bind.execute(sa.text("UPDATE agentroute_decisions SET decided_ns = at_ns"))  # 0.1 placed the span there
     bind.execute(sa.text(
         "UPDATE agentroute_decisions SET graph = (SELECT t.graph FROM agentroute_tasks t "
         "WHERE t.task_id = agentroute_decisions.task_id) "
@@ -134,11 +137,11 @@ def _tasks_and_decisions(bind: sa.Connection) -> None:
     for key in ("policy", "graph"):
         op.create_index(f"ix_agentroute_tasks_stats_{key}", "agentroute_tasks", [key, *_STATS])
         op.create_index(f"ix_agentroute_decisions_tiers_{key}", "agentroute_decisions", ["kind", key, "chosen"])
-    # one row per call span: drop the duplicates a re-exported batch may have left, then make it a key
+    # one row per call span of a task: drop the duplicates a re-exported batch may have left, then make it a key
     bind.execute(sa.text(
-        "DELETE FROM agentroute_model_calls WHERE id NOT IN "
-        "(SELECT min_id FROM (SELECT MIN(id) AS min_id FROM agentroute_model_calls GROUP BY span_id) AS keep)"))
-    op.create_index("ux_agentroute_model_calls_span", "agentroute_model_calls", ["span_id"], unique=True)
+        "DELETE FROM agentroute_model_calls WHERE id NOT IN (SELECT min_id FROM "
+        "(SELECT MIN(id) AS min_id FROM agentroute_model_calls GROUP BY task_id, span_id) AS keep)"))
+    op.create_index("ux_agentroute_model_calls_span", "agentroute_model_calls", ["task_id", "span_id"], unique=True)
 
 
 def _pheromone_tables(bind: sa.Connection) -> None:

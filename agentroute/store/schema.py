@@ -103,7 +103,8 @@ def upgrade(url: str | Engine | None = None) -> tuple[int, int]:
     return before, after
 
 
-def _migrate(engine: Engine) -> tuple[int, int]:
+def _migrate(engine: Engine, revision: str | None = None) -> tuple[int, int]:
+    """Run the migrations up to ``revision`` (default: the current version's) under the lock."""
     from alembic import command
     from alembic.config import Config
 
@@ -118,7 +119,7 @@ def _migrate(engine: Engine) -> tuple[int, int]:
             if before > SCHEMA_VERSION:
                 return before, before
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, REVISIONS[SCHEMA_VERSION])
+            command.upgrade(cfg, revision or REVISIONS[SCHEMA_VERSION])
             after = _found(conn)
     except OperationalError as e:
         raise StoreError(f"cannot reach the database {shown}: {first_line(e)}", name=ENV_URL) from None

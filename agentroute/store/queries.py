@@ -174,38 +174,16 @@ def stats(engine: Engine, *, by: str = "policy") -> list[dict[str, Any]]:
     """
     if by not in ("policy", "graph"):
         raise StoreError(f"cannot group by {by!r}", name="--by", hint="use policy or graph")
-    t = table(TaskRow).c
-    key = t[by]
-    finished = t.status != "running"
-    one = literal(1)
-
-    def count(cond: Any) -> Any:
-        return func.coalesce(func.sum(case((cond, one), else_=0)), 0)
-
-    stmt = select(
-        key,
-        func.count(),
-        count(t.status == "completed"),
-        count(t.status == "truncated"),
-        count(t.status == "running"),
-        count(finished & t.truncated & t.reason.like("budget%")),
-        count(finished & t.spent_usd_nano.is_(None)),
-        func.coalesce(func.sum(t.spent_usd_nano), 0),
-        func.coalesce(func.sum(t.spent_usd_atto), 0),
-        count(t.spent_usd_rest),
-        func.sum(t.quality),
-        func.count(t.quality),
-    ).group_by(key)
-    d = table(DecisionRow).c
-    tiers_stmt = (
-        select(d[by], d.chosen, func.count()).where(d.kind == "model").group_by(d[by], d.chosen)
-    )
+    stmt, tiers_stmt = _stats_statements(by)
     groups: dict[str, dict[str, Any]] = {}
     with engine.connect() as conn:
         for g, n, done, trunc, running, exhausted, unknown, nano, atto, rest, qsum, qn in conn.execute(stmt):
-            spend = _exact(conn, by, g) if rest else Decimal(int(nano)).scaleb(-9) + Decimal(int(atto)).scaleb(-18)
             fin = int(n) - int(running)
             priced = fin - int(unknown)
+            with localcontext() as ctx:
+                ctx.prec = 60  # 1e9 USD down to 1e-18 (and more) exactly: the sum is never rounded
+                spend = _exact(conn, by, g) if rest else Decimal(int(nano)).scaleb(-9) + Decimal(int(atto)).scaleb(-18)
+                total = format(spend.normalize(), "f") if spend else "0"
             groups[g] = {
                 by: g,
                 "tasks": int(n),
@@ -213,7 +191,7 @@ def stats(engine: Engine, *, by: str = "policy") -> list[dict[str, Any]]:
                 "truncated": int(trunc),
                 "error": fin - int(done) - int(trunc),
                 "running": int(running),
-                "spend_usd": format(spend.normalize(), "f") if spend else "0",
+                "spend_usd": total,
                 "mean_spend_usd": str(spend / priced) if priced > 0 else None,
                 "mean_quality": float(qsum) / int(qn) if qn else None,
                 "exhaustion_rate": int(exhausted) / fin if fin else None,
@@ -229,13 +207,40 @@ def stats(engine: Engine, *, by: str = "policy") -> list[dict[str, Any]]:
     return [groups[k] for k in sorted(groups)]
 
 
+def _stats_statements(by: str) -> list[Any]:
+    """The two grouped scans of :func:`stats`: tasks (outcomes, spend, quality), and the model-tier mix."""
+    t = table(TaskRow).c
+    key = t[by]
+    finished = t.status != "running"
+    one = literal(1)
+
+    def count(cond: Any) -> Any:
+        return func.coalesce(func.sum(case((cond, one), else_=0)), 0)
+
+    tasks = select(
+        key,
+        func.count(),
+        count(t.status == "completed"),
+        count(t.status == "truncated"),
+        count(t.status == "running"),
+        count(finished & t.truncated & t.reason.like("budget%")),
+        count(finished & t.spent_usd_nano.is_(None)),
+        func.coalesce(func.sum(t.spent_usd_nano), 0),
+        func.coalesce(func.sum(t.spent_usd_atto), 0),
+        count(t.spent_usd_rest),
+        func.sum(t.quality),
+        func.count(t.quality),
+    ).group_by(key)
+    d = table(DecisionRow).c
+    tiers = select(d[by], d.chosen, func.count()).where(d.kind == "model").group_by(d[by], d.chosen)
+    return [tasks, tiers]
+
+
 def _exact(conn: Any, by: str, group: str) -> Decimal:
     t = table(TaskRow).c
     total = Decimal(0)
-    with localcontext() as ctx:
-        ctx.prec = 60
-        for (v,) in conn.execute(select(t.spent_usd).where(t[by] == group, t.spent_usd.is_not(None))):
-            total += dec(v) or 0
+    for (v,) in conn.execute(select(t.spent_usd).where(t[by] == group, t.spent_usd.is_not(None))):
+        total += dec(v) or 0  # the caller's context is exact enough
     return total
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
-from sqlalchemy import Engine, case, func, literal, select
+from sqlalchemy import Engine, false, func, select
 from sqlmodel import Session, col
 
 from agentroute.routing import DecisionRecord
@@ -175,26 +175,41 @@ def stats(engine: Engine, *, by: str = "policy") -> list[dict[str, Any]]:
     if by not in ("policy", "graph"):
         raise StoreError(f"cannot group by {by!r}", name="--by", hint="use policy or graph")
     stmt, tiers_stmt = _stats_statements(by)
-    groups: dict[str, dict[str, Any]] = {}
+    acc: dict[str, list[Any]] = {}
     with engine.connect() as conn:
-        for g, n, done, trunc, running, exhausted, unknown, nano, atto, rest, qsum, qn in conn.execute(stmt):
-            fin = int(n) - int(running)
-            priced = fin - int(unknown)
+        # one row per (group, status, truncated, reason): few rows, folded here
+        for g, status, truncated, reason, n, priced, nano, atto, rest, qsum, qn in conn.execute(stmt):
+            a = acc.setdefault(g, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0])
+            n, priced = int(n), int(priced)
+            a[0] += n
+            if status == "running":
+                a[3] += n
+            else:
+                a[{"completed": 1, "truncated": 2}.get(status, 4)] += n
+                a[5] += n if truncated and (reason or "").startswith("budget") else 0
+                a[6] += priced
+            a[7] += int(nano or 0) * 10**9 + int(atto or 0)  # atto-USD: an exact Python int
+            a[8] += int(rest or 0)
+            a[9] += float(qsum or 0.0)
+            a[10] += int(qn)
+        groups: dict[str, dict[str, Any]] = {}
+        for g, (n, done, trunc, running, err, exhausted, priced, atto, rest, qsum, qn) in acc.items():
+            fin = n - running
             with localcontext() as ctx:
-                ctx.prec = 60  # 1e9 USD down to 1e-18 (and more) exactly: the sum is never rounded
-                spend = _exact(conn, by, g) if rest else Decimal(int(nano)).scaleb(-9) + Decimal(int(atto)).scaleb(-18)
+                ctx.prec = 60  # exact: the sum is never rounded
+                spend = _exact(conn, by, g) if rest else Decimal(atto).scaleb(-18)
                 total = format(spend.normalize(), "f") if spend else "0"
             groups[g] = {
                 by: g,
-                "tasks": int(n),
-                "completed": int(done),
-                "truncated": int(trunc),
-                "error": fin - int(done) - int(trunc),
-                "running": int(running),
+                "tasks": n,
+                "completed": done,
+                "truncated": trunc,
+                "error": err,
+                "running": running,
                 "spend_usd": total,
                 "mean_spend_usd": str(spend / priced) if priced > 0 else None,
-                "mean_quality": float(qsum) / int(qn) if qn else None,
-                "exhaustion_rate": int(exhausted) / fin if fin else None,
+                "mean_quality": qsum / qn if qn else None,
+                "exhaustion_rate": exhausted / fin if fin else None,
                 "tier_mix": {},
             }
         tiers: dict[str, dict[str, int]] = {}
@@ -211,26 +226,17 @@ def _stats_statements(by: str) -> list[Any]:
     """The two grouped scans of :func:`stats`: tasks (outcomes, spend, quality), and the model-tier mix."""
     t = table(TaskRow).c
     key = t[by]
-    finished = t.status != "running"
-    one = literal(1)
-
-    def count(cond: Any) -> Any:
-        return func.coalesce(func.sum(case((cond, one), else_=0)), 0)
-
+    # grouped along the covering index's own order (key, status, truncated, reason): a streaming scan, no sort
     tasks = select(
-        key,
+        key, t.status, t.truncated, t.reason,
         func.count(),
-        count(t.status == "completed"),
-        count(t.status == "truncated"),
-        count(t.status == "running"),
-        count(finished & t.truncated & t.reason.like("budget%")),
-        count(finished & t.spent_usd_nano.is_(None)),
-        func.coalesce(func.sum(t.spent_usd_nano), 0),
-        func.coalesce(func.sum(t.spent_usd_atto), 0),
-        count(t.spent_usd_rest),
+        func.count(t.spent_usd_nano),
+        func.sum(t.spent_usd_nano),
+        func.sum(t.spent_usd_atto),
+        func.count(func.nullif(t.spent_usd_rest, false())),
         func.sum(t.quality),
         func.count(t.quality),
-    ).group_by(key)
+    ).group_by(key, t.status, t.truncated, t.reason)  # fmt: skip
     d = table(DecisionRow).c
     tiers = select(d[by], d.chosen, func.count()).where(d.kind == "model").group_by(d[by], d.chosen)
     return [tasks, tiers]

@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_proxy import Proxy
+from store_helpers import Proxy, drop_schema, private_schema
 
 from agentroute.store.engine import forget
-
-
-def private_schema(base: str) -> tuple[str, str]:
-    """A new PostgreSQL schema in the test database: ``(url whose search_path is it, schema name)``."""
-    import psycopg
-
-    schema = f"ar_store_{uuid.uuid4().hex[:12]}"
-    plain = base.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    return f"{base}?options=-csearch_path%3D{schema}", schema
-
-
-def drop_schema(base: str, schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(base.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

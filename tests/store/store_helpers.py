@@ -1,8 +1,8 @@
-"""A TCP proxy on 127.0.0.1 that can cut a server off: the outage a test needs, with the real server behind it.
+"""Helpers of the store tests: private PostgreSQL schemas, and a TCP proxy that can cut a server off.
 
 ``Proxy(host, port)`` listens on a free local port and forwards each connection to ``host:port`` on an asyncio
 loop in its own thread. ``cut()`` closes every open connection and refuses new ones (the server looks down);
-``restore()`` lets connections through again.
+``restore()`` lets connections through again: the outage a test needs, with the real server behind it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,27 @@ import asyncio
 import contextlib
 import socket
 import threading
+import uuid
 from typing import Any
+
+
+def private_schema(base: str) -> tuple[str, str]:
+    """A new PostgreSQL schema in the test database: ``(url whose search_path is it, schema name)``."""
+    import psycopg
+
+    schema = f"ar_store_{uuid.uuid4().hex[:12]}"
+    plain = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{base}?options=-csearch_path%3D{schema}", schema
+
+
+def drop_schema(base: str, schema: str) -> None:
+    """Drop a schema made by :func:`private_schema`."""
+    import psycopg
+
+    with psycopg.connect(base.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 class Proxy:

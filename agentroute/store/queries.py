@@ -217,8 +217,8 @@ def stats(engine: Engine, *, by: str = "policy") -> list[dict[str, Any]]:
             tiers.setdefault(g, {})[chosen] = int(n)
     for g, mix in tiers.items():
         if g in groups:
-            total = sum(mix.values())
-            groups[g]["tier_mix"] = {k: v / total for k, v in sorted(mix.items())}
+            n_model = sum(mix.values())
+            groups[g]["tier_mix"] = {k: v / n_model for k, v in sorted(mix.items())}
     return [groups[k] for k in sorted(groups)]
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from agentroute import records as _recs
 from agentroute._telemetry_redact import redact_text
 from agentroute.routing import record as _rec
 
@@ -28,22 +29,40 @@ OP_AGENT = "invoke_agent"
 OP_CHAT = "chat"
 OP_ROUTE = "route"  # no convention exists for a routing decision: our own operation name
 
-# -- GenAI semantic conventions (v1.41.0)
-GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
-GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
-GEN_AI_WORKFLOW_NAME = "gen_ai.workflow.name"
-GEN_AI_AGENT_NAME = "gen_ai.agent.name"
-GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
-GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
-GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
-GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
-GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
-GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
-ERROR_TYPE = "error.type"
-
-# -- agentroute.*
-# -- the decision's keys live with the decision record (routing.record); the same names here
+# -- every key of a span: defined with the records they spell (agentroute.records, agentroute.routing.record)
+GEN_AI_OPERATION_NAME = _recs.GEN_AI_OPERATION_NAME
+GEN_AI_PROVIDER_NAME = _recs.GEN_AI_PROVIDER_NAME
+GEN_AI_WORKFLOW_NAME = _recs.GEN_AI_WORKFLOW_NAME
+GEN_AI_AGENT_NAME = _recs.GEN_AI_AGENT_NAME
+GEN_AI_REQUEST_MODEL = _recs.GEN_AI_REQUEST_MODEL
+GEN_AI_REQUEST_MAX_TOKENS = _recs.GEN_AI_REQUEST_MAX_TOKENS
+GEN_AI_RESPONSE_MODEL = _recs.GEN_AI_RESPONSE_MODEL
+GEN_AI_USAGE_INPUT_TOKENS = _recs.GEN_AI_USAGE_INPUT_TOKENS
+GEN_AI_USAGE_OUTPUT_TOKENS = _recs.GEN_AI_USAGE_OUTPUT_TOKENS
+GEN_AI_INPUT_MESSAGES = _recs.GEN_AI_INPUT_MESSAGES
+GEN_AI_OUTPUT_MESSAGES = _recs.GEN_AI_OUTPUT_MESSAGES
+ERROR_TYPE = _recs.ERROR_TYPE
+TASK_STATUS = _recs.TASK_STATUS
+TASK_TRUNCATED = _recs.TASK_TRUNCATED
+TASK_REASON = _recs.TASK_REASON
+TASK_QUALITY = _recs.TASK_QUALITY
+TASK_STEPS = _recs.TASK_STEPS
+TASK_DECISIONS = _recs.TASK_DECISIONS
+TASK_FEATURES = _recs.TASK_FEATURES
+TASK_INPUT = _recs.TASK_INPUT
+GRAPH_NAME = _recs.GRAPH_NAME
+BUDGET_SHARED = _recs.BUDGET_SHARED
+BUDGET_LIMIT = _recs.BUDGET_LIMIT
+BUDGET_SPENT = _recs.BUDGET_SPENT
+ERROR_MESSAGE = _recs.ERROR_MESSAGE
+TIER = _recs.TIER
+CALL_ATTEMPT = _recs.CALL_ATTEMPT
+CALL_FALLBACK = _recs.CALL_FALLBACK
+CALL_TIMEOUT = _recs.CALL_TIMEOUT
+LEDGER_EVENT = _recs.LEDGER_EVENT
+LEDGER_OP = _recs.LEDGER_OP
+LEDGER_WHAT = _recs.LEDGER_WHAT
+LEDGER_AMOUNT = _recs.LEDGER_AMOUNT
 BUDGET_AFTER = _rec.BUDGET_AFTER
 BUDGET_BEFORE = _rec.BUDGET_BEFORE
 BUDGET_RESERVATION = _rec.BUDGET_RESERVATION
@@ -73,32 +92,6 @@ ROUTE_SCORES = _rec.ROUTE_SCORES
 STEP_INDEX = _rec.STEP_INDEX
 TASK_ID = _rec.TASK_ID
 USAGE_TOKENS = _rec.USAGE_TOKENS
-
-TASK_STATUS = "agentroute.task.status"
-TASK_TRUNCATED = "agentroute.task.truncated"
-TASK_REASON = "agentroute.task.reason"
-TASK_QUALITY = "agentroute.task.quality"
-TASK_STEPS = "agentroute.task.steps"
-TASK_DECISIONS = "agentroute.task.decisions"
-TASK_FEATURES = "agentroute.task.features"
-TASK_INPUT = "agentroute.task.input"
-"""The task's input state as JSON: content, so only when capture is on."""
-GRAPH_NAME = "agentroute.graph.name"
-BUDGET_SHARED = "agentroute.budget.shared"
-BUDGET_LIMIT = "agentroute.budget.limit."  # + usd | tokens | steps | seconds
-BUDGET_SPENT = "agentroute.budget.spent."  # + usd | tokens | steps | seconds
-ERROR_MESSAGE = "agentroute.error.message"
-
-TIER = "agentroute.tier"
-CALL_ATTEMPT = "agentroute.call.attempt"
-CALL_FALLBACK = "agentroute.call.fallback"
-CALL_TIMEOUT = "agentroute.call.timeout"
-
-
-LEDGER_EVENT = "agentroute.ledger"
-LEDGER_OP = "agentroute.ledger.op"
-LEDGER_WHAT = "agentroute.ledger.what"
-LEDGER_AMOUNT = "agentroute.ledger.amount."  # + usd | tokens | steps | seconds
 
 DIMENSIONS = ("usd", "tokens", "steps", "seconds")
 

@@ -56,7 +56,7 @@ def _backend(name: str, db: str | None, redis_url: str | None) -> Any:
 def _names(db: str | None, redis_url: str | None) -> list[str]:
     if redis_url:
         return _redis_names(redis_url)
-    from agentroute._ledger_sql import budget_names
+    from agentroute.store.budgets import budget_names
     from agentroute.store.queries import open_store
 
     return [n for n, _ in budget_names(open_store(db))]

@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from agentroute import _telemetry_attrs as A
+from agentroute import records as A  # the span keys, spelled with the records they carry
 from agentroute.records import FlushReport
 from agentroute.routing import DecisionRecord
 from agentroute.store._spool import Batch, Spool, rows_in

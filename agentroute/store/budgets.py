@@ -1,4 +1,4 @@
-"""The SQL statements of :class:`~agentroute.ledgers.SqlLedger`: one budget row, one row per hold, in the store.
+"""Shared budgets in the store: the SQL of :class:`~agentroute.ledgers.SqlLedger` (a budget row, a row per hold).
 
 Each operation is one transaction. Reserve: a conditional ``UPDATE`` of the budget row (it changes nothing unless
 every limit still holds), then the hold's ``INSERT``; when the update is refused, the holds whose lease ran out

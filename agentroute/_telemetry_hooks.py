@@ -314,6 +314,15 @@ def _end_of(result: RunResult) -> _End:
 _STOP = object()
 
 
+def _reset_after_fork(ref: weakref.ref[OTelHooks]) -> None:
+    hooks = ref()
+    if hooks is not None:
+        hooks._queue = queue.SimpleQueue()
+        hooks._thread = None
+        hooks._lock = threading.Lock()
+        hooks._builder._tasks.clear()
+
+
 def _close_at_exit(ref: weakref.ref[OTelHooks]) -> None:
     # Registered after the tracer provider's own exit hook, so it runs first: spans still queued here are built
     # before the provider flushes its exporters.
@@ -361,7 +370,10 @@ class OTelHooks(RunHooks):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         if background:
-            atexit.register(_close_at_exit, weakref.ref(self))
+            ref = weakref.ref(self)
+            atexit.register(_close_at_exit, ref)
+            if hasattr(os, "register_at_fork"):  # a forked child starts with an empty queue and its own thread
+                os.register_at_fork(after_in_child=functools.partial(_reset_after_fork, ref))
 
     # -- the background thread
     def _put(self, item: tuple[Any, ...]) -> None:

@@ -76,7 +76,7 @@ class SqlLedgerStore:
     def reserve(self, limits: Triple, amounts: Triple, hold: str, owner: str, lease_ns: int, *, retry: bool) -> str:
         """``""`` when reserved (``hold`` then exists), else the first dimension that does not fit."""
         with self.engine.begin() as cx:
-            if retry and cx.execute(select(H.c.state).where(H.c.hold == hold)).first() is not None:
+            if retry and cx.execute(select(H.c.state).where(H.c.budget == self.name, H.c.hold == hold)).first():
                 return ""  # the attempt whose reply was lost went through
             ok = self._fits(cx, limits, amounts)
             if not ok and self._reclaim(cx):
@@ -100,13 +100,14 @@ class SqlLedgerStore:
             back: Triple | None = reserved if hold is None else None
             count_spend = hold is None
             if hold is not None:
-                row = cx.execute(update(H).where(H.c.hold == hold, H.c.state == "held")
+                row = cx.execute(update(H).where(H.c.budget == self.name, H.c.hold == hold, H.c.state == "held")
                                  .values(state="settled", settled_ns=now)
                                  .returning(H.c.usd, H.c.tokens, H.c.steps)).first()
                 if row is not None:
                     back, count_spend = (int(row[0]), int(row[1]), int(row[2])), True
                 else:
-                    late = cx.execute(update(H).where(H.c.hold == hold, H.c.state == "reclaimed")
+                    late = cx.execute(update(H).where(H.c.budget == self.name, H.c.hold == hold,
+                                                      H.c.state == "reclaimed")
                                       .values(state="settled", settled_ns=now)).rowcount
                     count_spend = late == 1
             if back is None and not count_spend:
@@ -123,8 +124,9 @@ class SqlLedgerStore:
         """Extend the leases of ``holds``; return those no longer held (their lease lapsed and was reclaimed)."""
         now = time.time_ns()
         with self.engine.begin() as cx:
-            cx.execute(update(H).where(H.c.hold.in_(holds), H.c.state == "held").values(expires_ns=now + lease_ns))
-            lost = cx.execute(select(H.c.hold).where(H.c.hold.in_(holds), H.c.state == "reclaimed")).scalars().all()
+            mine = (H.c.budget == self.name, H.c.hold.in_(holds))
+            cx.execute(update(H).where(*mine, H.c.state == "held").values(expires_ns=now + lease_ns))
+            lost = cx.execute(select(H.c.hold).where(*mine, H.c.state == "reclaimed")).scalars().all()
         return list(lost)
 
     def totals(self) -> tuple[Triple, Triple]:

@@ -49,8 +49,9 @@ class HoldRow(SQLModel, table=True):
 
     __tablename__: ClassVar[str] = "agentroute_budget_holds"
 
+    budget: str = Field(primary_key=True, max_length=200)
     hold: str = Field(primary_key=True, max_length=64)
-    budget: str = Field(max_length=200)
+    """The reservation's id; one reservation on a chain of budgets holds each of them under the same id."""
     owner: str = Field(default="", max_length=200)
     state: str = Field(default="held", max_length=16)
     usd: int = _big()

@@ -183,3 +183,21 @@ def test_the_async_twins_never_block_the_event_loop(ledger_of):
     assert backend.totals()[0].usd == Decimal("0.1") and max(spent) == Decimal("0.1")
     backend.reset(spend=True)
     backend.close()
+
+
+def test_one_reservation_holds_a_chain_of_budgets_in_one_store(ledger_of):
+    kind, url = ledger_of
+    tag = uuid.uuid4().hex[:8]
+    tenant = Ledger(Budget(usd="1"), backend=make(kind, url, f"tenant-{tag}"), track_time=False)
+    team = Ledger(Budget(usd="0.5"), parents=[tenant], backend=make(kind, url, f"team-{tag}"), track_time=False)
+    task = Ledger(Budget(), parents=[team, tenant])
+    r = task.reserve(Spend(usd=Decimal("0.4")))
+    assert all(led.backend.holds()[0]["hold"] == r.hold for led in (team, tenant))  # type: ignore[attr-defined]
+    with pytest.raises(Unaffordable):
+        task.reserve(Spend(usd=Decimal("0.2")))  # the team's limit; nothing stays held on the tenant
+    assert tenant.backend.totals()[1].usd == Decimal("0.4")
+    r.commit(Spend(usd=Decimal("0.3")))
+    for led in (team, tenant):
+        assert led.backend.totals() == (Spend(usd=Decimal("0.3")), Spend(usd=Decimal(0)))
+        led.backend.reset(spend=True)  # type: ignore[attr-defined]
+        led.backend.close()  # type: ignore[attr-defined]

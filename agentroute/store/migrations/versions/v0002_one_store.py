@@ -67,7 +67,8 @@ def _budget_tables() -> None:
                     _c("updated_ns", _B, server_default="0"))
     op.create_table(
         "agentroute_budget_holds",
-        _c("hold", _S(64), primary_key=True), _c("budget", _S(200)), _c("owner", _S(200), server_default=""),
+        _c("budget", _S(200), primary_key=True), _c("hold", _S(64), primary_key=True),
+        _c("owner", _S(200), server_default=""),
         _c("state", _S(16), server_default="held"),
         *(_c(n, _B, server_default="0") for n in ("usd", "tokens", "steps", "expires_ns", "created_ns", "settled_ns")),
     )  # fmt: skip

@@ -22,6 +22,8 @@ _COMMAND_MODULES = (
     "agentroute.cli_pheromone",
     "agentroute.cli_memory",
     "agentroute.serve.cli",
+    "agentroute.cli_ledgers",
+    "agentroute.cli_store",
 )
 
 

@@ -14,7 +14,8 @@ from _pher_helpers import synthetic_table
 from click.testing import CliRunner
 
 from agentroute.cli import main
-from agentroute.policies._pheromone_store import EdgeUpdate, PheromoneParams, open_table
+from agentroute.policies._pheromone_open import open_table
+from agentroute.policies._pheromone_store import EdgeUpdate, PheromoneParams
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -53,12 +53,42 @@ def data_dir() -> Path:
     return d
 
 
-@pytest.fixture()
-def postgres_url() -> str:
-    """A SQLAlchemy URL of the test PostgreSQL database."""
-    url = os.environ.get("AGENTROUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+@pytest.fixture(scope="session")
+def _postgres_schema() -> Iterator[str]:
+    """A PostgreSQL schema of this test session's own, dropped at the end.
+
+    The test database outlives every run (CI uses the machine as the last session left it), so tables an older
+    agentroute wrote there, or another run's tables, must never be seen: every test URL points its search_path at a
+    fresh schema.
+    """
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    base = os.environ.get("AGENTROUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     need_service("PostgreSQL", "127.0.0.1", 5432)
-    return url
+    schema = f"agentroute_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in base else "?"
+    url = f"{base}{sep}options=-csearch_path%3D{schema}"
+    try:
+        yield url
+    finally:
+        from agentroute.store.engine import forget
+
+        forget(url)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture()
+def postgres_url(_postgres_schema: str) -> str:
+    """A SQLAlchemy URL of the test PostgreSQL database, in this session's own schema."""
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    return _postgres_schema
 
 
 @pytest.fixture()

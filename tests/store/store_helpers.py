@@ -23,7 +23,7 @@ def private_schema(base: str) -> tuple[str, str]:
     plain = base.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    return f"{base}?options=-csearch_path%3D{schema}", schema
+    return f"{base.split('?', 1)[0]}?options=-csearch_path%3D{schema}", schema
 
 
 def drop_schema(base: str, schema: str) -> None:

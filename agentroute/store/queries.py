@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 from sqlmodel import Session, col
 
 from agentroute.store.engine import StoreError, ensure_schema, get_engine, sqlite_path
@@ -44,6 +44,12 @@ def dec(value: str | None) -> Decimal | None:
         return None
 
 
+def policy_filter(column: Any, policy: str) -> Any:
+    """``policy`` itself or a policy of that family: ``learned`` matches ``learned`` and ``learned:maskable_ppo``."""
+    family = policy.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"
+    return or_(col(column) == policy, col(column).like(family, escape="\\"))
+
+
 def list_tasks(
     engine: Engine,
     *,
@@ -57,7 +63,7 @@ def list_tasks(
     if graph:
         stmt = stmt.where(col(TaskRow.graph) == graph)
     if policy:
-        stmt = stmt.where(col(TaskRow.policy) == policy)
+        stmt = stmt.where(policy_filter(TaskRow.policy, policy))
     if status:
         stmt = stmt.where(col(TaskRow.status) == status)
     with Session(engine) as s:
@@ -124,7 +130,7 @@ def count_decisions(engine: Engine, *, policy: str | None = None, graph: str | N
     if policy or graph:
         stmt = stmt.join(TaskRow, col(TaskRow.task_id) == col(DecisionRow.task_id))
         if policy:
-            stmt = stmt.where(col(TaskRow.policy) == policy)
+            stmt = stmt.where(policy_filter(TaskRow.policy, policy))
         if graph:
             stmt = stmt.where(col(TaskRow.graph) == graph)
     with engine.connect() as conn:
@@ -150,7 +156,7 @@ def decision_records(
         .execution_options(yield_per=batch)
     )
     if policy:
-        stmt = stmt.where(col(TaskRow.policy) == policy)
+        stmt = stmt.where(policy_filter(TaskRow.policy, policy))
     if graph:
         stmt = stmt.where(col(TaskRow.graph) == graph)
     with Session(engine) as s:

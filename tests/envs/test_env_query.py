@@ -164,6 +164,7 @@ def test_budgetmem_and_boundary_rewards_in_the_env() -> None:
     assert all(np.isfinite(rs))
 
 
+@pytest.mark.slow
 def test_real_table_env(data_dir: object) -> None:
     from agentroute.data import load_builtin
 

@@ -213,8 +213,8 @@ def configure_tracing(
 
             endpoint = otlp if isinstance(otlp, str) else None
             # A collector that is down costs one warning line, not retries on every batch and a slow shutdown.
-            exp = guard(otlp_exporter(endpoint, otlp_protocol), endpoint, otlp_protocol)
-            processors.append(BatchSpanProcessor(exp, **batch))
+            guarded = guard(otlp_exporter(endpoint, otlp_protocol), endpoint, otlp_protocol)
+            processors.append(BatchSpanProcessor(guarded, **batch))
             used.append("otlp")
         elif name == "console":
             # Bind stdout now: the exporter's default is the stdout of the moment OpenTelemetry was imported.

@@ -212,8 +212,8 @@ def draw_heatmap(panels: dict[str, Any], out: str, *, title: str = "") -> Path:
     fig, axes = plt.subplots(n, 1, figsize=(width, sum(heights) + 0.6), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     for ax, (t, (rows, cols, share, tau)) in zip(axes[:, 0], panels.items(), strict=True):
-        cmap = matplotlib.colormaps["YlOrBr"].copy()
-        cmap.set_bad("#d9d9d9")  # grey, hatched below: not an option at this point (unlike a share of 0, white)
+        # grey, hatched below: not an option at this point (unlike a share of 0, pale yellow)
+        cmap = matplotlib.colormaps["YlOrBr"].with_extremes(bad="#d9d9d9")
         im = ax.imshow(share, aspect="auto", cmap=cmap, vmin=0.0, vmax=1.0)
         ax.set_title(f"task type: {t}", fontsize=10, loc="left")
         ax.set_yticks(range(len(rows)), rows, fontsize=8)

@@ -257,3 +257,16 @@ def test_train_imports_the_graph_from_the_working_directory(tmp_path: Path) -> N
                              timeout=600)
         assert bad.returncode == 2 and msg in bad.stderr and "Traceback" not in bad.stderr
         assert bad.stderr.count("\n") == 1
+
+
+def test_the_heat_map_tells_not_an_option_from_a_share_of_zero(tmp_path: Path) -> None:
+    from agentroute.cli_pheromone import draw_heatmap, heat_panels
+
+    edges = [{"task_type": "math", "point": "p1", "prev": "", "option": "a", "tau": 0.9},
+             {"task_type": "math", "point": "p1", "prev": "", "option": "b", "tau": 0.01},
+             {"task_type": "math", "point": "p2", "prev": "", "option": "c", "tau": 0.3}]
+    rows, cols, share, tau = heat_panels({"edges": edges})["math"]
+    assert rows == ["p1", "p2"] and cols == ["a", "b", "c"]
+    assert np.isnan(share[0][2]) and np.isnan(share[1][0]) and np.isnan(tau[1][1])  # not offered there
+    assert share[0][1] < 1e-6 and share[1][2] == 1.0  # offered, and (almost) never chosen: a real share
+    assert draw_heatmap(heat_panels({"edges": edges}), str(tmp_path / "h.png")).stat().st_size > 0

@@ -20,6 +20,7 @@ Design (see ``doc_blocks``):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -173,16 +174,23 @@ def test_every_agentroute_command_parses(item: Item) -> None:
     assert not [a for a in args if a.startswith("-")], f"{item.where}: unparsed {args}"
 
 
+@functools.cache
+def _help(script: str) -> tuple[int, str, str]:
+    """``python SCRIPT --help`` (once per script: several documented commands run the same benchmark)."""
+    res = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    return res.returncode, res.stdout, res.stderr
+
+
 @pytest.mark.parametrize("item", [it for it in _commands() if getattr(rule_of(it.text), "how", "") == "bench"],
                          ids=lambda it: it.where)
 def test_benchmark_flags_exist(item: Item) -> None:
     words = shlex.split(item.text.split(" # ", 1)[0].split("  #", 1)[0])
     script = next(w for w in words if w.startswith("benchmarks/"))
-    res = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert res.returncode == 0, res.stderr[-2000:]
+    code, out, err = _help(script)
+    assert code == 0, err[-2000:]
     flags = [w.split("=", 1)[0] for w in words if w.startswith("--")]
-    missing = [f for f in flags if f not in res.stdout]
+    missing = [f for f in flags if f not in out]
     assert not missing, f"{item.where}: {script} --help does not list {missing}"
 
 

@@ -39,8 +39,8 @@ class Item:
 
 
 def pages() -> list[Path]:
-    """README.md and every page of docs/ (the API reference pages hold no commands)."""
-    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    """README.md and every page of docs/ (the API reference pages hold no commands; ``_*.md`` are drafts)."""
+    return [REPO / "README.md", *sorted(p for p in (REPO / "docs").glob("*.md") if not p.name.startswith("_"))]
 
 
 def _commands(page: str, start: int, lines: list[str]) -> list[Item]:

@@ -99,8 +99,18 @@ LEDGER: tuple[Rule, ...] = (
     Rule(r"^pip install arize-phoenix$|^phoenix serve &$", "external", "Arize Phoenix from the package registry"),
     Rule(r"benchmarks/tracing_overhead.py", "twin",
          "tests/telemetry/test_tel_bench.py::test_the_benchmark_runs_and_reports_every_configuration"),
+    # serving
+    Rule(r'^pip install -c constraints.txt -e "\.\[serve\]"', "external",
+         "installs an extra from the package registry (this suite's environment has it)"),
+    Rule(r"^agentroute serve myapp:served --tenants tenants.yaml +#", "twin",
+         "tests/serve/test_serve_cli.py::test_a_served_module_from_the_working_directory"),
+    Rule(r"^agentroute serve myapp:served --tenants tenants.yaml --workers 4 --ledger redis://", "twin",
+         "tests/serve/test_serve_cli.py::test_two_workers_share_one_redis_ledger"),
+    Rule(r"^agentroute serve myapp:served --tenants tenants.yaml --workers 4 --ledger postgresql", "twin",
+         "tests/serve/test_serve_concurrency.py::test_concurrent_requests_on_two_workers_never_overspend_with_postgres"),
 )
-SLOW_PAGES = {"docs/learning.md", "docs/pheromone.md", "docs/memory.md", "docs/environments.md", "README.md"}
+SLOW_PAGES = {"docs/learning.md", "docs/pheromone.md", "docs/memory.md", "docs/environments.md", "README.md",
+              "docs/providers.md"}
 
 
 def _commands() -> list[Item]:
@@ -308,10 +318,20 @@ def run_page(page: Path, repo: Path, env: dict[str, str]) -> list[str]:
     return ran
 
 
+def _runnable(page: Path) -> bool:
+    """Whether the page has something to run here (a page whose every command has a twin has not)."""
+    for it in items(page):
+        if it.kind == "python" and it.mark != "twin":
+            return True
+        if it.kind == "shell" and getattr(rule_of(it.text), "how", "") in ("run", "variant"):
+            return True
+    return False
+
+
 @pytest.mark.parametrize(
     "page",
     [pytest.param(p, marks=[pytest.mark.slow] if str(p.relative_to(REPO)) in SLOW_PAGES else [],
-                  id=str(p.relative_to(REPO))) for p in pages() if items(p)],
+                  id=str(p.relative_to(REPO))) for p in pages() if _runnable(p)],
 )
 def test_page_runs_as_written(page: Path, tmp_path: Path, data_dir: Path) -> None:
     repo = make_checkout(tmp_path, data_dir)

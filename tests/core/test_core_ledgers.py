@@ -61,11 +61,13 @@ def test_redis_ledger_across_processes(redis_url):
     check(*run_workers("redis", redis_url))
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_postgres_ledger_across_processes(postgres_url):
     check(*run_workers("sql", postgres_url))
 
 
+@pytest.mark.slow
 def test_sqlite_ledger_across_processes(tmp_path):
     check(*run_workers("sql", f"sqlite:///{tmp_path / 'ledger.db'}", processes=2, n=120))
 
@@ -80,6 +82,7 @@ def run_app_tasks(url, name, seed):
     return [str(r.spent.usd) for r in results]
 
 
+@pytest.mark.slow
 @pytest.mark.redis
 def test_real_tasks_in_many_processes_share_one_redis_budget(redis_url):
     name = f"app-{uuid.uuid4().hex[:8]}"

@@ -99,6 +99,7 @@ def test_replay_usage_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2
 
 
+@pytest.mark.slow
 def test_replay_through_the_installed_entry_point(tmp_path: Path) -> None:
     t = synthetic_table(40)
     table = tmp_path / "t.csv"

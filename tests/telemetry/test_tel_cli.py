@@ -146,6 +146,7 @@ def test_an_older_schema_is_refused_with_what_to_do(filled, tmp_path):
     assert "older agentroute schema (version 0" in line and f"agentroute store upgrade --db 'sqlite:///{old}'" in line
 
 
+@pytest.mark.slow
 def test_the_installed_command(filled):
     db, results = filled
     exe = Path(sys.executable).with_name("agentroute")

@@ -360,11 +360,21 @@ class Ledger:
 
     def remaining(self) -> Budget:
         """What is left on every dimension, across this ledger and its parents (``None`` = unlimited)."""
+        return self._remaining([ledger.backend.totals() for ledger in self.chain])
+
+    def snapshot(self) -> BudgetStatus:
+        """Limits, spent, reserved and remaining, each backend read once: what one routing point looks at."""
+        totals = [ledger.backend.totals() for ledger in self.chain]
+        spent, reserved = totals[0]
+        spent = spent.copy()
+        spent.seconds = self.elapsed()
+        return BudgetStatus(limits=self.limits, spent=spent, remaining=self._remaining(totals), reserved=reserved)
+
+    def _remaining(self, totals: Sequence[tuple[Spend, Spend]]) -> Budget:
         usd: Decimal | None = None
         tokens: int | None = None
         steps: int | None = None
-        for ledger in self.chain:
-            spent, reserved = ledger.backend.totals()
+        for ledger, (spent, reserved) in zip(self.chain, totals, strict=True):
             lim = ledger.limits
             if lim.usd is not None:
                 left = lim.usd - (spent.usd or ZERO) - (reserved.usd or ZERO)

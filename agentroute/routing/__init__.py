@@ -1,4 +1,5 @@
-"""The routing kernel: what a policy sees, what it returns, the decision record, and the policy contract.
+"""The routing kernel: what a policy sees, what it returns, the decision record, the policy contract, and the one
+routing point every driver goes through (:class:`TaskRouter`, see :mod:`agentroute.routing.point`).
 
 Every routing point (agent choice, model tier, memory tier, user routing points, evaluation and training) speaks
 this vocabulary. The package must stay free of runtime, LangGraph and LiteLLM imports: policies depend on it, never
@@ -16,12 +17,15 @@ from agentroute.routing._types import (
     TaskInfo,
     one_hot,
 )
+from agentroute.routing._policy import Policy
+from agentroute.routing.point import Choice, Option, Pending, TaskRouter, mask_reason, option, reason_key
 from agentroute.routing.policy import GraphSpec, PolicyBase, RouterPolicy, TaskOutcome
 from agentroute.routing.record import DecisionRecord
 
 __all__ = [
     "KINDS",
     "Candidate",
+    "Choice",
     "Decision",
     "DecisionRecord",
     "Feedback",
@@ -29,9 +33,16 @@ __all__ = [
     "Kind",
     "Masked",
     "Observation",
+    "Option",
+    "Pending",
+    "Policy",
     "PolicyBase",
     "RouterPolicy",
     "TaskInfo",
     "TaskOutcome",
+    "TaskRouter",
+    "mask_reason",
     "one_hot",
+    "option",
+    "reason_key",
 ]

@@ -1,11 +1,13 @@
-"""The routing kernel: what a policy sees, what it returns, the decision record, the policy contract, and the one
-routing point every driver goes through (:class:`TaskRouter`, see :mod:`agentroute.routing.point`).
+"""The routing kernel: the vocabulary, the decision record, the policy contract, and the one routing point.
+
+Every driver goes through :class:`TaskRouter` (see :mod:`agentroute.routing.point`).
 
 Every routing point (agent choice, model tier, memory tier, user routing points, evaluation and training) speaks
 this vocabulary. The package must stay free of runtime, LangGraph and LiteLLM imports: policies depend on it, never
 the reverse.
 """
 
+from agentroute.routing._policy import Policy
 from agentroute.routing._types import (
     KINDS,
     Candidate,
@@ -17,8 +19,7 @@ from agentroute.routing._types import (
     TaskInfo,
     one_hot,
 )
-from agentroute.routing._policy import Policy
-from agentroute.routing.point import Choice, Option, Pending, TaskRouter, mask_reason, option, reason_key
+from agentroute.routing.point import Choice, Exhausted, Option, Pending, TaskRouter, mask_reason, option, reason_key
 from agentroute.routing.policy import GraphSpec, PolicyBase, RouterPolicy, TaskOutcome
 from agentroute.routing.record import DecisionRecord
 
@@ -28,6 +29,7 @@ __all__ = [
     "Choice",
     "Decision",
     "DecisionRecord",
+    "Exhausted",
     "Feedback",
     "GraphSpec",
     "Kind",

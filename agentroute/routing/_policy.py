@@ -27,11 +27,12 @@ class Policy:
 
     def __init__(self, policy: Any) -> None:
         if isinstance(policy, Policy):
-            policy = policy.policy
+            policy = policy.unwrapped
         decide = getattr(policy, "decide", None)
         if not callable(decide):
             raise ConfigError(f"policy must have a decide(obs) method, got {type(policy).__name__}", name="policy")
-        self.policy = policy
+        self.policy: Any = policy
+        """The object given as the policy."""
         self.name = str(getattr(policy, "name", type(policy).__name__))
         self.version = str(getattr(policy, "version", "0"))
         self._decide: Callable[[Observation], Decision] = decide
@@ -39,6 +40,11 @@ class Policy:
         self._bind: Callable[[GraphSpec], None] | None = _method(policy, "bind")
         self._accept: Callable[[Observation, Decision, Any], bool] = _method(policy, "accept") or _accept_all
         self._on_task_end: Callable[[TaskOutcome], None] | None = _method(policy, "on_task_end")
+
+    @property
+    def unwrapped(self) -> Any:
+        """The object given as the policy."""
+        return self.policy
 
     @property
     def learns(self) -> bool:

@@ -60,6 +60,7 @@ from agentroute.routing._types import Candidate, Decision, Feedback, Kind, Maske
 from agentroute.routing.policy import TaskOutcome
 from agentroute.routing.record import DecisionRecord
 
+
 @dataclass(frozen=True, slots=True)
 class Option:
     """One candidate as a driver offers it: what it needs to be offered and what it holds once chosen."""
@@ -115,6 +116,26 @@ def mask_reason(need: Spend, remaining: Budget) -> str | None:
 def reason_key(reason: str) -> str:
     """``"budget:usd: needs ..."`` -> ``"budget:usd"`` (what a truncated run reports)."""
     return ":".join(reason.split(":", 2)[:2])
+
+
+class _Sum:
+    """The default of :meth:`Choice.close`'s ``cost``: what the commits added up to."""
+
+
+SUM = _Sum()
+
+
+class Exhausted(BaseException):
+    """A driver's signal that a routing point had nothing affordable: whoever drives the task must stop.
+
+    Never an error a user sees: the runtime turns it into a truncated run (``reason`` is what the run reports, e.g.
+    ``"budget:usd"``), a memory cascade into "keep the answer in hand", an offline driver into a truncated recall or
+    episode. It derives from ``BaseException`` so that an agent's ``except Exception`` cannot swallow it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class Recorder(Protocol):
@@ -227,7 +248,7 @@ class Choice:
 
     # -- closing -------------------------------------------------------------------------------------------------
     def close(self, *, quality: float | None = None, ok: bool = True, error: str | None = None,
-              cost: Decimal | None | bool = False, tokens: int | None = None, latency: float | None = None,
+              cost: Decimal | _Sum | None = SUM, tokens: int | None = None, latency: float | None = None,
               feedback: bool = True) -> DecisionRecord | None:
         """Record the decision and give the policy its feedback, once. Frees what is still held.
 
@@ -237,8 +258,7 @@ class Choice:
             return None
         self.closed = True
         self.release()
-        spent_usd = self.cost_usd if cost is False else cost
-        assert not isinstance(spent_usd, bool)
+        spent_usd = self.cost_usd if isinstance(cost, _Sum) else cost
         spent_tokens = self.tokens if tokens is None else tokens
         r = self._router
         rec = r.write(self, spent_usd, spent_tokens, quality) if r.records_on else None
@@ -296,10 +316,16 @@ class TaskRouter:
 
     # -- ledger moves, each one told to the recorder --------------------------------------------------------------
     def reserve(self, amount: Spend, what: str) -> Reservation:
-        """Reserve on the ledger (raises :class:`~agentroute.errors.Unaffordable`); unknown USD reserves 0."""
+        """Reserve on the ledger (raises :class:`~agentroute.errors.Unaffordable`).
+
+        An unknown USD amount (``usd=None``: no price, or no USD limit to hold against) reserves no USD, and the
+        reservation keeps ``None`` so what is spent is booked as is, with no reservation to compare it to.
+        """
         if amount.usd is None:
-            amount = Spend(ZERO, amount.tokens, amount.steps, 0.0)
-        r = self.ledger.reserve(amount, what=what)
+            r = self.ledger.reserve(Spend(ZERO, amount.tokens, amount.steps, 0.0), what=what)
+            r.amount = Spend(None, amount.tokens, amount.steps, 0.0)
+        else:
+            r = self.ledger.reserve(amount, what=what)
         if self.recorder is not None:
             self.recorder.on_ledger("reserve", what, amount)
         return r
@@ -443,4 +469,4 @@ class TaskRouter:
             self.policy.on_task_end(outcome)
 
 
-__all__ = ["Choice", "Option", "Pending", "Recorder", "TaskRouter", "mask_reason", "option", "reason_key"]
+__all__ = ["Choice", "Exhausted", "Option", "Pending", "Recorder", "TaskRouter", "mask_reason", "option", "reason_key"]

@@ -218,7 +218,7 @@ def _read_table(spec: str) -> Any:
 @click.option("--policy", "policy_name", required=True, metavar="NAME",
               help="pheromone, bandit, random, cheapest, strongest, or the path of a fitted policy.")
 @click.option("--cost-weight", "cost_weight", type=float, default=0.0, show_default=True, metavar="λ",
-              help="Reward = quality − λ·cost/cost_scale (cost_scale: mean cost of the priciest option).")
+              help="λ per USD: reward = quality − λ·cost_usd.")
 @click.option("--order", type=click.Choice(["given", "shuffle"]), default="given", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--drift-at", "drift_at", type=int, default=None, metavar="N",

@@ -326,7 +326,7 @@ def fit_query_policy(
         from agentroute.envs.rewards import auto_cost_weight_range
 
         cost_weights = auto_cost_weight_range(tbl.quality, tbl.cost)
-    env_kw: dict[str, Any] = {"features": features, "featurizer": featurizer, "reward": reward}
+    env_kw: dict[str, Any] = {"features": features, "featurizer": featurizer, "reward": reward, "cost_unit": "scale"}
     if reward == "tradeoff" and baseline != "none":
         env_kw["baseline"] = baseline
     if cost_weights is None or isinstance(cost_weights, int | float):

@@ -207,6 +207,11 @@ class Choice:
         return None if self.decision is None else self.decision.chosen
 
     @property
+    def router(self) -> TaskRouter:
+        """The task's router this choice was taken by."""
+        return self._router
+
+    @property
     def held(self) -> bool:
         """True while a reservation of this choice is held."""
         return self._held is not None

@@ -111,7 +111,9 @@ def count_tokens(model: str, messages: Sequence[Message]) -> int:
     """
     if all(isinstance(m.get("content"), str) and len(m) <= 3 for m in messages):
         key = tuple((str(m.get("role")), m["content"], str(m.get("name", ""))) for m in messages)
-        return _count_cached(tokenizer_key(model), model, key)
+        tokenizer = tokenizer_key(model)
+        _COUNT_WITH.setdefault(tokenizer, model)
+        return _count_cached(tokenizer, key)
     return _count(model, messages)
 
 
@@ -148,11 +150,15 @@ def _count(model: str, messages: Sequence[Message]) -> int:
         return int(litellm.token_counter(model=model, messages=[dict(m) for m in messages]))
 
 
+_COUNT_WITH: dict[str, str] = {}
+"""Tokenizer key -> the model counted with (the first seen with that tokenizer: all of them count alike)."""
+
+
 @functools.lru_cache(maxsize=4096)
-def _count_cached(tokenizer: str, model: str, key: tuple[tuple[str, str, str], ...]) -> int:
-    """Cached per tokenizer: ``model`` only says which tokenizer to count with (the first model seen with it)."""
+def _count_cached(tokenizer: str, key: tuple[tuple[str, str, str], ...]) -> int:
+    """The count of plain messages, cached per tokenizer (not per model)."""
     msgs = [{"role": r, "content": c, **({"name": n} if n else {})} for r, c, n in key]
-    return _count(model, msgs)
+    return _count(_COUNT_WITH[tokenizer], msgs)
 
 
 def cost_of(prices: tuple[Decimal, Decimal] | None, input_tokens: int, output_tokens: int) -> Decimal | None:

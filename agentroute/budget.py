@@ -365,8 +365,7 @@ class Ledger:
     def snapshot(self) -> BudgetStatus:
         """Limits, spent, reserved and remaining, each backend read once: what one routing point looks at."""
         totals = [ledger.backend.totals() for ledger in self.chain]
-        spent, reserved = totals[0]
-        spent = spent.copy()
+        spent, reserved = totals[0]  # fresh objects from the backend: ours to set the time on
         spent.seconds = self.elapsed()
         return BudgetStatus(limits=self.limits, spent=spent, remaining=self._remaining(totals), reserved=reserved)
 

@@ -15,7 +15,7 @@ import functools
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import ModuleType
@@ -145,9 +145,39 @@ def rough_tokens(messages: Sequence[Message]) -> int:
 
 def _count(model: str, messages: Sequence[Message]) -> int:
     litellm = ensure_litellm()
+    if getattr(litellm, "disable_token_counter", False):
+        return 0
+    counter = _counter(model)
+    if counter is not None:
+        return counter([dict(m) for m in messages])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return int(litellm.token_counter(model=model, messages=[dict(m) for m in messages]))
+
+
+@functools.lru_cache(maxsize=64)
+def _counter(model: str) -> Callable[[list[dict[str, Any]]], int] | None:
+    """LiteLLM's own message count for ``model``, its encoder chosen once (``token_counter`` chooses it each call).
+
+    ``None`` when this LiteLLM does not expose the parts: ``token_counter`` is used then.
+    """
+    try:
+        from litellm.litellm_core_utils import token_counter as tc
+        from litellm.utils import convert_list_message_to_dict
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params = tc._MessageCountParams(model, None)
+        count_messages, count_extra = tc._count_messages, tc._count_extra
+    except Exception:
+        return None
+
+    def count(messages: list[dict[str, Any]]) -> int:
+        msgs = convert_list_message_to_dict(messages)
+        n = count_messages(params, msgs, False, None)
+        return int(n + count_extra(params.count_function, None, None, any(m.get("role") == "system" for m in msgs)))
+
+    return count
 
 
 _COUNT_WITH: dict[str, str] = {}

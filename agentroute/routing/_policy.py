@@ -48,7 +48,7 @@ class Policy:
 
     @property
     def learns(self) -> bool:
-        """True when the policy wants feedback after its decisions."""
+        """True when the policy wants feedback after its decisions (a ``feedback`` that does nothing is skipped)."""
         return self._feedback is not None
 
     def decide(self, obs: Observation) -> Decision:
@@ -92,9 +92,22 @@ class Policy:
         return f"Policy({self.policy!r})"
 
 
+def _noop(self: Any, *args: Any) -> None:
+    """A method that does nothing."""
+
+
+_NOOP_CODE = _noop.__code__.co_code
+
+
 def _method(obj: Any, name: str) -> Any:
+    """``obj.name`` when it is callable and does something (an inherited no-op is as good as none: not called)."""
     m = getattr(obj, name, None)
-    return m if callable(m) else None
+    if not callable(m):
+        return None
+    code = getattr(getattr(m, "__func__", m), "__code__", None)
+    if code is not None and code.co_code == _NOOP_CODE and name in ("feedback", "bind", "on_task_end"):
+        return None
+    return m
 
 
 __all__ = ["Policy"]

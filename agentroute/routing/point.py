@@ -236,11 +236,10 @@ class Choice:
             raise ConfigError(f"{self.what}: nothing is held to commit", name=self.what,
                               hint="reserve() before running the option")
         self._held = None
-        booked = Spend(
-            usd=None if actual.usd is None else max(actual.usd, ZERO),
-            tokens=max(actual.tokens, 0),
-            steps=max(actual.steps, 0),
-        )
+        booked = actual
+        if (actual.usd is not None and actual.usd < 0) or actual.tokens < 0 or actual.steps < 0:
+            booked = Spend(usd=None if actual.usd is None else max(actual.usd, ZERO), tokens=max(actual.tokens, 0),
+                           steps=max(actual.steps, 0))
         self._router.commit(held, booked)
         self.cost_usd = None if self.cost_usd is None or booked.usd is None else self.cost_usd + booked.usd
         self.tokens += booked.tokens
@@ -421,7 +420,6 @@ class TaskRouter:
                               f"candidates were {list(obs.ids)}", policy=name, chosen=chosen)
         choice = Choice(self, obs, decision, opt, self._count,
                         what=what or f"{obs.kind}:{obs.point}:{decision.chosen}", forced=forced)
-        choice.started = time.monotonic()
         self._count += 1
         self.history.append((obs.point, decision.chosen))
         self._decided[choice.index] = decided_ns if decided_ns is not None else time.time_ns()

@@ -1,6 +1,7 @@
 """The runtime's side of the one loop (issue 12) and its hot path (issue 18): each test reproduces a drift first."""
 
 import uuid
+import warnings
 from decimal import Decimal
 
 import numpy as np
@@ -84,6 +85,18 @@ def test_tokens_are_counted_once_per_tokenizer_and_not_without_a_limit(monkeypat
     model = [d for d in free.decisions if d.kind == "model"]
     assert all(d.reservation == {"usd": None, "tokens": 0, "steps": 0, "seconds": 0.0} for d in model)
     assert free.spent.usd == sum(c.cost_usd for c in free.calls) > 0  # still charged in full
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "gpt-3.5-turbo-0301", "anthropic/claude-3-haiku-20240307",
+                                   "test/unknown"])
+def test_the_cached_encoder_counts_exactly_as_litellm(model):
+    litellm = llm.ensure_litellm()
+    for msgs in ([{"role": "user", "content": "hello there"}],
+                 [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x " * 400, "name": "bo"}]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = litellm.token_counter(model=model, messages=msgs)
+        assert llm._count(model, msgs) == want
 
 
 def test_one_budget_snapshot_per_routing_point():

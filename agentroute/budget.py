@@ -27,50 +27,66 @@ ZERO = Decimal(0)
 DIMENSIONS = ("usd", "tokens", "steps", "seconds")
 
 
-def to_decimal(value: Any, *, name: str) -> Decimal:
-    """Convert a money value to ``Decimal``; floats go through ``str`` so ``0.1`` stays ``0.1``."""
+MAX_NUMBER_CHARS = 100
+"""Longest numeric string a limit or a price may be given as (``"0.05"``); longer text is a :class:`ConfigError`."""
+MAX_MAGNITUDE_DIGITS = 100
+"""Limits and prices are below ``10 ** 100``: a value with more integer digits is a :class:`ConfigError`."""
+
+
+def _parse(value: Any, *, name: str, what: str) -> Decimal:
+    """The finite, non-negative ``Decimal`` of ``value``; anything else (or anything huge) is a :class:`ConfigError`.
+
+    Parsing stays cheap for hostile input: strings are bounded by :data:`MAX_NUMBER_CHARS` before conversion, ints
+    by their bit length (``str()`` of a 5000-digit int raises ``ValueError``), magnitudes by
+    :data:`MAX_MAGNITUDE_DIGITS`.
+    """
+    too_large = ConfigError(f"{name} is too large (10**{MAX_MAGNITUDE_DIGITS} or more)", name=name,
+                            hint="use None for unlimited")
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be {what}, got a bool", name=name)
     if isinstance(value, Decimal):
         d = value
-    elif isinstance(value, bool):
-        raise ConfigError(f"{name} must be a number, got a bool", name=name)
-    elif isinstance(value, int | float | str):
+    elif isinstance(value, int):
+        if value.bit_length() > 3.33 * MAX_MAGNITUDE_DIGITS:
+            raise too_large
+        d = Decimal(value)
+    elif isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise ConfigError(f"{name}={value!r} is not finite", name=name, hint="use None for unlimited")
+        d = Decimal(str(value))
+    elif isinstance(value, str):
+        if len(value) > MAX_NUMBER_CHARS:
+            raise ConfigError(f"{name} is a string of {len(value)} characters, longer than {MAX_NUMBER_CHARS}",
+                              name=name, hint='pass a number such as "0.05"')
         try:
-            d = Decimal(str(value).strip())
+            d = Decimal(value.strip())
         except InvalidOperation:
             raise ConfigError(f"{name}={value!r} is not a number", name=name, hint='pass e.g. "0.05"') from None
     else:
-        raise ConfigError(f"{name} must be a number or a numeric string, got {type(value).__name__}", name=name)
+        raise ConfigError(f"{name} must be {what}, got {type(value).__name__}", name=name)
     if not d.is_finite():
         raise ConfigError(f"{name}={value!r} is not finite", name=name, hint="use None for unlimited")
     if d < 0:
-        raise ConfigError(f"{name}={value!r} is negative", name=name, hint="limits and prices are >= 0")
+        raise ConfigError(f"{name}={d} is negative", name=name, hint="limits and prices are >= 0")
+    if d and d.adjusted() >= MAX_MAGNITUDE_DIGITS:
+        raise too_large
     return d
 
 
+def to_decimal(value: Any, *, name: str) -> Decimal:
+    """Convert a money value to ``Decimal``; floats go through ``str`` so ``0.1`` stays ``0.1``."""
+    return _parse(value, name=name, what="a number or a numeric string")
+
+
 def _to_count(value: Any, *, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise ConfigError(f"{name} must be a whole number, got {type(value).__name__}", name=name)
-    try:
-        f = float(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a number", name=name) from None
-    if math.isnan(f) or math.isinf(f):
-        raise ConfigError(f"{name}={value!r} is not finite", name=name, hint="use None for unlimited")
-    if f < 0 or f != int(f):
+    d = _parse(value, name=name, what="a whole number")
+    if d != d.to_integral_value():
         raise ConfigError(f"{name}={value!r} must be a whole number >= 0", name=name)
-    return int(f)
+    return int(d)  # exact: 10**17 + 1 stays itself (a detour through float would round it)
 
 
 def _to_seconds(value: Any, *, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise ConfigError(f"{name} must be a number of seconds, got {type(value).__name__}", name=name)
-    try:
-        f = float(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a number", name=name) from None
-    if math.isnan(f) or math.isinf(f) or f < 0:
-        raise ConfigError(f"{name}={value!r} must be a finite number >= 0", name=name, hint="None = unlimited")
-    return f
+    return float(_parse(value, name=name, what="a number of seconds"))
 
 
 Number = Decimal | int | float | str

@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "agentroute.cli_train",
     "agentroute.cli_pheromone",
     "agentroute.cli_memory",
+    "agentroute.serve.cli",
 )
 
 

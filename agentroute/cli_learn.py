@@ -1,7 +1,9 @@
-"""Commands for routing tables and table-fitted policies: ``data convert``, ``fit``, ``route`` and ``eval``.
+"""Commands for routing tables and table-fitted policies.
 
+``data convert``, ``fit``, ``route``, ``eval`` and ``policy upgrade``.
 These names, options and output columns are a stable contract. Top-level imports stay light (click only): the
 data stack loads inside each command. Errors a user can fix raise ``click.UsageError`` / ``DataError``.
+``--cost-weight`` (λ) is per USD everywhere: quality given up per dollar of cost.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def convert_cmd(
 
 def _fit_ppo(table: Any, seed: int, cost_weight: float | None, out: str, timesteps: int | None, quiet: bool) -> Any:
     try:
-        from agentroute.policies.learned import fit_ppo_from_table
+        from agentroute.training import fit_ppo_from_table
     except ImportError as e:
         raise click.UsageError(
             f"--policy ppo needs agentroute.policies.learned and the 'learn' extra ({e}); "
@@ -105,7 +107,10 @@ def _fit_ppo(table: Any, seed: int, cost_weight: float | None, out: str, timeste
 @click.option("--out", required=True, type=click.Path(), help="POLICY: a directory, or NAME.json (+ NAME.npz).")
 @click.option("--prices", type=click.Path(exists=True, dir_okay=False), help="PRICES.json for tables without cost.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--cost-weight", type=float, default=None, help="Default λ (cost-scale units) the policy serves with.")
+@click.option("--cost-weight", type=float, default=None,
+              help="Default λ per USD the policy serves with (quality given up per dollar; default: 0.1 per mean "
+                   "cost of the table's priciest option). For ppo: the fixed λ per USD it trains at (default: a "
+                   "range it observes).")
 @click.option("--featurizer", type=click.Choice(["hashing", "embedding"]), default="hashing", show_default=True)
 @click.option("--timesteps", type=int, default=None, help="PPO only: training timesteps.")
 @click.option("--drop-incomplete", is_flag=True, help="Drop queries lacking some option's outcome.")
@@ -130,15 +135,9 @@ def fit_cmd(
         _echo(quiet, f"fitted ppo on {len(table)} queries x {table.n_options} options -> {out}")
         return
     from agentroute.features import make_featurizer
-    from agentroute.policies.predictive import make_router
+    from agentroute.policies import make_router
 
-    kw: dict[str, Any] = {}
-    if name == "thompson":
-        from agentroute.policies.bandit import ThompsonPolicy
-
-        policy: Any = ThompsonPolicy.for_table(seed=seed, cost_weight=cost_weight)
-    else:
-        policy = make_router(name, seed=seed, cost_weight=cost_weight, **kw)
+    policy: Any = make_router(name, seed=seed, cost_weight=cost_weight)
     if featurizer == "embedding" and policy.uses_features:
         policy.featurizer = make_featurizer("embedding")
     policy.fit(table)
@@ -176,7 +175,8 @@ def _queries(path: str) -> tuple[list[str], list[str], list[str | None]]:
 @click.command("route")
 @click.option("--policy", "policy_path", required=True, type=click.Path(exists=True), help="A fitted POLICY.")
 @click.option("--table", "table_path", required=True, type=click.Path(exists=True, dir_okay=False), help="QUERIES.")
-@click.option("--cost-weight", type=float, default=None, help="λ in cost-scale units (default: the policy's own).")
+@click.option("--cost-weight", type=float, default=None,
+              help="λ per USD: quality given up per dollar (default: the policy's own).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="DECISIONS.csv")
 @click.option("--quiet", "-q", is_flag=True)
 def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out: str, quiet: bool) -> None:
@@ -184,7 +184,7 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
     import numpy as np
     import pandas as pd
 
-    from agentroute.policies.predictive import load_policy
+    from agentroute.policies import load_policy
 
     if cost_weight is not None and not cost_weight >= 0:
         raise click.BadParameter(f"{cost_weight} must be >= 0", param_hint="--cost-weight")
@@ -224,7 +224,7 @@ def eval_cmd(
 ) -> None:
     """Sweep every POLICY over λ on TEST; write DIR/metrics.json and DIR/frontier.png."""
     from agentroute.evaluation import evaluate, write_report
-    from agentroute.policies.predictive import load_policy
+    from agentroute.policies import load_policy
 
     paths = list(policies) + list(more)
     if not paths:
@@ -249,12 +249,31 @@ def eval_cmd(
     _echo(quiet, f"wrote {mpath} and {png}")
 
 
+@click.group("policy")
+def policy_group() -> None:
+    """Saved policies: cards (JSON) and arrays (.npz), one format for every family."""
+
+
+@policy_group.command("upgrade")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(), default=None,
+              help="Where to write the upgraded card (default: over PATH's card, arrays beside it).")
+@click.option("--quiet", "-q", is_flag=True)
+def upgrade_cmd(path: str, out: str | None, quiet: bool) -> None:
+    """Rewrite a policy card of an earlier format in the current one (λ converted to per USD)."""
+    from agentroute.policies._card import FORMAT, card_paths, read_card, upgrade_file
+
+    before = str(read_card(card_paths(path)[0]).get("format")) if card_paths(path)[0].exists() else "embedded"
+    written = upgrade_file(path, out)
+    _echo(quiet, f"{path}: {before} -> {FORMAT}; wrote {written}")
+
+
 def register(main: click.Group) -> None:
-    """Add ``data convert``, ``fit``, ``route`` and ``eval`` to the command line."""
+    """Add ``data convert``, ``fit``, ``route``, ``eval`` and ``policy upgrade`` to the command line."""
     existing = main.commands.get("data")
     if isinstance(existing, click.Group):
         existing.add_command(convert_cmd)
     else:
         main.add_command(data_group)
-    for cmd in (fit_cmd, route_cmd, eval_cmd):
+    for cmd in (fit_cmd, route_cmd, eval_cmd, policy_group):
         main.add_command(cmd)

@@ -1,7 +1,8 @@
 """``agentroute memory eval|fit``: measure memory tier policies on graded conversations, and train them.
 
 Only click is imported at module level; the memory stack, numpy, torch and matplotlib load inside the commands, so
-``agentroute --help`` stays fast.
+``agentroute --help`` stays fast. ``--cost-weight`` (λ) is per USD: recall given up per dollar of context and calls
+(80 per USD is the earlier default of 0.2 per 1,000 gpt-4o context tokens).
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ def register(main: click.Group) -> None:
                   help="Folder of LoCoMo *.json (default: $AGENTROUTE_DATA_DIR/locomo).")
     @click.option("--policy", "policy_spec", default="rule", show_default=True,
                   help="all-low | all-mid | all-high | rule | cheapest | strongest | random | path to a policy card.")
-    @click.option("--cost-weight", type=float, default=0.2, show_default=True,
-                  help="lambda of the reported objective quality - lambda * cost (cost in 1k-context-token units).")
+    @click.option("--cost-weight", type=float, default=80.0, show_default=True,
+                  help="λ per USD of the reported objective quality − λ·cost_usd (80 = 0.2 per 1,000 gpt-4o "
+                       "context tokens).")
     @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
                   help="Folder for metrics.json and frontier.png.")
     @click.option("--split", "split_name", type=click.Choice(["test", "train", "all"]), default="test",
@@ -139,7 +141,7 @@ def register(main: click.Group) -> None:
         metrics.update(
             policy=policy_spec, policy_name=getattr(policy, "name", policy_spec), split=split_name,
             conversations=[m.conversation.id for m in memories], cost_weight=cost_weight, mix=mix,
-            objective=q - cost_weight * o["cost_usd"] / unit, cost_unit_usd=unit, budget_usd=budget_usd,
+            objective=q - cost_weight * o["cost_usd"], cost_unit="usd", context_1k_usd=unit, budget_usd=budget_usd,
             answer_model=memories[0].config.answer_model, call_model=memories[0].config.call_model, retrieval=embed,
             token_count="approximate: 4 characters per token", reference=refs,
         )
@@ -163,8 +165,8 @@ def register(main: click.Group) -> None:
     @click.option("--conversations", type=click.Path(file_okay=False), default=None,
                   help="Folder of LoCoMo *.json (default: $AGENTROUTE_DATA_DIR/locomo).")
     @click.option("--policy", "kind", type=click.Choice(FIT_KINDS), default="fitted-q", show_default=True)
-    @click.option("--cost-weight", type=float, default=0.2, show_default=True,
-                  help="lambda: recall given up per 1,000 context tokens' worth of USD.")
+    @click.option("--cost-weight", type=float, default=80.0, show_default=True,
+                  help="λ per USD: recall given up per dollar (80 = 0.2 per 1,000 gpt-4o context tokens).")
     @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
                   help="Policy card to write (.json; weights go beside it as .npz).")
     @click.option("--split", "split_name", type=click.Choice(["train", "all"]), default="train", show_default=True)
@@ -185,7 +187,7 @@ def register(main: click.Group) -> None:
         """Train a memory tier policy on the training conversations and save it (no pickle)."""
         from agentroute.memory.evaluate import gradable
         from agentroute.memory.policies import save_policy
-        from agentroute.memory.train import fit_policy
+        from agentroute.training import fit_memory_policy
 
         if warm_start and kind != "ppo":
             from agentroute.errors import ConfigError
@@ -201,9 +203,10 @@ def register(main: click.Group) -> None:
                 data = collect(memories, progress=bar.update)
             policy: Any = FittedQPolicy.fit(data, cost_weight=cost_weight, mix=mix)
         else:
-            policy = fit_policy(kind, memories, cost_weight=cost_weight, mix=mix, timesteps=timesteps, seed=seed,
+            policy = fit_memory_policy(kind, memories, cost_weight=cost_weight, mix=mix, timesteps=timesteps, seed=seed,
                                 reward=reward, progress=not quiet and sys.stderr.isatty(), warm_start=warm_start)
-        meta = {"retrieval": embed, "mix": mix, "split": split_name, "questions": n,
+        meta = {"retrieval": embed, "mix": mix, "split": split_name, "questions": n, "cost_unit": "usd",
+                "cost_weight": cost_weight,
                 "conversations": [m.conversation.id for m in memories]}
         path = save_policy(policy, out_path, meta=meta)
         how = f" (ridge shrinkage {policy.alpha:g}, chosen by cross-validation)" if getattr(policy, "cv", None) else ""
@@ -216,7 +219,7 @@ def register(main: click.Group) -> None:
                   default=("fitted-q",), show_default=True,
                   help="Policy family to fit per cost weight on the training split (repeatable).")
     @click.option("--cost-weights", default=None,
-                  help="Comma-separated lambdas to sweep (default: 17 values from 0 to 5).")
+                  help="Comma-separated λ per USD to sweep (default: 17 values from 0 to 2000).")
     @click.option("--mix", type=float, default=1.0, show_default=True,
                   help="Weight of evidence vs answer recall in the objective (1: evidence recall only).")
     @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
@@ -243,7 +246,7 @@ def register(main: click.Group) -> None:
                 lams = tuple(float(x) for x in cost_weights.split(",") if x.strip())
             except ValueError:
                 raise ConfigError(f"--cost-weights {cost_weights!r} is not a list of numbers", name="--cost-weights",
-                                  hint="for example --cost-weights 0,0.1,0.3,1") from None
+                                  hint="for example --cost-weights 0,40,120,400") from None
         if not 0.0 <= mix <= 1.0:
             raise ConfigError(f"--mix must be in [0, 1], got {mix}", name="--mix")
         train = _memories(conversations, "train", limit, embed)

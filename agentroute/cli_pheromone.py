@@ -72,19 +72,19 @@ def import_cmd(snapshot: str, db: str | None, namespace: str | None, mode: str, 
     """Restore SNAPSHOT (made by `pheromones export`) into the database."""
     from agentroute.errors import DataError
     from agentroute.policies._pheromone_sql import SQLPheromoneTable, read_snapshot
-    from agentroute.policies._pheromone_store import PheromoneParams, parse_snapshot
+    from agentroute.policies._pheromone_store import parse_snapshot
 
     snap = _load_json(snapshot)
-    parse_snapshot(snap)
-    ns = namespace or str(snap.get("namespace") or "default")
+    parse_snapshot(snap, source=snapshot)
+    ns = namespace or snap.get("namespace") or "default"
+    if not isinstance(ns, str) or len(ns) > 200:
+        raise DataError(f"{snapshot}: 'namespace' must be a name of at most 200 characters", name="namespace")
     try:
         read_snapshot(db, ns)
-        params = None  # the colony exists: keep its update rule, clamp the snapshot into its bounds
+        exists = True  # the colony exists: keep its update rule, clamp the snapshot into its bounds
     except DataError:
-        try:
-            params = PheromoneParams(**snap.get("params", {}))
-        except TypeError as e:
-            raise DataError(f"{snapshot}: bad 'params' in the snapshot: {e}", name="params") from None
+        exists = False
+    params = None if exists else _snapshot_params(snapshot, snap)
     table = SQLPheromoneTable(db, namespace=ns, params=params)
     n = table.restore(snap, mode=mode)
     _echo(quiet, f"{mode}d {n} edges into {ns!r} at {table.url}")
@@ -110,7 +110,7 @@ def show_cmd(db: str | None, namespace: str, from_file: str | None, task_type: s
 
     if from_file:
         snap = _load_json(from_file)
-        parse_snapshot(snap)
+        parse_snapshot(snap, source=from_file)
     else:
         from agentroute.policies._pheromone_sql import read_snapshot
 
@@ -129,13 +129,39 @@ def show_cmd(db: str | None, namespace: str, from_file: str | None, task_type: s
     _echo(quiet, f"wrote {out}")
 
 
+def _snapshot_params(path: str, snap: dict[str, Any]) -> Any:
+    """The update rule a snapshot carries (for a colony that does not exist yet)."""
+    from agentroute.errors import ConfigError, DataError
+    from agentroute.policies._pheromone_store import PheromoneParams
+
+    raw = snap.get("params", {})
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: 'params' must be an object", name="params")
+    try:
+        return PheromoneParams(**raw)
+    except TypeError as e:
+        raise DataError(f"{path}: bad 'params' in the snapshot: {e}", name="params") from None
+    except ConfigError as e:
+        raise DataError(f"{path}: bad 'params' in the snapshot: {e}", name=e.name) from None
+
+
+MAX_SNAPSHOT_BYTES = 512 * 2**20
+"""The largest snapshot file read (a bound on untrusted input)."""
+
+
 def _load_json(path: str) -> Any:
+    """A snapshot file's JSON, read with a size bound; :class:`DataError` for anything else."""
     from agentroute.errors import DataError
 
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not a JSON snapshot: {e}", name=path) from None
+        size = Path(path).stat().st_size
+        if size > MAX_SNAPSHOT_BYTES:
+            raise DataError(f"{path}: {size} bytes, over the {MAX_SNAPSHOT_BYTES}-byte limit of a snapshot", name=path)
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except DataError:
+        raise
+    except (OSError, ValueError, RecursionError) as e:
+        raise DataError(f"{path}: not a JSON snapshot: {str(e)[:200]}", name=path) from None
 
 
 def heat_panels(snap: dict[str, Any], *, task_type: str | None = None, point: str | None = None,
@@ -218,7 +244,7 @@ def _read_table(spec: str) -> Any:
 @click.option("--policy", "policy_name", required=True, metavar="NAME",
               help="pheromone, bandit, random, cheapest, strongest, or the path of a fitted policy.")
 @click.option("--cost-weight", "cost_weight", type=float, default=0.0, show_default=True, metavar="λ",
-              help="λ per USD: reward = quality − λ·cost_usd.")
+              help="λ per USD: reward = quality − λ·cost_usd (quality given up per dollar).")
 @click.option("--order", type=click.Choice(["given", "shuffle"]), default="given", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--drift-at", "drift_at", type=int, default=None, metavar="N",
@@ -236,7 +262,7 @@ def replay_cmd(table_spec: str, policy_name: str, cost_weight: float, order: str
     if cost_weight < 0 or not math.isfinite(cost_weight):
         raise click.BadParameter("must be a finite number >= 0", param_hint="--cost-weight")
     table = _read_table(table_spec)
-    policy = make_policy(policy_name, table, seed=seed, cost_weight=cost_weight)
+    policy = make_policy(policy_name, table, seed=seed, cost_weight=cost_weight)  # λ per USD, as replay takes it
     res = replay(table, policy, cost_weight=cost_weight, order=order, seed=seed, drift_at=drift_at, limit=limit,
                  progress=not quiet and sys.stderr.isatty())
     close = getattr(policy, "close", None)

@@ -136,7 +136,7 @@ def register(main: click.Group) -> None:
                     "use agentroute.envs.scenario.load_scenario(...).make() in Python for the others"
                 )
             from agentroute.envs.query_routing import resolve_table
-            from agentroute.policies._sb3 import fit_query_policy
+            from agentroute.training import fit_query_policy
 
             tbl = resolve_table(table, builtin)
             policy = fit_query_policy(tbl, None, seed=seed, cost_weights=weights, out=out, total_timesteps=timesteps,
@@ -145,7 +145,7 @@ def register(main: click.Group) -> None:
             import gymnasium as gym
 
             import agentroute.envs  # noqa: F401 - registers the ids
-            from agentroute.policies._sb3 import fit_env_policy
+            from agentroute.training import fit_env_policy
 
             if env_id not in gym.registry:
                 known = ", ".join(sorted(k for k in gym.registry if k.startswith("agentroute/")))

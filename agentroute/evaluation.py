@@ -34,7 +34,8 @@ Metrics (all on the evaluated table):
 
 Off-policy estimates from logged decisions (:func:`ips_estimate`, in :mod:`agentroute._offpolicy`): inverse
 propensity scoring, self-normalised IPS and, given a reward model, doubly robust. The hull geometry lives in
-:mod:`agentroute._frontier`. This module imports matplotlib only inside :func:`plot_frontier`.
+:mod:`agentroute.policies._frontier` (hulls, AIQ, break-even λ) and :mod:`agentroute._metrics` (RouteLLM's
+APGR and CPT, the capped hull). This module imports matplotlib only inside :func:`plot_frontier`.
 """
 
 from __future__ import annotations
@@ -47,48 +48,25 @@ from typing import Any
 
 import numpy as np
 
-from agentroute._frontier import aiq, apgr, cap_hull, cost_at_quality, cpt, hull_value, upper_hull
+from agentroute._metrics import apgr, cap_hull, cost_at_quality, cpt
 from agentroute._offpolicy import ips_estimate, ips_from_records
 from agentroute.data.table import RoutingTable
 from agentroute.errors import ConfigError
+from agentroute.policies._frontier import (  # the geometry lives with the routers that select by it
+    DEFAULT_COST_WEIGHTS,
+    aiq,
+    breakeven_weights,
+    hull_value,
+    upper_hull,
+)
+from agentroute.routing import implements
 from agentroute.table_routing import TableRouter, lambda_extra
 
-DEFAULT_COST_WEIGHTS: tuple[float, ...] = (0.0, *np.geomspace(1e-3, 1e3, 61).tolist(), math.inf)
-"""The default λ grid, in units of the cost scale (so it fits every table): 0, 61 log-spaced values from 1e-3 to
-1e3, and ∞ (cheapest predicted). Curves report each point's λ per USD."""
 GENERIC_COST_WEIGHTS: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 20.0, math.inf)
-"""A shorter grid (cost-scale units) for policies evaluated one decision at a time (no batch interface)."""
-BREAKEVEN_POINTS = 400
-"""How many break-even λ (quantiles) :func:`breakeven_weights` adds to the fixed grid."""
+"""A shorter grid (cost-scale units) for policies evaluated one decision at a time (no batch interface).
 
-
-def breakeven_weights(
-    q: np.ndarray, c: np.ndarray, scale: float, *, n: int = BREAKEVEN_POINTS, base: Sequence[float] | None = None
-) -> tuple[float, ...]:
-    """The fixed λ grid plus ``n`` quantiles of the λ at which some query's choice changes.
-
-    For predicted (or, for the oracle, true) quality ``q`` and cost ``c`` ``(n_queries, n_options)``, a query
-    switches between options ``i`` (cheaper) and ``j`` (dearer, better) at ``λ = (q_j − q_i)·scale/(c_j − c_i)``.
-    A fixed log grid (10 per decade) steps over many of those switches and loses operating points, so the hull
-    loses area that the policy really has; sampling the switch points themselves (as RouteLLM sweeps its
-    threshold over the scores' quantiles) traces the frontier the policy can actually reach. Only the given
-    ``q`` / ``c`` are used: a policy's sweep depends on its own predictions, never on the true outcomes.
-    """
-    grid = DEFAULT_COST_WEIGHTS if base is None else tuple(base)
-    q, c = np.asarray(q, dtype=np.float64), np.asarray(c, dtype=np.float64)
-    if q.ndim != 2 or q.shape != c.shape or q.shape[1] < 2 or n <= 0:
-        return tuple(grid)
-    i, j = np.triu_indices(q.shape[1], k=1)
-    dq, dc = q[:, j] - q[:, i], c[:, j] - c[:, i]
-    # orient every pair as (cheaper → dearer); a switch exists only when the dearer one is also better
-    sign = np.where(dc >= 0, 1.0, -1.0)
-    dq, dc = dq * sign, dc * sign
-    ok = (dc > 0) & (dq > 0) & np.isfinite(dq) & np.isfinite(dc)
-    lam = dq[ok] * scale / dc[ok]
-    if lam.size == 0:
-        return tuple(grid)
-    qs = np.unique(np.quantile(lam, np.linspace(0.0, 1.0, n)))
-    return tuple(sorted({*grid, *qs.tolist()}))
+:data:`DEFAULT_COST_WEIGHTS` (:mod:`agentroute.policies._frontier`) is the default grid, also in units of the cost
+scale, so it fits every table; curves report each point's λ per USD."""
 
 
 @dataclass
@@ -209,13 +187,15 @@ def sweep(
     strong = strong_weak(table)[0] if table.n_options == 2 else None
     own = getattr(policy, "cost_scale", None)
     pscale = float(own) if isinstance(own, int | float) and own > 0 else float(table.cost_scale())
-    if hasattr(policy, "predict_outcomes") and not _declines(policy, table):
+    predicted = policy.predict_outcomes(table.texts, table.categories) if implements(policy, "predict_outcomes") \
+        else None
+    if predicted is not None:
         cols = _columns(policy, table)
-        qh, ch = policy.predict_outcomes(table.texts, table.categories)
+        qh, ch = predicted
         qh, ch = np.asarray(qh)[:, cols], np.asarray(ch)[:, cols]
         routes = getattr(policy, "kind", "") not in ("constant", "random")  # its choices depend on the query
         lams = _scaled(cost_weights, pscale) or (breakeven_weights(qh, ch, pscale) if routes else DEFAULT_COST_WEIGHTS)
-        choices = [np.asarray(policy.choose(qh, ch, lam)) for lam in lams]
+        choices = [np.asarray(policy.choose(qh, ch, lam / pscale)) for lam in lams]  # policies take λ per USD
         cur = _from_choices(label, table, lams, pscale, choices, strong)
         if strong is not None and routes:
             weak = 1 - strong
@@ -236,20 +216,13 @@ def sweep(
         x = policy.featurizer.transform(table.texts, table.categories)
         choices = []
         for lam in lams:
-            idx, _ = policy.predict(x, lam)
+            idx, _ = policy.predict(x, lam / pscale)  # policies take λ per USD
             choices.append(np.asarray([inv.get(int(i), -1) for i in idx]))
         return _from_choices(label, table, lams, pscale, choices, strong)
     scale = float(table.cost_scale())
     lams = _scaled(cost_weights, scale) or GENERIC_COST_WEIGHTS
     return _from_choices(label, table, lams, scale, [_decide_all(policy, table, lam / scale) for lam in lams],
                          strong)
-
-
-def _declines(policy: Any, table: RoutingTable) -> bool:
-    """True when a policy has ``predict_outcomes`` but answers ``None`` (the contract's default): route by decide."""
-    if getattr(policy, "options", None) is not None or getattr(policy, "choose", None) is not None:
-        return False
-    return policy.predict_outcomes(table.texts[:1], table.categories[:1]) is None
 
 
 def _from_choices(name: str, table: RoutingTable, lams: Sequence[float], scale: float,

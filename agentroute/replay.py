@@ -221,15 +221,14 @@ def make_policy(name: str, table: RoutingTable, *, seed: int = 0, cost_weight: f
     if name == "pheromone":
         from agentroute.policies.pheromone import PheromonePolicy
 
-        pol = PheromonePolicy(seed=seed, cost_weight=cost_weight * scale, cost_scale=scale, asynchronous=False,
-                              **kw)
+        pol = PheromonePolicy(seed=seed, cost_weight=cost_weight, cost_scale=scale, asynchronous=False, **kw)
         labels = [c for c in table.categories]
         if any(c is not None for c in labels):
             pol.fit_intent(table.texts, labels)
             pol.prime_intent(table.query_ids, table.texts)
         return pol
     if name == "bandit":
-        return _bandit(table, seed=seed, cost_weight=cost_weight * scale)
+        return _bandit(table, seed=seed, cost_weight=cost_weight)
     if name == "random":
         return Random(seed)
     if name == "cheapest":
@@ -238,19 +237,15 @@ def make_policy(name: str, table: RoutingTable, *, seed: int = 0, cost_weight: f
         return Strongest()
     p = Path(name)
     if p.exists() or p.with_suffix(".json").exists():
-        from agentroute.policies.predictive import load_policy
+        from agentroute.policies import load_policy
 
-        loaded = load_policy(p)
-        if cost_weight:
-            own = getattr(loaded, "cost_scale", None)
-            loaded.cost_weight = cost_weight * (float(own) if isinstance(own, int | float) and own > 0 else 1.0)
-        return loaded
+        return load_policy(p, cost_weight=cost_weight)  # policies take λ per USD, as replay does
     raise ConfigError(f"unknown replay policy {name!r}", name=name,
                       hint=f"use one of {', '.join(POLICY_NAMES)} or the path of a fitted policy")
 
 
 def _bandit(table: RoutingTable, *, seed: int, cost_weight: float) -> Any:
-    """A bandit starting empty; ``cost_weight`` in the table's cost-scale units (its own ``cost_scale``)."""
+    """A bandit starting empty; ``cost_weight`` is λ per USD."""
     try:
         from agentroute.policies.bandit import LinUCBPolicy
     except ImportError:
@@ -286,7 +281,10 @@ class MiniLinUCB:
     @classmethod
     def for_table(cls, table: RoutingTable, *, seed: int = 0, cost_weight: float = 0.0, dim: int = 32,
                   alpha: float = 1.0) -> MiniLinUCB:
-        """Featurize the table's texts once (unsupervised) and start with no knowledge of the options."""
+        """Featurize the table's texts once (unsupervised) and start with no knowledge of the options.
+
+        ``cost_weight`` is λ per USD (kept in the table's cost-scale units, the unit this bandit scores in).
+        """
         from agentroute.features import HashingFeaturizer
 
         texts = [str(t) for t in table.texts]
@@ -294,7 +292,8 @@ class MiniLinUCB:
         x = feat.fit(texts).transform(texts).astype(np.float64)
         x = np.hstack([x, np.ones((len(texts), 1))])
         features = {str(q): x[i] for i, q in enumerate(table.query_ids)}
-        return cls(table.options, features, alpha=alpha, cost_weight=cost_weight, cost_scale=table.cost_scale())
+        scale = table.cost_scale()
+        return cls(table.options, features, alpha=alpha, cost_weight=cost_weight * scale, cost_scale=scale)
 
     def decide(self, obs: Observation) -> Any:
         """The candidate with the highest upper confidence bound on its reward."""

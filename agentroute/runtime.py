@@ -76,7 +76,7 @@ class App:
         self.policy = Policy(policy)
         self.provider: Provider = provider if provider is not None else Live()
         self.budget = budget
-        self.hooks: RunHooks | None = HookList(_checked_hooks(hooks)) if hooks else None
+        hook_list: RunHooks | None = HookList(_checked_hooks(hooks)) if hooks else None
         self.on_exhausted = on_exhausted
         self.text_key = text_key
         all_tiers = graph.tiers()
@@ -93,10 +93,11 @@ class App:
         tier_rank = {t.name: i for i, t in enumerate(ranked)}
         sorted_tiers = {a.name: tuple(sorted(a.tiers, key=lambda t: tier_rank[t.name])) for a in graph.agents.values()}
         self.spec = GraphSpec(graph.name, list(graph.agents), [t.name for t in all_tiers],
-                              points={f"route:{s}": list(t) for s, t in graph.routes.items()})
+                              points={f"route:{s}": list(t) for s, t in graph.routes.items()},
+                              models={t.name: t.model for t in all_tiers})
         self.policy.bind(self.spec)
         self.config = RunConfig(
-            graph=graph.name, provider=self.provider, hooks=self.hooks, min_answer_tokens=min_answer_tokens,
+            graph=graph.name, provider=self.provider, hooks=hook_list, min_answer_tokens=min_answer_tokens,
             max_retries=max_retries, retry_backoff=retry_backoff, input_margin=input_margin, contention_wait=10.0,
             capture_content=capture_content, scorer=scorer, prices=prices, tier_rank=tier_rank,
             sorted_tiers=sorted_tiers,
@@ -134,6 +135,17 @@ class App:
     @contention_wait.setter
     def contention_wait(self, value: float) -> None:
         self.config = dataclasses.replace(self.config, contention_wait=value)
+
+    @property
+    def hooks(self) -> RunHooks | None:
+        """Where every run's records go (a :class:`~agentroute.records.HookList` of the hooks given at compile)."""
+        return self.config.hooks
+
+    @hooks.setter
+    def hooks(self, value: RunHooks | None) -> None:
+        if value is not None:
+            _checked_hooks([value])
+        self.config = dataclasses.replace(self.config, hooks=value)
 
     @property
     def prices(self) -> Mapping[str, tuple[Decimal, Decimal] | None]:
@@ -195,7 +207,7 @@ class App:
             ledger = Ledger(Budget())
         elif isinstance(budget, SharedBudget):
             self._check_budget(budget)
-            ledger = Ledger(budget.per_task, parents=[budget.ledger])
+            ledger = Ledger(budget.per_task, parents=budget.ledger.chain)  # a shared budget's own parents too
         elif isinstance(budget, Budget):
             self._check_budget(budget)
             ledger = Ledger(budget)

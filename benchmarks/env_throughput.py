@@ -130,14 +130,16 @@ def ppo_plateau(table: Any, timesteps: int, eval_every: int, seed: int) -> tuple
                                                          "cost_weight_range")[0]})
                 score = 0.0
                 for lam in lams:
-                    ch, _ = pol.predict(xt, lam)
+                    ch, _ = pol.predict(xt, lam / scale)  # λ per cost unit; a policy takes it per USD
                     score += float((test.quality[rows, ch] - lam * test.cost[rows, ch] / scale).mean())
                 curve.append((self.num_timesteps, te - t0 - eval_s[0], score / len(lams)))
                 eval_s[0] += time.perf_counter() - te
             return True
 
     t = time.perf_counter()
-    policy = _sb3.fit_query_policy(train, feat, seed=seed, total_timesteps=timesteps, callbacks=[Eval()])
+    from agentroute.training import fit_query_policy
+
+    policy = fit_query_policy(train, feat, seed=seed, total_timesteps=timesteps, callbacks=[Eval()])
     total = time.perf_counter() - t
     scores = [s for _, _, s in curve]
     first, best = scores[0], max(scores)

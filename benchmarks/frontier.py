@@ -27,7 +27,7 @@ from typing import Any
 from agentroute.data import load_builtin
 from agentroute.evaluation import evaluate, write_report
 from agentroute.features import HashingFeaturizer
-from agentroute.policies.predictive import make_router
+from agentroute.policies import make_router
 
 TABLES = ("routerbench", "llmrouter", "routellm")
 POLICIES = ("prior", "ensemble", "knn", "linear", "mlp", "bandit", "thompson", "cheapest", "strongest", "random")
@@ -67,7 +67,7 @@ def fit_all(train: Any, names: list[str], seed: int, with_ppo: bool) -> tuple[di
         seconds[name] = round(time.perf_counter() - t0, 2)
     if with_ppo:
         try:
-            from agentroute.policies.learned import fit_ppo_from_table
+            from agentroute.training import fit_ppo_from_table
         except ImportError as e:
             print(f"  ppo skipped: {e}", file=sys.stderr)
         else:

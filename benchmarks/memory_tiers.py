@@ -89,7 +89,7 @@ def main() -> None:
     ap.add_argument("--embed", choices=("hashing", "minilm"), default="hashing",
                     help="vectors of the mid and high tiers (minilm needs the embeddings extra)")
     ap.add_argument("--ppo-timesteps", type=int, default=30_000, help="0 skips PPO")
-    ap.add_argument("--ppo-lambdas", default="0.1,0.3")
+    ap.add_argument("--ppo-lambdas", default="40,120", help="λ per USD (40 = 0.1 per 1,000 gpt-4o context tokens)")
     ap.add_argument("--quick", action="store_true",
                     help="skip PPO and every family but fitted-q (evidence only), the one the targets are read from")
     args = ap.parse_args()
@@ -132,7 +132,7 @@ def main() -> None:
     measure("rule (default)", float("nan"), MemoryRulePolicy())
     log("fitted policies measured")
     if args.ppo_timesteps > 0:
-        from agentroute.memory.train import fit_ppo
+        from agentroute.training import fit_memory_ppo as fit_ppo
 
         for lam in (float(x) for x in args.ppo_lambdas.split(",")):
             measure("ppo (budgetmem reward)", lam, fit_ppo(mtr, cost_weight=lam, timesteps=args.ppo_timesteps))

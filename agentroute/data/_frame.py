@@ -7,10 +7,12 @@ is built from a frame.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agentroute.data import table as _table
 from agentroute.data.table import REQUIRED_COLUMNS, _first, estimate_tokens
 from agentroute.errors import DataError
 
@@ -24,20 +26,36 @@ def _rows(mask: Any) -> list[int]:
     return (np.flatnonzero(np.asarray(mask)) + 1).tolist()
 
 
+def _plain(v: Any) -> Any:
+    """Bools as 0/1 and ints past float's range as ±inf (``to_numeric`` raises OverflowError on them)."""
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, int) and v.bit_length() > 1000:
+        return math.inf if v > 0 else -math.inf
+    return v
+
+
 def _numeric(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
     import pandas as pd
 
     raw = df[col]
-    vals = pd.to_numeric(raw.map(lambda v: float(v) if isinstance(v, bool) else v), errors="coerce")
+    vals = pd.to_numeric(raw.map(_plain), errors="coerce")
     bad = vals.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
     if bad.any():
         rows = _rows(bad)
         raise DataError(
             f"{source}: column {col!r} has non-numeric values in rows {_first(rows)}",
             name=col,
-            hint=f"first bad value: {raw[bad].iloc[0]!r}",
+            hint=f"first bad value: {_table.short(repr(raw[bad].iloc[0]))}",
         )
     return np.asarray(vals, dtype=np.float64)
+
+
+def _finite(arr: np.ndarray, col: str, source: str) -> None:
+    inf = np.isinf(arr)
+    if inf.any():
+        raise DataError(f"{source}: column {col!r} is infinite in rows {_first(_rows(inf))}", name=col,
+                        hint="an unknown value is empty (NaN), never infinite")
 
 
 def frame_to_table(cls: type[RoutingTable], df: pd.DataFrame, *, drop_incomplete: bool, source: str) -> RoutingTable:
@@ -75,16 +93,28 @@ def frame_to_table(cls: type[RoutingTable], df: pd.DataFrame, *, drop_incomplete
             hint=f"first bad value: {quality[out][0]!r}; rescale scores to [0, 1]",
         )
     cost = _numeric(df, "cost_usd", source) if "cost_usd" in df.columns else np.full(len(df), np.nan)
+    _finite(cost, "cost_usd", source)
     neg = cost < 0.0
     if neg.any():
         raise DataError(f"{source}: column 'cost_usd' is negative in rows {_first(_rows(neg))}", name="cost_usd")
+    texts = df["text"].astype(object).where(df["text"].notna(), "").astype(str).to_numpy()
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    too_long = lengths > _table.MAX_TEXT_CHARS
+    if too_long.any():
+        raise DataError(
+            f"{source}: column 'text' has more than {_table.MAX_TEXT_CHARS} characters in rows "
+            f"{_first(_rows(too_long))}",
+            name="text",
+            hint="raise agentroute.data.table.MAX_TEXT_CHARS if texts this long are meant",
+        )
     tokens_estimated = "input_tokens" not in df.columns
     if tokens_estimated:
-        itok = np.asarray([float(estimate_tokens(str(t))) for t in df["text"]], dtype=np.float64)
+        itok = np.asarray([float(estimate_tokens(t)) for t in texts], dtype=np.float64)
     else:
         itok = _numeric(df, "input_tokens", source)
     otok = _numeric(df, "output_tokens", source) if "output_tokens" in df.columns else np.full(len(df), np.nan)
     for col, arr in (("input_tokens", itok), ("output_tokens", otok)):
+        _finite(arr, col, source)
         if (arr < 0).any():
             raise DataError(f"{source}: column {col!r} is negative in rows {_first(_rows(arr < 0))}", name=col)
 
@@ -132,7 +162,6 @@ def frame_to_table(cls: type[RoutingTable], df: pd.DataFrame, *, drop_incomplete
 
     first_row = np.full(n, -1, dtype=np.int64)
     first_row[q_codes[::-1]] = np.arange(len(df))[::-1]  # earliest row of each query
-    texts = df["text"].astype(object).where(df["text"].notna(), "").astype(str).to_numpy()
     if "category" in df.columns:
         cats_raw = df["category"].to_numpy(dtype=object)
         cats: list[str | None] = [

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from agentroute.data.table import RoutingTable
+from agentroute.data.table import RoutingTable, check_file_size, short
 from agentroute.errors import DataError
 
 
@@ -55,6 +55,8 @@ class Prices:
         opts: dict[str, Price] = {}
         assumed = 0.0
         for key, val in raw.items():
+            if not isinstance(key, str):
+                raise DataError(f"{source}: option names must be strings, got {type(key).__name__}", name=source)
             if key == "_assumed_output_tokens":
                 assumed = _nonneg(val, source, key)
                 continue
@@ -98,22 +100,25 @@ class Prices:
 def _nonneg(val: Any, source: str, key: str) -> float:
     try:
         f = float(val)
-    except (TypeError, ValueError):
-        raise DataError(f"{source}: {key!r} must be a number, got {val!r}", name=key) from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int no float holds
+        raise DataError(f"{source}: {key!r} must be a number, got {short(val)}", name=key) from None
     if not np.isfinite(f) or f < 0:
-        raise DataError(f"{source}: {key!r} must be a finite non-negative number, got {val!r}", name=key)
+        raise DataError(f"{source}: {key!r} must be a finite non-negative number, got {short(val)}", name=key)
     return f
 
 
 def load_prices(path: str | Path) -> Prices:
     """Read a prices JSON file (see the module docstring)."""
     p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such prices file", name=str(p))
+    check_file_size(p)
     try:
         raw = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{p}: no such prices file", name=str(p)) from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{p}: not valid JSON ({e})", name=str(p)) from None
+    except OSError as e:
+        raise DataError(f"{p}: cannot read it: {e.strerror or e}", name=str(p)) from None
+    except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, an int of too many digits, too deep nesting
+        raise DataError(f"{p}: not valid JSON ({short(e)})", name=str(p)) from None
     return Prices.from_dict(raw, source=str(p))
 
 

@@ -9,6 +9,10 @@ directly.
 This module owns validation: every :class:`~agentroute.errors.DataError` names the file, the column and the
 first offending rows. It must never import pandas at module level (``import agentroute`` stays fast), and
 never guess a cost: an unknown cost is NaN, never 0.
+
+Tables come from outside, so reading one raises nothing but ``DataError``, and sizes are bounded: a file is at most
+:data:`MAX_FILE_BYTES` bytes and a query text at most :data:`MAX_TEXT_CHARS` characters. Both are module constants,
+read when a table is loaded: raise them (``agentroute.data.table.MAX_TEXT_CHARS = ...``) for larger data.
 """
 
 from __future__ import annotations
@@ -31,6 +35,36 @@ OPTIONAL_COLUMNS = ("category", "cost_usd", "input_tokens", "output_tokens")
 SUFFIXES = (".csv", ".jsonl", ".parquet")
 CHARS_PER_TOKEN = 4
 """The documented token estimate when a release has no counts: ``ceil(len(text) / 4)`` tokens."""
+MAX_FILE_BYTES = 1 << 30
+"""Largest table or release file read (1 GiB); larger files are a :class:`DataError` before any parsing."""
+MAX_TEXT_CHARS = 1_000_000
+"""Longest query text, prompt or response accepted, in characters (about 250k tokens, past any context window)."""
+
+
+def short(value: Any, limit: int = 200) -> str:
+    """``str(value)`` cut to ``limit`` characters, for error messages about hostile data."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def check_file_size(path: Path) -> None:
+    """:class:`DataError` when ``path`` is larger than :data:`MAX_FILE_BYTES` (or cannot be looked at)."""
+    try:
+        size = path.stat().st_size
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read it: {getattr(e, 'strerror', None) or e}", name=str(path)) from None
+    if size > MAX_FILE_BYTES:
+        raise DataError(f"{path}: {size} bytes, larger than {MAX_FILE_BYTES} bytes", name=str(path),
+                        hint="raise agentroute.data.table.MAX_FILE_BYTES if the file is meant to be this large")
+
+
+def check_text(text: str, *, where: str, max_chars: int | None = None) -> str:
+    """``text`` itself, or a :class:`DataError` naming ``where`` when it is longer than :data:`MAX_TEXT_CHARS`."""
+    limit = MAX_TEXT_CHARS if max_chars is None else max_chars
+    if len(text) > limit:
+        raise DataError(f"{where}: {len(text)} characters, more than {limit} characters", name=where,
+                        hint="raise agentroute.data.table.MAX_TEXT_CHARS if texts this long are meant")
+    return text
 
 
 def estimate_tokens(text: str) -> int:
@@ -74,13 +108,19 @@ class RoutingTable:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        n, k = len(self.query_ids), len(self.options)
-        if len(self.texts) != n or len(self.categories) != n:
-            raise DataError("RoutingTable: query_ids, texts and categories must have the same length")
-        if len(set(self.options)) != k:
-            raise DataError(f"RoutingTable: duplicate options in {self.options}")
+        try:
+            n, k = len(self.query_ids), len(self.options)
+            if len(self.texts) != n or len(self.categories) != n:
+                raise DataError("RoutingTable: query_ids, texts and categories must have the same length")
+            if len(set(self.options)) != k:
+                raise DataError(f"RoutingTable: duplicate options in {short(self.options)}")
+        except TypeError as e:  # not sized, or unhashable options
+            raise DataError(f"RoutingTable: {e}") from None
         for name in ("quality", "cost", "input_tokens", "output_tokens"):
-            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            try:
+                arr = np.asarray(getattr(self, name), dtype=np.float64)
+            except (TypeError, ValueError, OverflowError) as e:
+                raise DataError(f"RoutingTable.{name} is not a numeric matrix: {short(e)}", name=name) from None
             if arr.shape != (n, k):
                 raise DataError(f"RoutingTable.{name} has shape {arr.shape}, expected ({n}, {k})", name=name)
             setattr(self, name, arr)
@@ -219,6 +259,7 @@ class RoutingTable:
         suf = _suffix(p)
         if not p.exists():
             raise DataError(f"{p}: no such file", name=str(p))
+        check_file_size(p)
         df = read_frame(p, suf)
         return cls.from_frame(df, drop_incomplete=drop_incomplete, source=str(p))
 
@@ -236,14 +277,27 @@ def read_frame(path: Path, suffix: str | None = None) -> pd.DataFrame:
 
     suf = suffix or _suffix(path)
     str_cols = {"query_id": str, "text": str, "option": str, "category": str}
+    check_file_size(path)
     try:
         if suf == ".csv":
-            return pd.read_csv(path, dtype=str_cols, keep_default_na=True)
-        if suf == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=str_cols)
-        return pd.read_parquet(path)
-    except (ValueError, OSError) as e:
-        raise DataError(f"{path}: cannot read it as {suf}: {e}", name=str(path)) from e
+            df = pd.read_csv(path, dtype=str_cols, keep_default_na=True)
+        elif suf == ".jsonl":
+            df = pd.read_json(path, lines=True, dtype=str_cols)
+        else:
+            df = pd.read_parquet(path)
+    except Exception as e:  # pandas, pyarrow and ujson raise many types for a malformed file: all mean "unreadable"
+        raise DataError(f"{path}: cannot read it as {suf}: {type(e).__name__}: {short(e)}", name=str(path)) from e
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{path}: cannot read it as {suf}: not a table of rows", name=str(path))
+    return df
 
 
-__all__ = ["CHARS_PER_TOKEN", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "RoutingTable", "estimate_tokens"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "MAX_FILE_BYTES",
+    "MAX_TEXT_CHARS",
+    "OPTIONAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "RoutingTable",
+    "estimate_tokens",
+]

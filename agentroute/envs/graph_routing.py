@@ -21,7 +21,6 @@ time too.
 
 from __future__ import annotations
 
-import importlib
 import queue
 import threading
 from collections.abc import Mapping, Sequence
@@ -112,20 +111,20 @@ def _load_graph(graph: Any) -> Any:
         from agentroute.examples import support_graph
 
         return support_graph()
-    if isinstance(graph, str):
-        mod, _, attr = graph.partition(":")
-        if not attr:
-            raise ConfigError(f"graph={graph!r}: use 'module:attribute'", name="graph")
-        graph = getattr(importlib.import_module(mod), attr)
+    if isinstance(graph, str):  # checked to be a graph or an annotated factory before anything is called
+        from agentroute.envs.scenario import resolve_graph
+
+        return resolve_graph(graph, where=f"graph={graph[:200]!r}")
     return graph() if callable(graph) and not hasattr(graph, "compile") else graph
 
 
 class GraphRoutingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     """Drive the real runtime over a graph's routing points; see the module docstring.
 
-    ``graph``: an ``AgentGraph``, a ``"module:attr"`` (a graph or a function returning one), default the support
-    example; ``tasks`` (input dicts) or ``table``/``builtin`` (a routing table whose texts become tasks), default the
-    support example's questions; ``provider`` (default :class:`~agentroute.providers.Simulated`, calibrated on the
+    ``graph``: an ``AgentGraph``, a ``"module:attr"`` (a graph, or a function annotated ``-> AgentGraph``, checked
+    before any call: :func:`agentroute.envs.scenario.resolve_graph`), default the support example; ``tasks``
+    (input dicts) or ``table``/``builtin`` (a routing table whose texts become tasks), default the support example's
+    questions; ``provider`` (default :class:`~agentroute.providers.Simulated`, calibrated on the
     table when it offers ``from_table``); ``budget`` per task; ``featurizer``; ``cost_weight`` or
     ``cost_weight_range`` (observed, drawn per episode; λ per USD unless ``cost_unit="scale"``); ``reward``.
     """

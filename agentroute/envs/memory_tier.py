@@ -19,13 +19,13 @@ Rewards (``quality = mix * evidence recall + (1 - mix) * answer recall``):
 * ``"budgetmem"`` — after BudgetMem (Zhang et al., 2026): ``quality + cost_weight * alpha * r_cost`` at the end, with
   ``r_cost = 1 - normalised(sqrt(cost))`` normalised between the 5th and 95th percentiles of a sliding window of
   recent costs, and ``alpha = std(quality) / std(r_cost)`` over the same window (scale alignment), so the cost term
-  can never swamp the task term and the router does not collapse to the cheapest tiers. Here λ weighs a normalised
-  cost reward and has no unit: it means the same whatever the cost unit.
+  can never swamp the task term and the router does not collapse to the cheapest tiers. It is
+  :class:`agentroute.envs.rewards.BudgetMemReward`, the one BudgetMem reward of every environment. Here λ weighs a
+  normalised cost reward and has no unit: it means the same whatever the cost unit.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, SupportsFloat
@@ -35,6 +35,7 @@ import numpy as np
 from gymnasium import spaces
 
 from agentroute.budget import Budget, Ledger
+from agentroute.envs.rewards import BudgetMemReward
 from agentroute.errors import ConfigError, DataError
 from agentroute.memory import MODULE_NAMES, TIERS, Conversation, Memory, MemoryConfig, load_conversations
 from agentroute.memory._bound import memory_point, module_options, observation_extra, settle_module
@@ -103,8 +104,7 @@ class MemoryTierEnv(gym.Env[np.ndarray, np.int64]):
         """The former cost unit: 1,000 context tokens at the answering model's input price."""
         self.unit_usd = 1.0 if cost_unit == "usd" else self.scale_usd
         """USD per unit of cost in rewards: 1 (λ per USD) unless ``cost_unit="scale"``."""
-        self._costs: deque[float] = deque(maxlen=window)
-        self._quals: deque[float] = deque(maxlen=window)
+        self._budgetmem = BudgetMemReward(window=window)
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(N_FEATURES,), dtype=np.float32)
         self.action_space = spaces.Discrete(len(TIERS))
         self._obs: Observation | None = None
@@ -201,29 +201,9 @@ class MemoryTierEnv(gym.Env[np.ndarray, np.int64]):
         )
         if self.reward_mode == "tradeoff":
             return q
-        scaled = np.sqrt(cost / self.scale_usd)  # the window's own unit: r_cost is the same in any unit
-        self._costs.append(scaled)
-        self._quals.append(q)
-        r_cost = self._cost_reward(scaled)
-        alpha = self._alignment()
-        info.update(r_cost=r_cost, alpha=alpha)
-        return q + self.cost_weight * alpha * r_cost
-
-    def _cost_reward(self, sqrt_cost: float) -> float:
-        if len(self._costs) < 2:
-            return 0.5
-        lo, hi = np.percentile(np.asarray(self._costs), [5, 95])
-        if hi <= lo:
-            return 0.5
-        return float(1.0 - np.clip((sqrt_cost - lo) / (hi - lo), 0.0, 1.0))
-
-    def _alignment(self) -> float:
-        if len(self._costs) < 10:
-            return 1.0
-        c = np.asarray(self._costs)
-        lo, hi = np.percentile(c, [5, 95])
-        rc = 1.0 - np.clip((c - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
-        return float(np.clip(np.std(np.asarray(self._quals)) / max(float(np.std(rc)), 1e-3), 0.1, 10.0))
+        r = self._budgetmem(q, cost / self.scale_usd, self.cost_weight)  # normalised: the same in any unit
+        info.update(r_cost=self._budgetmem.last_efficiency, alpha=self._budgetmem.alpha)
+        return r
 
     def _observe(self) -> Observation:
         module = MODULE_NAMES[self._module] if self._module < len(MODULE_NAMES) else MODULE_NAMES[-1]

@@ -16,7 +16,8 @@ priciest option costs on average is worth one whole unit of quality.
   the strongest solves is failed (the degenerate cheap-failure policy). The task's difficulty class
   (:func:`difficulty`) goes to ``info`` only; it is never part of the observation.
 
-This module is numpy-only and holds no environment state beyond the reward's own windows.
+This module is numpy-only and holds no environment state beyond the reward's own windows. It is the one home of
+these rewards: the query, graph and memory-tier environments all score with them.
 """
 
 from __future__ import annotations
@@ -201,6 +202,8 @@ class BudgetMemReward(Reward):
         self._lo = 0.0
         self._hi = 1.0
         self.alpha = 1.0
+        self.last_efficiency = 0.0
+        """``r_cost`` of the last outcome scored (the memory environment reports it in ``info``)."""
 
     def _refresh(self) -> None:
         s = self._sqrt_costs.values
@@ -227,6 +230,7 @@ class BudgetMemReward(Reward):
         eff = 1.0 - self.normalised_cost(cost)
         self._quality.push(quality)
         self._efficiency.push(eff)
+        self.last_efficiency = eff
         return quality + lam * self.alpha * eff
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,9 +1,13 @@
-"""The fixed-length feature vector of a memory routing point, shared by the environment and learned policies.
+"""What memory tier policies read from a question and a routing point: its type, and a fixed-length feature vector.
 
 Training and serving must see the same numbers, so both call :func:`observation_features` on the same
 :class:`~agentroute.routing.Observation` (the environment builds it with
 :func:`agentroute.memory.routing.memory_observation`, the runtime with the same ``extra`` fields). Every entry lies in
 [-1, 1]. The query part is feature hashing of its words (CRC-32, so stable across processes) plus question-type cues.
+
+:func:`question_type` is the one question-type classifier of the memory policies (``temporal``, ``inference``,
+``list``, ``factual``, from the wording); the cues of the feature vector are finer-grained inputs, kept as they are
+because trained weights depend on them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,26 @@ from agentroute.memory._text import terms
 from agentroute.routing import Observation
 
 HASH_DIM = 32
+QUESTION_TYPES = ("temporal", "inference", "list", "factual")
+_TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "temporal",
+        re.compile(
+            r"^\s*when\b|\bhow long\b|\b(what|which) (year|month|date|day)\b|\bhow many (years|months|weeks|days)\b"
+            r"|\bago\b",
+            re.I,
+        ),
+    ),
+    ("inference", re.compile(r"\b(would|could|might|likely|probably|considered|what might|why)\b", re.I)),
+    (
+        "list",
+        re.compile(
+            r"\b(what|which) (are|were|kinds?|types?|activities|things|books|events|ways)\b"
+            r"|\bboth\b|\bin common\b|\bhow many\b|\ball\b",
+            re.I,
+        ),
+    ),
+)
 CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(p, re.I))
     for name, p in (
@@ -58,6 +82,14 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"cost_share_{t}" for t in TIERS),
 )
 N_FEATURES = len(FEATURE_NAMES)
+
+
+def question_type(query: str) -> str:
+    """``temporal``, ``inference``, ``list`` or ``factual``, from the wording of the question (first match)."""
+    for name, pat in _TYPE_PATTERNS:
+        if pat.search(query):
+            return name
+    return "factual"
 
 
 @lru_cache(maxsize=16384)

@@ -5,8 +5,8 @@ Offline, every question can be recalled along all 81 tier paths, so the value of
 would see at each module (the same :func:`~agentroute.memory.features.observation_features` the runtime and the
 environment produce) together with the cost so far and the final quality and cost of each full path.
 :meth:`FittedQPolicy.fit` then regresses, module by module from the last one back, the return of each tier
-(``quality - cost_weight * cost still to pay``, following the fitted policy afterwards) on those features, with one
-ridge regression per module and tier. Serving is a dot product per tier.
+(``quality − λ · USD still to pay``, λ per USD, following the fitted policy afterwards) on those features, with one
+ridge regression per module and tier (:class:`agentroute.policies._ridge.Ridge`). Serving is a dot product per tier.
 
 How far the regressions may move away from the best fixed combination is the ridge shrinkage ``alpha``; by default
 it is chosen by leave-one-conversation-out cross-validation on the training data (:data:`ALPHAS`), scoring each
@@ -29,10 +29,12 @@ from agentroute.memory._pipeline import MODULE_NAMES
 from agentroute.memory._state import TIERS, RecallState
 from agentroute.memory.evaluate import gradable, score
 from agentroute.memory.features import HASH_DIM, N_FEATURES, observation_features
-from agentroute.memory.policies import CARD_FORMAT, _MemoryPolicy, _pick, quality
+from agentroute.memory.policies import MemoryPolicy, _module, _pick, quality
 from agentroute.memory.routing import budget_status, memory_observation
-from agentroute.policies.base import BasePolicy
-from agentroute.routing import Decision, Observation
+from agentroute.policies._card import Arrays, Card, register
+from agentroute.policies._cost import check_cost_weight
+from agentroute.policies._ridge import Ridge
+from agentroute.routing import Decision, Observation, PolicyBase
 
 _T = len(TIERS)
 ALPHAS: tuple[float, ...] = (10.0, 100.0, 1_000.0, 10_000.0)
@@ -103,9 +105,11 @@ def _usd(mem: Memory, state: RecallState) -> float:
     return float(ctx or 0) + float(state.call_cost_usd or 0)
 
 
-class FittedQPolicy(_MemoryPolicy):
-    """Picks the tier with the highest fitted gain in ``quality - cost_weight * cost`` at each module."""
+@register("memory", "fitted-q")
+class FittedQPolicy(MemoryPolicy):
+    """Picks the tier with the highest fitted gain in ``quality − λ·cost_usd`` at each module (λ per USD)."""
 
+    kind = "fitted-q"
     name = "memory-fitted-q"
 
     def __init__(
@@ -115,15 +119,16 @@ class FittedQPolicy(_MemoryPolicy):
         cost_weight: float,
         alpha: float | None = None,
         cv: Mapping[str, float] | None = None,
-        fallback: BasePolicy | None = None,
+        fallback: PolicyBase | None = None,
     ) -> None:
         super().__init__(fallback)
         self.weights = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
         for m in MODULE_NAMES:
             w = self.weights.get(m)
-            if w is None or w.shape != (N_FEATURES + 1, _T):
+            if w is None or w.shape != (N_FEATURES + 1, _T) or not np.isfinite(w).all():
                 raise ConfigError(f"fitted-q weights for {m!r} missing or of the wrong shape", name=m)
-        self.cost_weight = float(cost_weight)
+        self.cost_weight = check_cost_weight(cost_weight, infinite=False)
+        """λ per USD the weights were fitted at (serving reads the weights only)."""
         self.alpha = alpha
         self.cv = dict(cv or {})
 
@@ -150,7 +155,7 @@ class FittedQPolicy(_MemoryPolicy):
             raise ConfigError(f"alpha must be positive, got {alpha}", name="alpha")
         if alpha is None and (not alphas or min(alphas) <= 0):
             raise ConfigError(f"alphas must be positive values, got {tuple(alphas)}", name="alphas")
-        ret = quality(data.evidence, data.answer, mix) - cost_weight * data.cost / data.unit_usd
+        ret = quality(data.evidence, data.answer, mix) - check_cost_weight(cost_weight, infinite=False) * data.cost
         x = _design(data, query_words)
         cv: dict[str, float] = {}
         if alpha is None:
@@ -171,7 +176,7 @@ class FittedQPolicy(_MemoryPolicy):
 
     def values(self, obs: Observation) -> np.ndarray:
         """Fitted gain of each tier over the prior's tier at this routing point."""
-        module = str(obs.extra.get("module", obs.point.rsplit(".", 1)[-1]))
+        module = _module(obs)
         x = np.concatenate([observation_features(obs), [1.0]]).astype(np.float32)
         return np.asarray(x @ self.weights[module], dtype=np.float64)
 
@@ -190,19 +195,24 @@ class FittedQPolicy(_MemoryPolicy):
         x = _design(data, query_words=True)  # every feature, as at serving time
         return [np.argmax(x[m] @ self.weights[mod].astype(np.float64), axis=2) for m, mod in enumerate(MODULE_NAMES)]
 
-    def card(self) -> dict[str, Any]:
-        """What is saved beside the weights."""
-        card: dict[str, Any] = {"format": CARD_FORMAT, "policy": "fitted-q", "cost_weight": self.cost_weight,
-                                "n_features": N_FEATURES}
+    def _fields(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        card: dict[str, Any] = {"cost_unit": "usd", "cost_weight": self.cost_weight, "n_features": N_FEATURES}
         if self.alpha is not None:
             card["alpha"] = self.alpha
         if self.cv:
             card["cv_return_by_alpha"] = self.cv
-        return card
+        return card, dict(self.weights)
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Weights per module."""
-        return dict(self.weights)
+    @classmethod
+    def _from_fields(cls, card: Card, arrays: Arrays, *, cost_weight: float | None = None,
+                     **overrides: Any) -> MemoryPolicy:
+        if card.whole("n_features", N_FEATURES, lo=0) != N_FEATURES:
+            raise card.error("n_features", f"is {card['n_features']}, this build's features are {N_FEATURES}",
+                             hint="refit it: `agentroute memory fit --policy fitted-q`")
+        weights = {m: arrays.get(m, shape=(N_FEATURES + 1, _T)) for m in MODULE_NAMES}
+        cv = card.obj("cv_return_by_alpha", None)
+        return cls(weights, cost_weight=card.num("cost_weight", lo=0.0) if cost_weight is None else cost_weight,
+                   alpha=card.num("alpha", None, lo=0.0), cv={k: cv.num(k) for k in cv} if cv is not None else None)
 
 
 def _design(data: Transitions, query_words: bool) -> list[np.ndarray]:
@@ -230,7 +240,7 @@ def _backward(x: Sequence[np.ndarray], ret: np.ndarray, rows: np.ndarray, alpha:
         xb = x[m][rows].reshape(n_q * n_s, -1)
         v = value.reshape(n_q * n_s, _T)
         gain = v - v[:, [prior[m]]]
-        w = np.linalg.solve(xb.T @ xb + alpha * np.eye(xb.shape[1]), xb.T @ gain)
+        w, _ = Ridge(xb, intercept=False).weights(gain, alpha)  # the bias column is in x: shrunk like the rest
         w[:, prior[m]] = 0.0
         weights[MODULE_NAMES[m]] = w.astype(np.float32)
         greedy = np.argmax(xb @ w, axis=1)

@@ -28,8 +28,10 @@ from agentroute.errors import ConfigError
 from agentroute.memory._memory import Memory
 from agentroute.memory.evaluate import COMBOS, ComboTable, combo_table, run_policy, summarise
 
-LAMBDAS: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.5, 2.0, 5.0)
-"""The cost weights a family is swept over by default (recall given up per 1,000 context tokens' worth of USD)."""
+LAMBDAS: tuple[float, ...] = (0.0, 8.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 160.0, 200.0, 240.0, 280.0, 320.0,
+                               400.0, 600.0, 800.0, 2000.0)
+"""The cost weights (λ per USD) a family is swept over by default: recall given up per USD. The earlier sweep in
+units of 1,000 gpt-4o context tokens ($0.0025), 0 to 5, times 400."""
 FAMILIES: tuple[str, ...] = ("fitted-q", "rule", "ridge", "knn")
 """Policy families :func:`sweep` can fit per lambda."""
 
@@ -167,7 +169,7 @@ class TrainingData:
 
     @property
     def unit_usd(self) -> float:
-        """USD of 1,000 context tokens: the unit lambda is in."""
+        """USD of 1,000 context tokens of the answering model: the unit the predictive baselines learn costs in."""
         return float(self.memories[0].usd(1000) or 1.0)
 
     @property
@@ -188,14 +190,14 @@ class TrainingData:
 
 
 def fit_family(family: str, data: TrainingData, cost_weight: float, *, mix: float = 1.0) -> Any:
-    """One policy of ``family`` fitted on ``data`` at ``cost_weight``."""
+    """One policy of ``family`` fitted on ``data`` at ``cost_weight`` (λ per USD)."""
     from agentroute.memory.fitted import FittedQPolicy
     from agentroute.memory.policies import MemoryRulePolicy, PredictivePolicy
 
     if family == "fitted-q":
         return FittedQPolicy.fit(data.transitions, cost_weight=cost_weight, mix=mix)
     if family == "rule":
-        return MemoryRulePolicy.fit(data.table, cost_weight=cost_weight, unit_usd=data.unit_usd, mix=mix)
+        return MemoryRulePolicy.fit(data.table, cost_weight=cost_weight, mix=mix)
     if family in ("ridge", "knn"):
         return PredictivePolicy.fit(data.table, method=family, cost_weight=cost_weight, unit_usd=data.unit_usd,
                                     mix=mix)

@@ -1,25 +1,29 @@
 """Routing policies: rules, cascades and baselines here; learned, predictive, bandit and pheromone on first use.
 
-Every policy implements :class:`agentroute.routing.RouterPolicy`: ``decide(obs) -> Decision`` and
-``feedback(fb)``. The same object runs in ``app.run``, in the Gymnasium environments, and in replays.
+Every policy implements :class:`agentroute.routing.RouterPolicy` (subclass :class:`~agentroute.routing.PolicyBase`
+for the defaults of every optional capability). The same object runs in ``app.run``, in the Gymnasium environments,
+and in replays. Every family saves the same way, a JSON card plus a ``.npz`` of plain arrays
+(:func:`save_policy`), and loads through one :func:`load_policy`. λ (``cost_weight``) is per USD in every family.
 The numpy-based families load lazily (``agentroute.policies.KNNRouter`` imports its module when first used), so
 ``import agentroute`` stays fast.
 """
 
 from typing import Any
 
+from agentroute.policies._card import load_policy, save_policy
 from agentroute.policies.base import BasePolicy
 from agentroute.policies.baselines import Cheapest, DeclaredDefault, Fixed, Random, Strongest
 from agentroute.policies.cascade import CascadePolicy
 from agentroute.policies.rules import Rule, RulePolicy, When
-from agentroute.routing import GraphSpec
+from agentroute.routing import GraphSpec, PolicyBase
 
 _LAZY = {
     "KNNRouter": "agentroute.policies.predictive",
     "LinearRouter": "agentroute.policies.predictive",
     "MLPRouter": "agentroute.policies.predictive",
-    "load_policy": "agentroute.policies.predictive",
+    "make_router": "agentroute.policies._factory",
     "PriorRouter": "agentroute.policies.prior",
+    "EnsembleRouter": "agentroute.policies.ensemble",
     "LinUCBPolicy": "agentroute.policies.bandit",
     "ThompsonPolicy": "agentroute.policies.bandit",
     "LearnedPolicy": "agentroute.policies.learned",
@@ -44,6 +48,7 @@ __all__ = [
     "CascadePolicy",
     "Cheapest",
     "DeclaredDefault",
+    "EnsembleRouter",
     "Fixed",
     "GraphSpec",
     "KNNRouter",
@@ -52,6 +57,7 @@ __all__ = [
     "LinearRouter",
     "MLPRouter",
     "PheromonePolicy",
+    "PolicyBase",
     "PriorRouter",
     "Random",
     "Rule",
@@ -61,4 +67,6 @@ __all__ = [
     "When",
     "load_learned",
     "load_policy",
+    "make_router",
+    "save_policy",
 ]

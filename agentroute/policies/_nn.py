@@ -1,11 +1,15 @@
-"""A small multi-output MLP in numpy: ReLU hidden layer, sigmoid outputs, cross-entropy, Adam, early stopping.
+"""The one MLP forward pass of every policy, and a small multi-output MLP fitted in numpy.
 
-Used by the MLP router to predict every option's quality at once. numpy only (no torch at fit or serving time),
-seeded, and small enough to train on a few thousand queries in seconds.
+:func:`forward` serves every network a policy holds: the MLP router's quality model, the exported actor of a learned
+policy (PPO, MaskablePPO) and the memory tier MLP. Layers are ``(W (in, out), b (out,))`` pairs; hidden layers take
+an activation (``tanh``, ``relu`` or ``identity``), the last layer is linear. :func:`fit_mlp` trains the MLP router
+(ReLU hidden layer, sigmoid outputs, cross-entropy, Adam, early stopping). numpy only (no torch at fit or serving
+time), seeded, and small enough to train on a few thousand queries in seconds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,14 +20,59 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def mlp_forward(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
-    """Sigmoid outputs of the network for inputs ``x`` ``(n, d)``."""
-    h = x.astype(np.float32)
+ACTIVATIONS = ("tanh", "relu", "identity")
+Layers = Sequence[tuple[np.ndarray, np.ndarray]]
+
+
+def _act(h: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "tanh":
+        np.tanh(h, out=h)
+    elif activation == "relu":
+        np.maximum(h, 0.0, out=h)
+    return h
+
+
+def forward(layers: Layers, x: np.ndarray, *, activation: str = "tanh", bufs: Sequence[np.ndarray] | None = None
+            ) -> np.ndarray:
+    """The network's outputs (logits) for ``x`` ``(d,)`` or ``(n, d)``; float32 arithmetic.
+
+    ``bufs`` (one float32 array per layer, shaped like its output) makes a one-row pass allocation-free: the
+    serving hot path of a learned policy. The result is then the last buffer (copy it to keep it).
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}")
+    last = len(layers) - 1
+    if bufs is not None:
+        h = x
+        for i, ((w, b), buf) in enumerate(zip(layers, bufs, strict=True)):
+            np.matmul(h, w, out=buf)
+            buf += b
+            if i < last:
+                _act(buf, activation)
+            h = buf
+        return h
+    h = np.asarray(x, dtype=np.float32)
     for i, (w, b) in enumerate(layers):
         h = h @ w + b
-        if i < len(layers) - 1:
-            h = np.maximum(h, 0.0)
-    return _sigmoid(h.astype(np.float64))
+        if i < last:
+            h = _act(h, activation)
+    return h
+
+
+def check_layers(layers: Layers) -> None:
+    """Raise ``ValueError`` unless ``layers`` chain: each ``W`` is 2-D, matches its bias and the previous output."""
+    if not layers:
+        raise ValueError("a network needs at least one layer")
+    for i, (w, b) in enumerate(layers):
+        if w.ndim != 2 or b.ndim != 1 or w.shape[1] != b.shape[0]:
+            raise ValueError(f"layer {i}: W {w.shape} does not match b {b.shape}")
+        if i and w.shape[0] != layers[i - 1][0].shape[1]:
+            raise ValueError(f"layer {i} expects {w.shape[0]} inputs, gets {layers[i - 1][0].shape[1]}")
+
+
+def mlp_forward(layers: Layers, x: np.ndarray) -> np.ndarray:
+    """Sigmoid outputs of the MLP router's network for inputs ``x`` ``(n, d)``."""
+    return _sigmoid(forward(layers, x, activation="relu").astype(np.float64))
 
 
 def _bce(p: np.ndarray, y: np.ndarray) -> float:
@@ -117,4 +166,4 @@ def fit_mlp(
     return best, info
 
 
-__all__ = ["fit_mlp", "mlp_forward"]
+__all__ = ["ACTIVATIONS", "check_layers", "fit_mlp", "forward", "mlp_forward"]

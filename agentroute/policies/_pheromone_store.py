@@ -36,12 +36,22 @@ transition from the previous decision of the same task."""
 
 EXPORT_FORMAT = "agentroute.pheromones"
 EXPORT_VERSION = 1
+MAX_EDGES = 5_000_000
+"""The most edges a snapshot may hold (a bound on untrusted input, far above a real colony)."""
+MAX_KEY_CHARS = 1_000
+"""The longest task type, point, previous choice or option name a snapshot may hold."""
+MAX_COUNT = 2**53
+"""The largest update or reset count read from a snapshot (exact as a float, fits every database's integer)."""
+MAX_VISITS = 1e15
 
 
 def _check_unit(name: str, value: float, *, lo: float, hi: float, open_lo: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"pheromone {name} must be a number, got {type(value).__name__}", name=name)
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        raise ConfigError(f"pheromone {name} is too large", name=name) from None
     bad = math.isnan(v) or v > hi or (v <= lo if open_lo else v < lo)
     if bad:
         bound = f"({lo}, {hi}]" if open_lo else f"[{lo}, {hi}]"
@@ -349,36 +359,70 @@ class PheromoneTable:
                 self._set(k, e)
 
 
-def parse_snapshot(snapshot: Mapping[str, Any]) -> dict[EdgeKey, EdgeState]:
-    """Validate an exported snapshot and return its edges; :class:`DataError` says what is wrong."""
+def parse_snapshot(snapshot: Mapping[str, Any], *, source: str = "pheromone snapshot") -> dict[EdgeKey, EdgeState]:
+    """Validate an exported snapshot and return its edges.
+
+    Untrusted input: anything wrong raises :class:`DataError` naming ``source`` and the field (at most
+    :data:`MAX_EDGES` edges, names of at most :data:`MAX_KEY_CHARS` characters, finite levels in ``(0, 1e6]``,
+    visits in ``[0, 1e15]``, counts in ``[0, 2**53]``).
+    """
     if not isinstance(snapshot, Mapping) or snapshot.get("format") != EXPORT_FORMAT:
         raise DataError(
-            "not a pheromone snapshot (its 'format' is not 'agentroute.pheromones')",
+            f"{source}: not a pheromone snapshot (its 'format' is not 'agentroute.pheromones')",
             name="format",
             hint="make one with `agentroute pheromones export`",
         )
     if snapshot.get("version") != EXPORT_VERSION:
         raise DataError(
-            f"pheromone snapshot version {snapshot.get('version')!r} is not supported (this build reads "
-            f"{EXPORT_VERSION})",
+            f"{source}: pheromone snapshot version {str(snapshot.get('version'))[:40]!r} is not supported (this "
+            f"build reads {EXPORT_VERSION})",
             name="version",
         )
     out: dict[EdgeKey, EdgeState] = {}
     edges = snapshot.get("edges")
     if not isinstance(edges, list):
-        raise DataError("pheromone snapshot has no 'edges' list", name="edges")
+        raise DataError(f"{source}: pheromone snapshot has no 'edges' list", name="edges")
+    if len(edges) > MAX_EDGES:
+        raise DataError(f"{source}: {len(edges)} edges, over the limit of {MAX_EDGES}", name="edges")
     for i, r in enumerate(edges):
-        try:
-            key = (str(r["task_type"]), str(r["point"]), str(r.get("prev", "")), str(r["option"]))
-            tau, visits = float(r["tau"]), float(r.get("visits", 0.0))
-            updates, resets = int(r.get("updates", 0)), int(r.get("resets", 0))
-            fast = float(r.get("fast", tau))
-        except (KeyError, TypeError, ValueError) as e:
-            raise DataError(f"pheromone snapshot edge #{i} is malformed: {e!r}", name="edges") from None
-        if not (math.isfinite(tau) and tau > 0 and math.isfinite(visits) and visits >= 0):
-            raise DataError(f"pheromone snapshot edge #{i} has tau={tau} visits={visits}", name="edges")
-        out[key] = EdgeState(tau, visits, updates, fast=fast if math.isfinite(fast) else tau, resets=resets)
+        where = f"edges[{i}]"
+        if not isinstance(r, Mapping):
+            raise DataError(f"{source}: {where} is not an object", name=where)
+        key = tuple(_name(r, f, source, where, required=f != "prev") for f in ("task_type", "point", "prev", "option"))
+        tau = _number(r, "tau", source, where, None, lo=0.0, hi=1e6, open_lo=True)
+        visits = _number(r, "visits", source, where, 0.0, lo=0.0, hi=MAX_VISITS)
+        updates = int(_number(r, "updates", source, where, 0, lo=0.0, hi=MAX_COUNT, whole=True))
+        resets = int(_number(r, "resets", source, where, 0, lo=0.0, hi=MAX_COUNT, whole=True))
+        fast = _number(r, "fast", source, where, tau, lo=0.0, hi=1e6, open_lo=True)
+        out[(key[0], key[1], key[2], key[3])] = EdgeState(tau, visits, updates, fast=fast, resets=resets)
     return out
+
+
+def _name(r: Mapping[str, Any], field: str, source: str, where: str, *, required: bool) -> str:
+    v = r.get(field, None if required else "")
+    if not isinstance(v, str) or (required and not v) or len(v) > MAX_KEY_CHARS:
+        raise DataError(f"{source}: {where}.{field} must be a non-empty name of at most {MAX_KEY_CHARS} characters"
+                        if required else f"{source}: {where}.{field} must be a name of at most {MAX_KEY_CHARS} "
+                        "characters", name=f"{where}.{field}")
+    return v
+
+
+def _number(r: Mapping[str, Any], field: str, source: str, where: str, default: Any, *, lo: float, hi: float,
+            open_lo: bool = False, whole: bool = False) -> float:
+    v = r.get(field, default)
+    ok = not isinstance(v, bool) and isinstance(v, int | float)
+    if ok:
+        try:
+            f = float(v)
+        except OverflowError:
+            ok = False
+        else:
+            ok = math.isfinite(f) and (f > lo if open_lo else f >= lo) and f <= hi and (not whole or f.is_integer())
+    if not ok:
+        kind = "a whole number" if whole else "a number"
+        raise DataError(f"{source}: {where}.{field} must be {kind} in {'(' if open_lo else '['}{lo:g}, {hi:g}], "
+                        f"not {str(v)[:40]}", name=f"{where}.{field}")
+    return f
 
 
 def merge_rows(

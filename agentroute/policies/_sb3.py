@@ -1,8 +1,10 @@
-"""Training with stable-baselines3 (PPO, MaskablePPO) and export of the actor to a :class:`LearnedPolicy`.
+"""stable-baselines3 (PPO, MaskablePPO): models, warm starts and the export of the actor to a :class:`LearnedPolicy`.
 
-This is the only module that imports torch and stable-baselines3, and only inside its functions; nothing imports it
-at serving time. Export reads the actor's linear layers (``mlp_extractor.policy_net`` then ``action_net``) into
-float32 arrays and checks, on sample observations, that the numpy network reproduces torch's logits.
+The policies' only module that imports torch and stable-baselines3, and only inside its functions; nothing imports
+it at serving time, and it never imports the environments (the training loops that drive them live in
+:mod:`agentroute.training`). Export reads the actor's linear layers (``mlp_extractor.policy_net`` then
+``action_net``) into float32 arrays and checks, on sample observations, that the numpy network reproduces torch's
+logits.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import contextlib
 import datetime as _dt
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -201,7 +202,7 @@ def warm_start_targets(router: Any, table: Any) -> tuple[np.ndarray, np.ndarray]
     categories) -> (quality, usd)``), or its ``agentroute fit`` name (``linear``, ``mlp``, ``knn``), fitted here.
     """
     if isinstance(router, str):
-        from agentroute.policies.predictive import make_router
+        from agentroute.policies._factory import make_router
 
         router = make_router(router).fit(table)
     if not hasattr(router, "predict_outcomes"):
@@ -277,186 +278,16 @@ def behaviour_clone(
     return acc
 
 
-def query_metrics(policy: LearnedPolicy, env: Any, lambdas: Sequence[float]) -> dict[str, Any]:
-    """Mean quality and USD cost of ``policy`` on every query of ``env``'s table at each λ, and of each option."""
-    x = env._x[:, : env.feature_dim]
-    q, c = env.table.quality, env.table.cost
-    rows = np.arange(len(env.table))
-    sweep = []
-    for lam in lambdas:
-        choice, _ = policy.predict(x, lam)
-        sweep.append(
-            {
-                "cost_weight": float(lam),
-                "quality": float(q[rows, choice].mean()),
-                "cost_usd": float(c[rows, choice].mean()),
-                "share": {o: float(np.mean(choice == j)) for j, o in enumerate(env.options)},
-            }
-        )
-    single = {
-        o: {"quality": float(q[:, j].mean()), "cost_usd": float(c[:, j].mean())} for j, o in enumerate(env.options)
-    }
-    return {"split": "train", "queries": len(rows), "sweep": sweep, "options": single}
-
-
-def fit_query_policy(
-    table: Any,
-    featurizer: Any = None,
-    *,
-    seed: int = 0,
-    cost_weights: float | Sequence[float] | str | None = "auto",
-    out: str | Path | None = None,
-    total_timesteps: int = 100_000,
-    algo: str = "ppo",
-    reward: str = "tradeoff",
-    n_envs: int = 8,
-    net_arch: Sequence[int] = (64, 64),
-    progress: bool | None = False,
-    callbacks: Sequence[Any] = (),
-    sampling: str = "square",
-    baseline: str = "none",
-    warm_start: Any = None,
-) -> LearnedPolicy:
-    """See :func:`agentroute.policies.learned.fit_ppo_from_table`."""
-    from agentroute.envs.query_routing import QueryRoutingEnv, resolve_table, table_features
-
-    tbl = resolve_table(table, None)
-    features, featurizer = table_features(tbl, featurizer)
-    if cost_weights == "auto":
-        from agentroute.envs.rewards import auto_cost_weight_range
-
-        cost_weights = auto_cost_weight_range(tbl.quality, tbl.cost)
-    env_kw: dict[str, Any] = {"features": features, "featurizer": featurizer, "reward": reward, "cost_unit": "scale"}
-    if reward == "tradeoff" and baseline != "none":
-        env_kw["baseline"] = baseline
-    if cost_weights is None or isinstance(cost_weights, int | float):
-        env_kw["cost_weight"] = 0.1 if cost_weights is None else float(cost_weights)
-    else:
-        env_kw["cost_weight_range"] = tuple(float(v) for v in cost_weights)
-        env_kw["cost_weight_sampling"] = sampling
-    vec = make_vec([lambda: QueryRoutingEnv(tbl, **env_kw)] * n_envs, seed=seed)
-    cbs = list(callbacks)
-    if progress is not False:
-        cbs.append(progress_callback(total_timesteps, enabled=progress))
-    probe = vec.envs[0]
-    hyper = dict(QUERY_PPO)
-    warm: dict[str, Any] | None = None
-    if warm_start is not None:
-        qh, ch = warm_start_targets(warm_start, tbl)
-        model = train_model(vec, algo=algo, total_timesteps=total_timesteps, seed=seed, net_arch=net_arch,
-                            hyper=hyper, learn=False)
-        acc = behaviour_clone(model, probe._x[:, : probe.feature_dim], qh, ch,
-                              cost_weight_range=probe.cost_weight_range,
-                              observe_cost_weight=probe.observe_cost_weight, seed=seed)
-        warm = {"from": warm_start if isinstance(warm_start, str) else getattr(warm_start, "name", "router"),
-                "imitation_accuracy": acc}
-        model.learning_rate = WARM_LR  # fine-tune gently: the imitation is already a good policy
-        model.lr_schedule = lambda _: WARM_LR
-        if total_timesteps > 0:
-            with one_thread():
-                model.learn(total_timesteps=total_timesteps, callback=cbs or None)
-    else:
-        model = train_model(
-            vec, algo=algo, total_timesteps=total_timesteps, seed=seed, net_arch=net_arch, hyper=hyper, callbacks=cbs
-        )
-    card = {
-        **probe.describe(),
-        "algo": algo,
-        "seed": seed,
-        "total_timesteps": int(total_timesteps),
-        "hyperparameters": {**QUERY_PPO, "n_envs": n_envs, "net_arch": list(net_arch)},
-        "warm_start": warm,
-        "obs": {"kind": "query"},
-        "featurizer": featurizer.to_dict(),
-    }
-    sample = probe._x[: min(64, len(tbl))].copy()
-    if probe.observe_cost_weight:
-        lo, hi = probe.cost_weight_range
-        sample[:, -1] = np.linspace(float(lo), float(hi), num=len(sample))
-    policy = export_model(model, card, check=sample)
-    lo, hi = probe.cost_weight_range
-    policy.card["metrics"] = query_metrics(policy, probe, sorted({lo, (lo + hi) / 2, hi}))
-    vec.close()
-    if out is not None:
-        policy.save(out)
-    return policy
-
-
 __all__ = [
     "ALGOS",
     "GRAPH_PPO",
     "QUERY_PPO",
+    "WARM_LR",
+    "behaviour_clone",
     "export_model",
-    "fit_env_policy",
-    "fit_query_policy",
     "make_vec",
+    "one_thread",
     "progress_callback",
-    "query_metrics",
     "train_model",
+    "warm_start_targets",
 ]
-
-
-def _const(env: Any) -> Callable[[], Any]:
-    return lambda: env
-
-
-def fit_env_policy(
-    env_id: str,
-    *,
-    env_kwargs: dict[str, Any] | None = None,
-    algo: str = "ppo",
-    total_timesteps: int = 10_000,
-    seed: int = 0,
-    out: str | Path | None = None,
-    n_envs: int = 1,
-    net_arch: Sequence[int] = (64, 64),
-    progress: bool | None = False,
-    callbacks: Sequence[Any] = (),
-) -> LearnedPolicy:
-    """Train on any registered agentroute environment (``gym.make(env_id, **env_kwargs)``) and export the actor.
-
-    The card's ``obs`` says how a served policy rebuilds observations: ``graph`` for GraphRouting (the env's
-    :class:`~agentroute.envs.graph_obs.GraphObsSpec`), ``raw`` otherwise (the network is exported, and serves
-    through :meth:`LearnedPolicy.logits` on observations you build).
-    """
-    import gymnasium as gym
-
-    import agentroute.envs  # noqa: F401 - registers the ids
-
-    kw = dict(env_kwargs or {})
-    envs = [gym.make(env_id, **kw) for _ in range(max(1, n_envs))]
-    vec = make_vec([_const(e) for e in envs], seed=seed)
-    cbs = list(callbacks)
-    if progress is not False:
-        cbs.append(progress_callback(total_timesteps, enabled=progress))
-    try:
-        model = train_model(
-            vec, algo=algo, total_timesteps=total_timesteps, seed=seed, net_arch=net_arch, hyper=GRAPH_PPO,
-            callbacks=cbs,
-        )
-        probe = envs[0].unwrapped
-        describe = getattr(probe, "describe", None)
-        card: dict[str, Any] = dict(describe()) if callable(describe) else {"env": env_id}
-        card.update(algo=algo, seed=seed, total_timesteps=int(total_timesteps),
-                    hyperparameters={**GRAPH_PPO, "n_envs": n_envs, "net_arch": list(net_arch)})
-        obs_spec = getattr(probe, "obs_spec", None)
-        if obs_spec is not None:
-            card["obs"] = {"kind": "graph", "spec": obs_spec.to_dict()}
-        else:
-            card["obs"] = {"kind": "raw"}
-            card.setdefault("options", [str(i) for i in range(int(getattr(probe.action_space, "n", 0)))])
-        featurizer = getattr(probe, "featurizer", None)
-        if featurizer is not None and hasattr(featurizer, "to_dict"):
-            card["featurizer"] = featurizer.to_dict()
-        sample, _ = probe.reset(seed=seed)
-        batch: Any = (
-            {k: np.asarray(v)[None] for k, v in sample.items()}
-            if isinstance(sample, dict)
-            else np.asarray(sample)[None]
-        )
-        policy = export_model(model, card, check=batch)
-    finally:
-        vec.close()
-    if out is not None:
-        policy.save(out)
-    return policy

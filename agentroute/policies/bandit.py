@@ -2,30 +2,33 @@
 
 :class:`LinUCBPolicy` (disjoint LinUCB) and :class:`ThompsonPolicy` (linear Thompson sampling) keep, per option, a
 ridge model of quality and one of cost on the query features (plus a bias): ``A = ridge·I + Σ x xᵀ`` (kept as its
-inverse, updated by Sherman–Morrison), ``b_q = Σ quality·x`` and ``b_c = Σ (cost/cost_scale)·x``. A decision takes
-``argmax θ_q·x − λ·θ_c·x + α·√(xᵀA⁻¹x)`` (LinUCB) or samples ``θ_q ~ N(θ_q, α²A⁻¹)`` (Thompson). Because quality and
-cost are learned apart, λ can change per decision (``obs.extra["cost_weight"]``).
+inverse, updated by Sherman–Morrison), ``b_q = Σ quality·x`` and ``b_c = Σ (cost/cost_scale)·x`` (costs are learned
+in cost units of ``cost_scale`` USD). A decision takes ``argmax θ_q·x − λ·cost_scale·θ_c·x + α·√(xᵀA⁻¹x)`` (LinUCB)
+or samples ``θ_q ~ N(θ_q, α²A⁻¹)`` (Thompson), λ per USD. Because quality and cost are learned apart, λ can change
+per decision (``obs.extra["cost_weight"]``, per USD).
 
 Learning: ``feedback(fb)`` uses ``fb.quality`` and ``fb.cost_usd`` of the chosen option (a step without a quality
 teaches nothing); ``update(x_features, option, reward, cost=None)`` is the same for callers that hold features
 (a scalar ``reward`` already net of cost works too: leave ``cost`` out). ``fit(table)`` warm-starts by replaying the
 table *with bandit feedback* (only the chosen option's outcome is revealed), λ drawn per step log-uniformly from
-``cost_weight_range`` so the models serve the whole price range; ``LinUCBPolicy.empty(options, featurizer)`` (or
-``ThompsonPolicy.empty``) instead starts with no knowledge, for purely online use. Features should be short
-(≤ 512): the default is hashed n-grams projected to 48 dimensions.
+``cost_weight_range`` (per cost unit of the table, not per USD) so the models serve the whole price range;
+``LinUCBPolicy.empty(options, featurizer)`` (or ``ThompsonPolicy.empty``) instead starts with no knowledge, for
+purely online use. Features should be short (≤ 512): the default is hashed n-grams projected to 48 dimensions.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
 from agentroute.errors import ConfigError
 from agentroute.features import Featurizer, HashingFeaturizer
-from agentroute.policies.predictive import TableRouter
+from agentroute.policies._card import Arrays, Card, np_rng_from, np_rng_state
+from agentroute.policies._cost import decision_cost_weight
+from agentroute.policies._table import CostModel, TableRouter
 from agentroute.routing import Decision, Feedback, Observation, one_hot
 
 if TYPE_CHECKING:
@@ -42,6 +45,7 @@ class LinUCBPolicy(TableRouter):
     USD unit costs are divided by (``fit`` takes the table's).
     """
 
+    family = "bandit"
     kind = "linucb"
 
     def __init__(
@@ -234,11 +238,10 @@ class LinUCBPolicy(TableRouter):
         """Explore-or-exploit among the candidates it knows (its fitted options)."""
         self._check()
         known = [(c, j) for c in obs.candidates if (j := self._match(c)) is not None]
-        if not known:
-            c0 = min(obs.candidates, key=lambda c: c.rank)
-            return Decision(c0.id, one_hot(obs, c0.id), reason=f"{self.kind}: no candidate is a known option")
-        lam = obs.extra.get("cost_weight", self.cost_weight)
-        lam = self.cost_weight if lam is None else float(lam)
+        if not known or obs.kind != "model":
+            return self._defer(obs, "no candidate is a fitted option")
+        lam_usd = decision_cost_weight(obs, self.cost_weight)
+        lam = lam_usd * self.cost_scale  # the heads learn costs in cost units
         assert self.featurizer is not None
         x = self._x(self.featurizer.transform([obs.task.text], [obs.task.category])[0])
         self._last = (id(obs), x)
@@ -254,7 +257,7 @@ class LinUCBPolicy(TableRouter):
         return Decision(
             chosen,
             probs,
-            reason=f"{self.kind} at λ={lam:g}: {chosen} (E[q]={q[cols[pick]]:.2f}, ±{width[cols[pick]]:.2f})",
+            reason=f"{self.kind} at λ={lam_usd:g}/USD: {chosen} (E[q]={q[cols[pick]]:.2f}, ±{width[cols[pick]]:.2f})",
             scores={cand.id: float(s) for (cand, _), s in zip(known, scores, strict=True)},
             explored=pick != greedy,
             evidence={"n_updates": {o: int(v) for o, v in zip(self.options, self.counts, strict=True)}},
@@ -289,15 +292,12 @@ class LinUCBPolicy(TableRouter):
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path: Any) -> Any:
-        """Write card and arrays (see :meth:`TableRouter.save`)."""
-        if self.cost_model is None:  # learned online only: no table cost model to save
-            from agentroute.policies.predictive import CostModel
-
+    def to_card(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Card and arrays; a bandit that learned online only saves a zero cost model (it is not used)."""
+        self._check()
+        if self.cost_model is None:
             self.cost_model = CostModel(np.zeros((len(self.options), 2)))
-            self.card = {**self.card, "format": "agentroute.router/1", "kind": self.kind, "options": self.options}
-            self.card.setdefault("cost_scale", self.cost_scale)
-        return super().save(path)
+        return super().to_card()
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -306,20 +306,27 @@ class LinUCBPolicy(TableRouter):
             "cost_scale": self.cost_scale,
             "cost_weight_range": list(self.cost_weight_range),
             "use_cost_model": self.use_cost_model,
+            "rng": np_rng_state(self._rng),
         }
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"a_inv": self.a_inv, "b_q": self.b_q, "b_c": self.b_c, "counts": self.counts}
 
-    def _restore(self, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
-        self.alpha, self.ridge = float(params["alpha"]), float(params["ridge"])
-        self.cost_scale = float(params["cost_scale"])
-        lo, hi = params["cost_weight_range"]
-        self.cost_weight_range = (float(lo), float(hi))
-        self.a_inv, self.b_q, self.b_c = arrays["a_inv"], arrays["b_q"], arrays["b_c"]
-        self.counts = arrays["counts"]
-        self.use_cost_model = bool(params.get("use_cost_model", False))
-        self._rng = np.random.default_rng(self.seed)
+    def _restore(self, arrays: Arrays, params: Card) -> None:
+        self.alpha, self.ridge = params.num("alpha", lo=0.0), params.num("ridge", lo=1e-300)
+        self.cost_scale = params.num("cost_scale", lo=1e-300)
+        lo, hi = params.nums("cost_weight_range", length=2, lo=0.0)
+        self.cost_weight_range = (lo, hi)
+        k = len(self.options)
+        self.b_q = arrays.get("b_q", shape=(k, None), dtype=np.float64)
+        d = self.b_q.shape[1]
+        if self.featurizer is not None and d != self.featurizer.dim + 1:
+            raise params.error("alpha", f"the saved models have {d - 1} features, the featurizer {self.featurizer.dim}")
+        self.a_inv = arrays.get("a_inv", shape=(k, d, d), dtype=np.float64)
+        self.b_c = arrays.get("b_c", shape=(k, d), dtype=np.float64)
+        self.counts = arrays.get("counts", shape=(k,), dtype=np.float64)
+        self.use_cost_model = params.flag("use_cost_model", False)
+        self._rng = np_rng_from(params, "rng", self.seed)
         self._last = None
 
 
@@ -338,9 +345,9 @@ class ThompsonPolicy(LinUCBPolicy):
     def _params(self) -> dict[str, Any]:
         return {**super()._params(), "n_prob_samples": self.n_prob_samples}
 
-    def _restore(self, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
+    def _restore(self, arrays: Arrays, params: Card) -> None:
         super()._restore(arrays, params)
-        self.n_prob_samples = int(params.get("n_prob_samples", 64))
+        self.n_prob_samples = params.whole("n_prob_samples", 64, lo=1, hi=1_000_000)
 
     def _sample_scores(self, x: np.ndarray, lam: float, n: int, cost: np.ndarray | None = None) -> np.ndarray:
         q, c, width = self._heads(x, cost)

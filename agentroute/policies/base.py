@@ -1,41 +1,22 @@
-"""The base class most policies share: naming, versioning, validation of choices, and no-op feedback.
+"""Deprecated home of the policy base class: :class:`agentroute.routing.PolicyBase` is the one base now.
 
-A policy never imports the runtime. It sees an :class:`~agentroute.routing.Observation` and returns a
-:class:`~agentroute.routing.Decision`; ``bind`` lets it check, at compile time, that every option it names exists.
+``BasePolicy`` stays an alias of :class:`~agentroute.routing.PolicyBase` for one release, so ``class
+MyPolicy(ar.policies.BasePolicy)`` keeps working; :func:`check_known` is the shared compile-time check of the names
+a policy refers to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from agentroute.errors import ConfigError
-from agentroute.routing import Decision, Feedback, GraphSpec, Observation
+from agentroute.routing import PolicyBase
+
+BasePolicy = PolicyBase
+"""Alias of :class:`agentroute.routing.PolicyBase` (kept for one release)."""
 
 
-class BasePolicy:
-    """Shared plumbing: ``name``/``version``, ``bind`` (compile-time checks), and a no-op ``feedback``.
-
-    Subclasses implement :meth:`decide`. Online learners override :meth:`feedback`.
-    """
-
-    name: str = "policy"
-    version: str = "1"
-
-    def decide(self, obs: Observation) -> Decision:
-        """Choose one of ``obs.candidates``."""
-        raise NotImplementedError
-
-    def feedback(self, fb: Feedback) -> None:
-        """Learn from an outcome. Fixed policies ignore it."""
-
-    def bind(self, spec: GraphSpec) -> None:
-        """Check this policy against a graph at compile time; raise :class:`ConfigError` naming what is unknown."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, version={self.version!r})"
-
-
-def check_known(names: Sequence[str], known: set[str], *, what: str, policy: str) -> None:
+def check_known(names: Iterable[str], known: set[str], *, what: str, policy: str) -> None:
     """Raise :class:`ConfigError` for the first of ``names`` that is not in ``known``."""
     for n in names:
         if n not in known:
@@ -44,3 +25,6 @@ def check_known(names: Sequence[str], known: set[str], *, what: str, policy: str
                 name=n,
                 hint=f"known: {', '.join(sorted(known)) or 'none'}",
             )
+
+
+__all__ = ["BasePolicy", "check_known"]

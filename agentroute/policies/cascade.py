@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentroute.errors import ConfigError
-from agentroute.policies.base import BasePolicy
+from agentroute.policies._card import Arrays, Card, load_nested, nested_card, register
 from agentroute.policies.baselines import DeclaredDefault
-from agentroute.routing import Decision, GraphSpec, Observation, one_hot
+from agentroute.routing import Decision, GraphSpec, Observation, PolicyBase, one_hot
 
 _HEDGES = re.compile(r"\b(i'?m not sure|i don'?t know|cannot answer|can'?t help|unsure)\b", re.I)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def default_scorer(reply: Any) -> float:
@@ -34,13 +37,16 @@ def default_scorer(reply: Any) -> float:
     return 0.5 if getattr(reply, "finish_reason", None) == "length" else 1.0
 
 
-class CascadePolicy(BasePolicy):
+@register("cascade", "cascade")
+class CascadePolicy(PolicyBase):
     """Cheapest model tier first; escalate to the next one while ``scorer(reply) < threshold``."""
 
+    family = "cascade"
+    kind = "cascade"
     name = "cascade"
 
     def __init__(self, scorer: Callable[[Any], float] | None = None, *, threshold: float = 0.6,
-                 base: BasePolicy | None = None) -> None:
+                 base: PolicyBase | None = None) -> None:
         if not 0.0 <= float(threshold) <= 1.0:
             raise ConfigError(f"CascadePolicy threshold={threshold!r} must be in [0, 1]", name="threshold")
         self.scorer = scorer or default_scorer
@@ -63,3 +69,16 @@ class CascadePolicy(BasePolicy):
     def accept(self, obs: Observation, decision: Decision, reply: Any) -> bool:
         """Keep the answer when its score reaches the threshold."""
         return self.scorer(reply) >= self.threshold
+
+    def to_card(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Threshold and base (only with the default scorer: a function is not saved)."""
+        if self.scorer is not default_scorer:
+            raise ConfigError("cannot save a CascadePolicy with a custom scorer (a function)", name="scorer",
+                              hint="rebuild it in code: CascadePolicy(scorer, threshold=...)")
+        arrays: dict[str, np.ndarray] = {}
+        return {"threshold": self.threshold, "base": nested_card(self.base, "base", arrays)}, arrays
+
+    @classmethod
+    def from_card(cls, card: Card, arrays: Arrays) -> CascadePolicy:
+        """Restore threshold and base (with the default scorer)."""
+        return cls(threshold=card.num("threshold", lo=0.0, hi=1.0), base=load_nested(card, "base", arrays, None))

@@ -10,7 +10,7 @@ then refit it per fold with those hyper-parameters fixed. The test split is neve
 
 Members share the ensemble's featurizer and its one feature matrix (features are computed once per query, which
 matters with the sentence-embedding featurizer). Only members with a non-zero weight are kept and saved; their
-arrays go into the ensemble's ``.npz`` under ``m{i}.{name}`` and their parameters into the card (no pickle).
+arrays go into the ensemble's ``.npz`` under ``m{i}/{name}`` and their parameters into the card (no pickle).
 """
 
 from __future__ import annotations
@@ -22,14 +22,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentroute.errors import ConfigError
-from agentroute.policies.predictive import _REGISTRY, TableRouter, make_router
-from agentroute.policies.prior import aiq_tolerance, routed_aiq, select_best
+from agentroute.policies._card import Arrays, Card
+from agentroute.policies._table import TableRouter
+from agentroute.policies.predictive import KNNRouter, LinearRouter, MLPRouter
+from agentroute.policies.prior import PriorRouter, aiq_tolerance, routed_aiq, select_best
 
 if TYPE_CHECKING:
     from agentroute.data.table import RoutingTable
 
 DEFAULT_MEMBERS = ("prior", "knn", "linear")
-_MEMBER_KINDS = ("prior", "knn", "linear", "mlp")
+_MEMBERS: dict[str, type[TableRouter]] = {"prior": PriorRouter, "knn": KNNRouter, "linear": LinearRouter,
+                                          "mlp": MLPRouter}
+_MEMBER_KINDS = tuple(_MEMBERS)
 
 
 def _simplex(m: int, step: float) -> list[tuple[float, ...]]:
@@ -77,7 +81,7 @@ class EnsembleRouter(TableRouter):
 
     def _member(self, kind: str, table: RoutingTable, params: Mapping[str, Any] | None = None) -> TableRouter:
         """An unfitted member sharing this router's cost model and scale (``params`` fixes its hyper-parameters)."""
-        r = make_router(kind, seed=self.seed, **dict(params or {}))
+        r = _MEMBERS[kind](seed=self.seed, **dict(params or {}))
         r.options, r.cost_model, r.cost_scale = list(table.options), self.cost_model, self.cost_scale
         r.featurizer = self.featurizer
         return r
@@ -162,23 +166,26 @@ class EnsembleRouter(TableRouter):
         out: dict[str, np.ndarray] = {}
         for m, r in enumerate(self.members):
             for name, a in r._arrays().items():
-                out[f"m{m}.{name}"] = a
+                out[f"m{m}/{name}"] = a
         return out
 
-    def _restore(self, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
-        self.member_kinds = [str(k) for k in params["members"]]
-        self.weights = [float(w) for w in params["weights"]]
-        self.folds, self.step = int(params["folds"]), float(params["step"])
+    def _restore(self, arrays: Arrays, params: Card) -> None:
+        self.member_kinds = params.texts("members", nonempty=True)
+        bad = [k for k in self.member_kinds if k not in _MEMBERS]
+        if bad:
+            raise params.error("members", f"names unknown member kind(s) {bad}", hint=f"use {_MEMBER_KINDS}")
+        self.weights = params.nums("weights", length=len(self.member_kinds), lo=0.0)
+        self.folds, self.step = params.whole("folds", lo=2), params.num("step", lo=1e-9, hi=1.0)
+        member_params = params.get("member_params")
+        if not isinstance(member_params, list) or len(member_params) != len(self.member_kinds):
+            raise params.error("member_params", "must list one object per member")
         self.members = []
-        for m, (kind, mp) in enumerate(zip(self.member_kinds, params["member_params"], strict=True)):
-            if kind == "prior":
-                import agentroute.policies.prior  # noqa: F401  (registers the prior kind)
-            cls = _REGISTRY[kind]
+        for m, (kind, mp) in enumerate(zip(self.member_kinds, member_params, strict=True)):
+            cls = _MEMBERS[kind]
             r = cls.__new__(cls)
             TableRouter.__init__(r, featurizer=self.featurizer, cost_weight=self.cost_weight, seed=self.seed)
             r.options, r.cost_model, r.cost_scale = list(self.options), self.cost_model, self.cost_scale
-            prefix = f"m{m}."
-            r._restore({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}, mp)
+            r._restore(arrays.sub(f"m{m}"), Card(mp, params.source, f"{params.prefix}member_params.{m}."))
             self.members.append(r)
 
 

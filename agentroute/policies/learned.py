@@ -3,20 +3,21 @@
 A :class:`LearnedPolicy` is the actor network of a PPO or MaskablePPO model, exported to a ``.npz`` file of plain
 float32 arrays plus a JSON **card** (what it was trained on, the reward, the λ range, metrics, the seed, the fitted
 featurizer). Nothing is pickled, and serving imports neither torch nor stable-baselines3: a decision is a few
-numpy matrix products on preallocated buffers. Training lives in :mod:`agentroute.policies._sb3`, imported only
-when :func:`fit_ppo_from_table` or :func:`train_policy` runs.
+numpy matrix products on preallocated buffers (:func:`agentroute.policies._nn.forward`). Training lives in
+:mod:`agentroute.training` (it drives the environments); the export in :mod:`agentroute.policies._sb3`.
 
 A policy trained on ``agentroute/QueryRouting-v0`` chooses among the options of its routing table; in a graph it
-matches candidates by id, else by their descriptor's ``model`` or ``option``. ``cost_weight`` (λ, in cost-scale
-units, see :func:`agentroute.envs.rewards.cost_scale`) is an input of the network when the policy was trained over a
-λ range, so one policy serves the whole price range: ``policy.with_cost_weight(0.3)``; a λ outside the trained range
-is served as the nearest edge of it.
+matches candidates by id, else by their descriptor's ``model`` or ``option`` (:meth:`LearnedPolicy.bind` refuses a
+graph with a tier it cannot map). ``cost_weight`` is λ per USD. The network itself was trained on λ in cost units
+of its table (the card's ``cost_scale_usd``: the mean cost of the table's priciest option) and observes it when it
+was trained over a λ range (the card's ``cost_weight_range``, in those units), so one policy serves the whole price
+range: ``policy.with_cost_weight(300.0)``; a λ outside the trained range is served as the nearest edge of it.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,12 +26,25 @@ from typing import Any
 import numpy as np
 
 from agentroute.errors import ConfigError, DataError
-from agentroute.policies.base import BasePolicy
-from agentroute.routing import Decision, Observation
+from agentroute.features import featurizer_from_dict
+from agentroute.policies._card import (
+    FORMAT,
+    Arrays,
+    Card,
+    load_policy,
+    np_rng_from,
+    np_rng_state,
+    register,
+    save_policy,
+)
+from agentroute.policies._cost import check_cost_weight, decision_cost_weight
+from agentroute.policies._graph_obs import FEATURE_BOUND, GraphObsSpec
+from agentroute.policies._nn import ACTIVATIONS, check_layers, forward
+from agentroute.policies._table import bind_options
+from agentroute.policies.baselines import DeclaredDefault
+from agentroute.routing import Decision, GraphSpec, Observation, PolicyBase
 
-FORMAT = "agentroute.learned/1"
-FEATURE_BOUND = 100.0  # the environments' observation bound (agentroute.envs.query_routing.FEATURE_BOUND)
-_ACTIVATIONS = ("tanh", "relu", "identity")
+LEGACY_FORMAT = "agentroute.learned/1"
 
 
 def policy_paths(path: str | Path) -> tuple[Path, Path]:
@@ -41,14 +55,17 @@ def policy_paths(path: str | Path) -> tuple[Path, Path]:
     return p.with_name(p.name + ".npz"), p.with_name(p.name + ".json")
 
 
-class LearnedPolicy(BasePolicy):
+@register("learned", "learned")
+class LearnedPolicy(PolicyBase):
     """An exported actor network: ``layers`` of ``(W (in, out), b (out,))`` float32, with ``card`` describing it.
 
     ``featurizer`` turns a task's text into the network's query features (restored from the card when omitted);
-    ``cost_weight`` is λ for policies that observe it (default: the middle of the trained range);
+    ``cost_weight`` is λ per USD for policies that observe it (default: the middle of the trained range);
     ``deterministic`` takes the most likely option, else samples with ``seed``.
     """
 
+    family = "learned"
+    kind = "learned"
     name = "learned"
 
     def __init__(
@@ -65,16 +82,16 @@ class LearnedPolicy(BasePolicy):
             raise ConfigError("LearnedPolicy needs at least one layer", name="layers")
         self.card = dict(card)
         act = str(self.card.get("net", {}).get("activation", "tanh"))
-        if act not in _ACTIVATIONS:
-            raise ConfigError(f"unknown activation {act!r}", name="activation", hint=f"use {_ACTIVATIONS}")
+        if act not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {act!r}", name="activation", hint=f"use {ACTIVATIONS}")
         self.activation = act
         self.W = [np.ascontiguousarray(w, dtype=np.float32) for w, _ in layers]
         self.b = [np.ascontiguousarray(b, dtype=np.float32).reshape(-1) for _, b in layers]
-        for i in range(len(self.W)):
-            if self.W[i].ndim != 2 or self.W[i].shape[1] != self.b[i].shape[0]:
-                raise ConfigError(f"layer {i}: W {self.W[i].shape} does not match b {self.b[i].shape}", name="layers")
-            if i and self.W[i].shape[0] != self.W[i - 1].shape[1]:
-                raise ConfigError(f"layer {i} expects {self.W[i].shape[0]} inputs, gets {self.W[i - 1].shape[1]}")
+        self.layers = list(zip(self.W, self.b, strict=True))
+        try:
+            check_layers(self.layers)
+        except ValueError as e:
+            raise ConfigError(str(e), name="layers") from None
         self.options: list[str] = [str(o) for o in self.card.get("options", [])]
         if len(self.options) != self.W[-1].shape[1]:
             raise ConfigError(
@@ -85,15 +102,19 @@ class LearnedPolicy(BasePolicy):
         self.observe_cost_weight = bool(self.card.get("observe_cost_weight", False))
         lo, hi = (float(v) for v in self.card.get("cost_weight_range", [0.0, 0.0]))
         self.cost_weight_range = (lo, hi)
-        self.cost_weight = float(cost_weight) if cost_weight is not None else (lo + hi) / 2.0
+        """The λ range the network was trained on, in cost units of :attr:`cost_scale_usd` (its input's units)."""
         self.cost_scale_usd = float(self.card.get("cost_scale_usd", 1.0))
+        if not (math.isfinite(self.cost_scale_usd) and self.cost_scale_usd > 0):
+            raise ConfigError(f"cost_scale_usd={self.cost_scale_usd} must be > 0", name="cost_scale_usd")
+        self.cost_weight = (
+            check_cost_weight(cost_weight) if cost_weight is not None else (lo + hi) / 2.0 / self.cost_scale_usd
+        )
+        """λ per USD."""
         self.deterministic = deterministic
         self._rng = np.random.default_rng(seed)
         self.version = str(self.card.get("version", "1"))
         self.name = f"learned:{self.card.get('algo', 'ppo')}"
         if featurizer is None and self.card.get("featurizer") is not None:
-            from agentroute.features import featurizer_from_dict
-
             featurizer = featurizer_from_dict(self.card["featurizer"])
         self.featurizer = featurizer
         self._index = {o: i for i, o in enumerate(self.options)}
@@ -103,8 +124,6 @@ class LearnedPolicy(BasePolicy):
         obs_kind = str(self.card.get("obs", {}).get("kind", "query"))
         self._n_feat = self.input_dim - (1 if self.observe_cost_weight else 0)
         if obs_kind == "graph":
-            from agentroute.envs.graph_obs import GraphObsSpec
-
             self._graph = GraphObsSpec.from_dict(self.card["obs"]["spec"])
             if self._graph.input_dim != self.input_dim:
                 raise ConfigError(
@@ -117,26 +136,13 @@ class LearnedPolicy(BasePolicy):
         self._bufs = [np.empty(w.shape[1], dtype=np.float32) for w in self.W]
         self._x = np.zeros(self.input_dim, dtype=np.float32)
         self._feature_cache: OrderedDict[tuple[str, str | None], np.ndarray] = OrderedDict()
+        self._default = DeclaredDefault()
 
     # ------------------------------------------------------------------ the network
 
-    def _act(self, h: np.ndarray) -> None:
-        if self.activation == "tanh":
-            np.tanh(h, out=h)
-        elif self.activation == "relu":
-            np.maximum(h, 0.0, out=h)
-
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Logits for one input row (features, then λ when observed); returns an internal buffer, copy to keep."""
-        h = x
-        last = len(self.W) - 1
-        for i, (w, b, buf) in enumerate(zip(self.W, self.b, self._bufs, strict=True)):
-            np.matmul(h, w, out=buf)
-            buf += b
-            if i < last:
-                self._act(buf)
-            h = buf
-        return h
+        return forward(self.layers, x, activation=self.activation, bufs=self._bufs)
 
     def act(self, x: np.ndarray) -> int:
         """The most likely option index for one input row (the serving hot path)."""
@@ -144,12 +150,12 @@ class LearnedPolicy(BasePolicy):
 
     def batch_logits(self, x: np.ndarray) -> np.ndarray:
         """Logits for many input rows ``(n, input_dim)``."""
-        h = np.asarray(x, dtype=np.float32)
-        for i, (w, b) in enumerate(zip(self.W, self.b, strict=True)):
-            h = h @ w + b
-            if i < len(self.W) - 1:
-                h = np.tanh(h) if self.activation == "tanh" else np.maximum(h, 0.0) if self.activation == "relu" else h
-        return h
+        return forward(self.layers, x, activation=self.activation)
+
+    def network_cost_weight(self, cost_weight: float | None = None) -> float:
+        """The network's λ input for λ per USD ``cost_weight`` (default: the policy's): in cost units, clamped."""
+        lam = self.cost_weight if cost_weight is None else float(cost_weight)
+        return self._clamp(lam * self.cost_scale_usd)
 
     def inputs(self, features: np.ndarray, cost_weight: float | None = None) -> np.ndarray:
         """Network inputs from query features ``(n, dim)``: clipped, with λ appended when the policy observes it."""
@@ -157,7 +163,7 @@ class LearnedPolicy(BasePolicy):
         if f.ndim == 1:
             f = f.reshape(1, -1)
         if self.observe_cost_weight:
-            lam = self._clamp(self.cost_weight if cost_weight is None else float(cost_weight))
+            lam = self.network_cost_weight(cost_weight)
             f = np.hstack([f, np.full((f.shape[0], 1), lam, dtype=np.float32)])
         if f.shape[1] != self.input_dim:
             raise DataError(
@@ -168,14 +174,15 @@ class LearnedPolicy(BasePolicy):
         return f
 
     def _clamp(self, lam: float) -> float:
-        """λ inside the trained range: beyond it the policy acts as at the nearest edge (it never saw more)."""
+        """λ (cost units) inside the trained range: beyond it the policy acts as at the nearest edge."""
         lo, hi = self.cost_weight_range
         return lo if lam < lo else hi if lam > hi else lam
 
     def predict(self, features: np.ndarray, cost_weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(chosen option index per row, softmax probability of every option) for query features ``(n, dim)``.
 
-        At λ = ∞ (only cost counts) every row goes to the option with the lowest mean cost in training.
+        ``cost_weight`` is λ per USD. At λ = ∞ (only cost counts) every row goes to the option with the lowest mean
+        cost in training.
         """
         lam = self.cost_weight if cost_weight is None else float(cost_weight)
         if math.isinf(lam) and self._cheapest is not None:
@@ -196,10 +203,8 @@ class LearnedPolicy(BasePolicy):
         return self.predict(self._featurizer().transform(list(texts), categories), cost_weight)
 
     def with_cost_weight(self, cost_weight: float) -> LearnedPolicy:
-        """The same network serving price weight ``cost_weight`` (λ in cost-scale units)."""
-        lam = float(cost_weight)
-        if math.isnan(lam) or lam < 0:
-            raise ConfigError(f"cost_weight={cost_weight!r} must be a number >= 0 (inf: cost only)", name="cost_weight")
+        """The same network serving price weight ``cost_weight`` (λ per USD; ``inf``: cost only)."""
+        lam = check_cost_weight(cost_weight)
         return LearnedPolicy(
             list(zip(self.W, self.b, strict=True)),
             self.card,
@@ -209,6 +214,23 @@ class LearnedPolicy(BasePolicy):
         )
 
     # ------------------------------------------------------------------ the RouterPolicy protocol
+
+    def bind(self, spec: GraphSpec) -> None:
+        """Refuse a graph the network cannot route.
+
+        A tier that is none of its options, or (for a policy trained on a graph's observations) an agent or tier
+        its action vocabulary lacks, could never be chosen.
+        """
+        if self._graph is not None:
+            missing = [a for a in (*spec.agents, *spec.tiers) if a not in self._graph.actions]
+            if missing:
+                raise ConfigError(
+                    f"{self.name} was trained on a graph with actions {', '.join(self._graph.actions)}; graph "
+                    f"{spec.graph!r} also has {', '.join(missing)}, which it could never choose",
+                    name=missing[0], hint="train it on this graph (`agentroute train`)",
+                )
+        elif self._n_feat >= 0:
+            bind_options(self.name, self.options, spec)
 
     def _featurizer(self) -> Any:
         if self.featurizer is None:
@@ -239,21 +261,23 @@ class LearnedPolicy(BasePolicy):
 
     def decide(self, obs: Observation) -> Decision:
         """Choose the candidate whose option the network scores highest among those offered."""
-        if math.isinf(self.cost_weight):
+        lam_usd = decision_cost_weight(obs, self.cost_weight)
+        if math.isinf(lam_usd):
             c = min(obs.candidates, key=lambda k: (k.rank, float(k.cost_estimate or 0)))
             return Decision(c.id, {k.id: (1.0 if k.id == c.id else 0.0) for k in obs.candidates},
                             reason=f"{self.name} at λ=inf: only cost counts, cheapest is {c.id}")
+        lam = self.network_cost_weight(lam_usd)
         x = self._x
         if self._graph is not None:
             g = self._graph
-            g.flatten(g.encode(obs, self._task_features(obs), self._clamp(self.cost_weight)), out=x)
+            g.flatten(g.encode(obs, self._task_features(obs), lam), out=x)
             z = self.logits(x)
             matched = [(c.id, self._index[c.id]) for c in obs.candidates if c.id in self._index]
         elif self._n_feat >= 0:
             n_feat = self._n_feat
             np.clip(self._task_features(obs), -FEATURE_BOUND, FEATURE_BOUND, out=x[:n_feat])
             if self.observe_cost_weight:
-                x[n_feat] = self._clamp(self.cost_weight)
+                x[n_feat] = lam
             z = self.logits(x)
             matched = [(c.id, j) for c in obs.candidates if (j := self._option_of(c.id, c.descriptor)) is not None]
         else:
@@ -263,6 +287,9 @@ class LearnedPolicy(BasePolicy):
                 name="obs",
                 hint="call policy.logits(x) on that environment's observations",
             )
+        if not matched and obs.kind != "model":
+            d = self._default.decide(obs)
+            return Decision(d.chosen, d.probabilities, reason=f"{self.name}: not a model point; {d.reason}")
         if not matched:
             c = obs.candidates[0]
             return Decision(
@@ -285,95 +312,79 @@ class LearnedPolicy(BasePolicy):
         return Decision(
             chosen,
             probs,
-            reason=f"{self.name} at λ={self.cost_weight:g}: {chosen} scores highest (p={soft[chosen]:.2f})",
+            reason=f"{self.name} at λ={lam_usd:g}/USD: {chosen} scores highest (p={soft[chosen]:.2f})",
             scores=scores,
             explored=not self.deterministic and soft[chosen] < max(soft.values()),
-            evidence={"cost_weight": self.cost_weight, "softmax": soft},
+            evidence={"cost_weight": lam_usd, "softmax": soft},
         )
 
     # ------------------------------------------------------------------ files
 
+    def to_card(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Card fields (the training card, λ per USD) and the layers as ``w{i}``/``b{i}``."""
+        card = {k: v for k, v in self.card.items()
+                if k not in ("format", "family", "kind", "arrays", "weights", "rng", "upgraded_from")}
+        card.update(cost_unit="usd", cost_weight=self.cost_weight, deterministic=self.deterministic)
+        if not self.deterministic:
+            card["rng"] = np_rng_state(self._rng)  # a sampling policy continues the same random stream
+        arrays: dict[str, np.ndarray] = {}
+        for i, (w, b) in enumerate(self.layers):
+            arrays[f"w{i}"], arrays[f"b{i}"] = w, b
+        return card, arrays
+
     def save(self, path: str | Path) -> Path:
-        """Write ``<path>.npz`` (weights, and the card embedded) and ``<path>.json`` (the card); returns the .npz."""
+        """Write ``<path>.json`` (the card) and ``<path>.npz`` (the layers); returns the ``.npz`` path."""
         npz, card_path = policy_paths(path)
-        npz.parent.mkdir(parents=True, exist_ok=True)
-        card = {**self.card, "format": FORMAT, "kind": "learned", "weights": npz.name}
-        text = json.dumps(card, indent=1, sort_keys=True)
-        arrays: dict[str, np.ndarray] = {"card_json": np.asarray(text)}
-        for i, (w, b) in enumerate(zip(self.W, self.b, strict=True)):
-            arrays[f"w{i}"] = w
-            arrays[f"b{i}"] = b
-        with npz.open("wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-        card_path.write_text(text + "\n", encoding="utf-8")
-        self.card = card
+        save_policy(self, card_path)
         return npz
+
+    @classmethod
+    def from_card(cls, card: Card, arrays: Arrays, *, cost_weight: float | None = None,
+                  deterministic: bool | None = None, seed: int | None = None, featurizer: Any = None
+                  ) -> LearnedPolicy:
+        """Rebuild from a card and its arrays (the keyword arguments override what the card says)."""
+        n = sum(1 for k in arrays if re.fullmatch(r"w\d+", k))
+        if n == 0:
+            raise DataError(f"{arrays.source}: no layers (w0, b0, ...)", name="w0")
+        layers = [(arrays.get(f"w{i}", ndim=2, dtype=np.float32), arrays.get(f"b{i}", dtype=np.float32).reshape(-1))
+                  for i in range(n)]
+        card.texts("options", nonempty=True)
+        card.nums("cost_weight_range", [0.0, 0.0], length=2, lo=0.0)
+        card.num("cost_scale_usd", 1.0, lo=1e-300)
+        card.flag("observe_cost_weight", False)
+        card.nums("option_costs_usd", None, lo=0.0)
+        net = card.obj("net", None)
+        if net is not None:
+            net.text("activation", "tanh", choices=ACTIVATIONS)
+        obs = card.obj("obs", None)
+        kind = obs.text("kind", "query") if obs is not None else "query"
+        if kind == "graph":
+            assert obs is not None
+            obs.build("spec", GraphObsSpec.from_dict)
+        raw = card.raw()
+        if featurizer is None:
+            featurizer = card.build("featurizer", featurizer_from_dict, None)
+        lam = card.num("cost_weight", None, lo=0.0, finite=False) if cost_weight is None else cost_weight
+        det = card.flag("deterministic", True) if deterministic is None else deterministic
+        policy = cls(layers, raw, featurizer=featurizer, cost_weight=lam, deterministic=det, seed=seed)
+        if seed is None:
+            policy._rng = np_rng_from(card, "rng", None)
+        return policy
 
 
 def load_learned(path: str | Path, **kwargs: Any) -> LearnedPolicy:
-    """Load a policy saved by :meth:`LearnedPolicy.save` from its ``.npz`` or its ``.json`` card (no pickle).
+    """Load a learned policy from its ``.npz`` or its ``.json`` card (no pickle); see :func:`load_policy`.
 
-    Keyword arguments go to :class:`LearnedPolicy` (``cost_weight``, ``deterministic``, ``seed``).
+    Keyword arguments go to :class:`LearnedPolicy` (``cost_weight`` per USD, ``deterministic``, ``seed``). A
+    policy of the earlier format given by its ``.npz`` alone is read through the card embedded in it.
     """
     p = Path(path)
-    if p.suffix == ".json":
-        try:
-            card = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise DataError(f"{p}: cannot read the policy card: {e}", name=str(p)) from e
-        npz = p.with_name(str(card.get("weights") or p.with_suffix(".npz").name))
-    else:
-        npz, card = policy_paths(p)[0], None
-    if not npz.exists():
-        raise DataError(f"{npz}: no such policy file", name=str(npz), hint="train one with `agentroute train`")
-    try:
-        with np.load(npz, allow_pickle=False) as z:
-            if card is None:
-                card = json.loads(str(z["card_json"]))
-            n = sum(1 for k in z.files if k.startswith("w"))
-            layers = [(z[f"w{i}"], z[f"b{i}"]) for i in range(n)]
-    except (OSError, ValueError, KeyError) as e:
-        raise DataError(f"{npz}: not an agentroute learned policy: {e}", name=str(npz)) from e
-    if card.get("format") != FORMAT:
-        raise DataError(
-            f"{npz}: policy format {card.get('format')!r} is not {FORMAT!r}", name=str(npz), hint="retrain it"
-        )
-    return LearnedPolicy(layers, card, **kwargs)
+    if not p.suffix and not p.is_dir():
+        p = p.with_name(p.name + ".json") if p.with_name(p.name + ".json").exists() else p.with_name(p.name + ".npz")
+    policy = load_policy(p, **kwargs)
+    if not isinstance(policy, LearnedPolicy):
+        raise DataError(f"{p}: a {type(policy).__name__}, not a learned policy", name=str(p))
+    return policy
 
 
-def fit_ppo_from_table(
-    table: Any,
-    featurizer: Any = None,
-    *,
-    seed: int = 0,
-    cost_weights: float | Sequence[float] | str | None = "auto",
-    out: str | Path | None = None,
-    total_timesteps: int = 100_000,
-    algo: str = "ppo",
-    reward: str = "tradeoff",
-    progress: bool = False,
-) -> LearnedPolicy:
-    """Train PPO (or ``maskable_ppo``) on ``agentroute/QueryRouting-v0`` over ``table``; export, save to ``out``.
-
-    ``featurizer`` is fitted on the table when it is not yet fitted (default: hashed n-grams projected to 64
-    dimensions). ``cost_weights`` is a fixed λ, an ``(a, b)`` range observed by the policy, or ``"auto"``: from 0 to
-    1.5 times the steepest slope of the single options' cost–quality hull
-    (:func:`agentroute.envs.rewards.auto_cost_weight_range`), so the range covers every price at which the best
-    option changes.
-    """
-    from agentroute.policies._sb3 import fit_query_policy
-
-    return fit_query_policy(
-        table,
-        featurizer,
-        seed=seed,
-        cost_weights=cost_weights,
-        out=out,
-        total_timesteps=total_timesteps,
-        algo=algo,
-        reward=reward,
-        progress=progress,
-    )
-
-
-__all__ = ["FORMAT", "LearnedPolicy", "fit_ppo_from_table", "load_learned", "policy_paths"]
+__all__ = ["FEATURE_BOUND", "FORMAT", "LEGACY_FORMAT", "LearnedPolicy", "load_learned", "policy_paths"]

@@ -8,37 +8,54 @@ price, observed latency and load. Selection follows the Ant Colony System's pseu
 probability ``exploit`` (q0) the best candidate, otherwise a draw from ``P``; ``Decision.probabilities`` is the
 exact mixture of the two, so it is a true propensity. ``mode="greedy"`` always exploits.
 
-Learning never runs on the serving path: ``feedback`` and ``end_task`` only queue an outcome; a background worker
+Learning never runs on the serving path: ``feedback`` and ``on_task_end`` only queue an outcome; a background worker
 gates it and moves the table (see :mod:`agentroute.policies._pheromone_store` for the update rule and
 :mod:`agentroute.policies._pheromone_worker` for the buffer). A decision reads an in-process mirror only.
 
 Credit: a ``feedback`` carrying a quality deposits on that decision's edges at once. A decision whose quality is
 unknown (``None``: multi-step graphs that only score the final answer) waits on its task's path until
-``end_task(task_id, quality, cost)`` deposits the task's outcome along every such decision. Both can be mixed;
-no decision is credited twice.
+``on_task_end(outcome)`` (the runtime calls it once per task; ``end_task(task_id, quality, cost)`` by hand) deposits
+the task's outcome along every such decision. Both can be mixed; no decision is credited twice.
+
+λ (``cost_weight``) is per USD. ``cost_scale`` is the colony's cost unit in USD (default 1: a dollar): the
+deposit signal's ``cost_span`` and ``cost_epsilon`` are in that unit, so set it to a typical task cost (a replay
+uses the table's cost scale). A colony saves as a card with its snapshot (:func:`agentroute.policies.save_policy`).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
-from operator import mul
 from typing import Any
 
+import numpy as np
+
 from agentroute.errors import ConfigError
+from agentroute.policies._card import Arrays, Card, register
 from agentroute.policies._pheromone_eta import DEFAULT_ETA, ETA_TERMS, CandInfo, eta_terms, load_eta, static_eta
 from agentroute.policies._pheromone_intent import IntentModel
+from agentroute.policies._pheromone_math import (
+    MAX_FUSED,
+    NO_ETA,
+    SIGNALS,
+    Evidence,
+    Fused,
+    Path,
+    Step,
+    draw,
+    mix,
+    ratio,
+    softmax,
+    utility,
+)
 from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable, open_table
 from agentroute.policies._pheromone_warmup import warm_snapshot
 from agentroute.policies._pheromone_worker import Gate, PheromoneUpdate, QualityGate, UpdateWorker
-from agentroute.policies.base import BasePolicy
-from agentroute.records import RunHooks, RunResult
-from agentroute.routing import Decision, Feedback, Observation
+from agentroute.routing import Decision, Feedback, Observation, PolicyBase, TaskOutcome
 
-SIGNALS = ("utility", "ratio")
 _MAX_TASKS = 50_000
 
 
@@ -52,26 +69,8 @@ def _num(name: str, v: Any, *, lo: float, hi: float = math.inf, open_lo: bool = 
     return f
 
 
-@dataclass(slots=True)
-class _Step:
-    point: str
-    prev: str
-    option: str
-    weights: dict[str, float]
-    cost_weight: float
-    cost_scale: float
-    cost: float | None = None
-    credited: bool = False
-    fed: bool = False
-
-
-@dataclass(slots=True)
-class _Path:
-    steps: list[_Step]
-    cost: float = 0.0
-
-
-class PheromonePolicy(BasePolicy):
+@register("pheromone", "colony")
+class PheromonePolicy(PolicyBase):
     """The ant-colony router.
 
     Parameters (all validated; defaults tuned on RouterBench replays):
@@ -91,8 +90,8 @@ class PheromonePolicy(BasePolicy):
       affinely onto [0, 1] as ``(r + λ·cost_span)/(1 + λ·cost_span)`` and clipped, so edges rank options by mean
       reward; ``cost_span=0`` clips at 0), ``"ratio"`` (AMRO-S's ``quality / (cost + ε)``, as
       ``quality·ε/(ε + cost/scale)``), or a callable.
-      λ is ``obs.extra["cost_weight"]`` when given, else ``cost_weight``; the scale ``obs.extra["cost_scale"]``,
-      else ``cost_scale`` (USD per unit; 1.0 = λ per dollar).
+      λ is ``obs.extra["cost_weight"]`` (per USD) when given, else ``cost_weight`` (per USD); ``cost_scale`` is
+      the cost unit in USD that ``cost_span`` and ``cost_epsilon`` are measured in (1.0: a dollar).
     - ``gate``: a quality threshold in [0, 1] or a callable judge of a :class:`PheromoneUpdate` (default: every
       successful outcome with a quality passes). Failing outcomes only evaporate their path.
     - ``buffer_size`` (10 000) and ``batch_size`` (256) of the asynchronous worker; ``asynchronous=False``
@@ -103,6 +102,8 @@ class PheromonePolicy(BasePolicy):
       shared; ``namespace`` names the colony in it).
     """
 
+    family = "pheromone"
+    kind = "colony"
     name = "pheromone"
     version = "1"
 
@@ -153,7 +154,9 @@ class PheromonePolicy(BasePolicy):
         self.mode = mode
         self.transition_weight = _num("transition_weight", transition_weight, lo=0.0, hi=1.0)
         self.cost_weight = _num("cost_weight", cost_weight, lo=0.0)
+        """λ per USD."""
         self.cost_scale = _num("cost_scale", cost_scale, lo=0.0, open_lo=True)
+        """The colony's cost unit in USD (``cost_span`` and ``cost_epsilon`` are in it)."""
         self.cost_epsilon = _num("cost_epsilon", cost_epsilon, lo=0.0, open_lo=True)
         self.cost_span = _num("cost_span", cost_span, lo=0.0, hi=1e6)
         weights = {**DEFAULT_ETA, **(eta or {})}  # the terms you name replace the defaults; 0 switches one off
@@ -167,13 +170,23 @@ class PheromonePolicy(BasePolicy):
             self._signal: Callable[[PheromoneUpdate], float] = signal
         elif signal == "utility":
             span = self.cost_span
-            self._signal = lambda u: _utility(u, span)
+            self._signal = lambda u: utility(u, span)
         elif signal == "ratio":
             eps = self.cost_epsilon
-            self._signal = lambda u: _ratio(u, eps)
+            self._signal = lambda u: ratio(u, eps)
         else:
             raise ConfigError(f"PheromonePolicy: unknown signal {signal!r}", name="signal", hint=f"use {SIGNALS}")
         self.signal = signal if isinstance(signal, str) else getattr(signal, "__name__", "custom")
+        self._config: dict[str, Any] = {
+            "alpha": self.alpha, "beta": self.beta, "exploit": self.exploit, "mode": mode,
+            "transition_weight": self.transition_weight, "cost_weight": self.cost_weight,
+            "cost_scale": self.cost_scale, "cost_epsilon": self.cost_epsilon, "cost_span": self.cost_span,
+            "eta": dict(self.eta), "signal": self.signal if isinstance(signal, str) else None,
+            "gate": gate if gate is None or isinstance(gate, int | float) else None,
+            "custom": [k for k, v in (("signal", signal), ("gate", gate)) if callable(v)],
+            "buffer_size": buffer_size, "batch_size": batch_size, "asynchronous": bool(asynchronous),
+            "namespace": namespace, "record_events": record_events, "refresh_s": refresh_s, "seed": seed,
+        }
         rule: PheromoneParams | None
         if params == "stored":
             if not isinstance(store, str):
@@ -202,9 +215,10 @@ class PheromonePolicy(BasePolicy):
                                    batch_size=batch_size, refresh_s=refresh_s)
         self.asynchronous = bool(asynchronous)
         self._rng = random.Random(seed)
+        self._seed = seed
         self._wcache: dict[str, tuple[Any, tuple[dict[str, float], str]]] = {}
         self._cands: tuple[Any, CandInfo] | None = None
-        self._paths: dict[str, _Path] = {}  # insertion-ordered: the oldest task comes first
+        self._paths: dict[str, Path] = {}  # insertion-ordered: the oldest task comes first
         self._mixtures: dict[tuple[tuple[str, float], ...], dict[str, float]] = {}
         self._load_w = self.eta["load"] if self.beta > 0 else 0.0
         self._beta_load = self.beta * self.eta["load"]
@@ -284,12 +298,8 @@ class PheromonePolicy(BasePolicy):
         prev = f"{hist[-1][0]}={hist[-1][1]}" if hist else ""
         point = obs.point
         extra = obs.extra
-        if extra:
-            lam = float(extra.get("cost_weight", self.cost_weight))
-            scale = float(extra.get("cost_scale", self.cost_scale))
-        else:
-            lam, scale = self.cost_weight, self.cost_scale
-        static = static_eta(info, self.eta, lam, scale, self._latency, self._lat_version) if self.beta else _NO_ETA
+        lam, scale = self._lam_scale(extra) if extra else (self.cost_weight * self.cost_scale, self.cost_scale)
+        static = static_eta(info, self.eta, lam, scale, self._latency, self._lat_version) if self.beta else NO_ETA
         ent = info.fused.get((id(w), point, prev))
         if ent is None or ent.version != self.table.version or ent.static is not static or ent.w is not w:
             ent = self._fuse(info, w, point, prev, static)
@@ -300,7 +310,7 @@ class PheromonePolicy(BasePolicy):
             p, best = ent.p, ent.best
         else:
             wl, log = self._beta_load, math.log
-            p, best = _softmax([s + wl * log(x) for s, x in zip(ent.score, load, strict=True)])
+            p, best = softmax([s + wl * log(x) for s, x in zip(ent.score, load, strict=True)])
         ids = info.ids
         rng = self._rng
         if self.mode == "greedy":
@@ -317,7 +327,7 @@ class PheromonePolicy(BasePolicy):
             if rng.random() < self.exploit:
                 chosen, how = best, "exploit"
             else:
-                chosen, how = _draw(p, rng.random()), "explore"
+                chosen, how = draw(p, rng.random()), "explore"
         cid = ids[chosen]
         self._remember(task.id, point, cid, prev, w, lam, scale)
         return Decision(
@@ -326,13 +336,26 @@ class PheromonePolicy(BasePolicy):
             reason=f"pheromone {how}: {cid}",
             scores=ent.scores.copy() if load is None else dict(zip(ids, p, strict=True)),
             explored=chosen != best,
-            evidence=_Evidence(ids, ent.tau, static[0], ent.unc, load, w, source, prev, how),
+            evidence=Evidence(ids, ent.tau, static[0], ent.unc, load, w, source, prev, how),
         )
+
+    def _lam_scale(self, extra: Mapping[str, Any]) -> tuple[float, float]:
+        """``(λ per cost unit, the unit in USD)`` of a decision: what the η and signal arithmetic is written in.
+
+        ``obs.extra["cost_weight"]`` is per USD; a driver of an earlier release that also gave ``cost_scale``
+        meant λ per that unit, which is taken as it is.
+        """
+        given = extra.get("cost_scale")
+        scale = self.cost_scale if given is None else float(given)
+        lam = extra.get("cost_weight")
+        if lam is None:
+            return self.cost_weight * scale, scale
+        return (float(lam) if given is not None else float(lam) * scale), scale
 
     def _fuse(
         self, info: CandInfo, w: dict[str, float], point: str, prev: str,
         static: tuple[dict[str, list[float]], list[float] | None],
-    ) -> _Fused:
+    ) -> Fused:
         """Fuse the specialists for one mixture at one point (after ``prev``) and cache P (without load).
 
         Pure Python over a few floats: ``map(dict.get, ...)`` runs the look-ups in C and each fused quantity
@@ -361,8 +384,8 @@ class PheromonePolicy(BasePolicy):
             if wu > 0:  # fused like τ: Σ_t w_t / √(1 + visits_t)
                 bn = bonus(t, point, "")
                 bs.append([1.0] * n if bn is None else list(map(bn.get, ids, repeat(1.0, n))))
-        tau = _mix(ws, vs, n, t0)
-        unc = _mix(ws, bs, n, 0.0) if wu > 0 else None
+        tau = mix(ws, vs, n, t0)
+        unc = mix(ws, bs, n, 0.0) if wu > 0 else None
         alpha, beta, log = self.alpha, self.beta, math.log
         # score = α·log τ + β·Σ_k w_k·log η_k; log η_uncertainty = w·bonus (the shift by the best cancels in P)
         log_static = static[1]
@@ -376,13 +399,13 @@ class PheromonePolicy(BasePolicy):
             score = [alpha * log(x) + beta * e for x, e in zip(tau, log_static, strict=True)]
         else:
             score = [alpha * log(x) for x in tau]
-        p, best = _softmax(score)
+        p, best = softmax(score)
         q1 = 1.0 - self.exploit
         probs = {cid: q1 * x for cid, x in zip(ids, p, strict=True)}
         probs[ids[best]] += self.exploit
-        ent = _Fused(version, static, w, tau, unc, score, p, best, probs, dict(zip(ids, p, strict=True)))
+        ent = Fused(version, static, w, tau, unc, score, p, best, probs, dict(zip(ids, p, strict=True)))
         cache = info.fused
-        if len(cache) >= _MAX_FUSED:
+        if len(cache) >= MAX_FUSED:
             cache.clear()
         cache[(id(w), point, prev)] = ent  # the entry holds w, so its id cannot be reused while it is cached
         return ent
@@ -394,12 +417,12 @@ class PheromonePolicy(BasePolicy):
         if path is None:
             if len(paths) >= _MAX_TASKS:  # tasks whose end never came: forget the oldest
                 self._release(paths.pop(next(iter(paths))).steps)
-            path = paths[tid] = _Path([])
-        path.steps.append(_Step(point, prev, cid, w, lam, sc))
+            path = paths[tid] = Path([])
+        path.steps.append(Step(point, prev, cid, w, lam, sc))
         inflight = self._inflight
         inflight[cid] = inflight.get(cid, 0) + 1
 
-    def _release(self, steps: Iterable[_Step]) -> None:
+    def _release(self, steps: Iterable[Step]) -> None:
         for s in steps:
             if not s.fed:
                 s.fed = True
@@ -420,9 +443,7 @@ class PheromonePolicy(BasePolicy):
         if step is None:  # a decision this process did not make (e.g. replayed records): learn it all the same
             w, _ = self.task_weights(obs)
             prev = f"{obs.history[-1][0]}={obs.history[-1][1]}" if obs.history else ""
-            extra = obs.extra or {}
-            step = _Step(obs.point, prev, chosen, w, float(extra.get("cost_weight", self.cost_weight)),
-                         float(extra.get("cost_scale", self.cost_scale)))
+            step = Step(obs.point, prev, chosen, w, *self._lam_scale(obs.extra or {}))
         else:
             self._release([step])
         cost = fb.cost_usd
@@ -464,13 +485,30 @@ class PheromonePolicy(BasePolicy):
                 n += 1
         return n
 
-    def task_hook(self) -> RunHooks:
-        """A run hook that calls :meth:`end_task` with each finished task's quality and spend (path credit).
+    def on_task_end(self, outcome: TaskOutcome) -> None:
+        """Credit the task's path with its outcome (the runtime calls this once per task).
 
-        Pass it to the runtime (``hooks=[policy.task_hook()]``). A task without a quality only releases its
-        path; a task that raised counts as a failure (its path evaporates, nothing is deposited).
+        A task without a quality only releases its path; a task that raised counts as a failure (its path
+        evaporates, nothing is deposited).
         """
-        return _TaskEndHook(self)
+        cost = None if outcome.cost_usd is None else float(outcome.cost_usd)
+        if not outcome.ok:
+            self.end_task(outcome.task_id, 0.0, cost, ok=False)
+        elif outcome.quality is not None:
+            self.end_task(outcome.task_id, float(outcome.quality), cost)
+        else:
+            self.forget_task(outcome.task_id)
+
+    def task_hook(self) -> Any:
+        """Deprecated: a run hook forwarding each finished task to :meth:`on_task_end`.
+
+        The runtime now calls ``policy.on_task_end`` itself; this alias stays for one release.
+        """
+        from agentroute.policies._pheromone_card import TaskEndHook
+
+        warnings.warn("PheromonePolicy.task_hook() is deprecated: the runtime calls policy.on_task_end itself",
+                      DeprecationWarning, stacklevel=2)
+        return TaskEndHook(self)
 
     def forget_task(self, task_id: str) -> None:
         """Drop a task's pending path without learning from it (its outcome will never be known)."""
@@ -478,7 +516,7 @@ class PheromonePolicy(BasePolicy):
         if path is not None:
             self._release(path.steps)
 
-    def _submit(self, task_id: str, s: _Step, quality: float, cost: float | None, *, ok: bool, kind: str) -> None:
+    def _submit(self, task_id: str, s: Step, quality: float, cost: float | None, *, ok: bool, kind: str) -> None:
         u = PheromoneUpdate(task_id, s.point, s.option, s.weights, quality, cost, s.prev, s.cost_weight,
                             s.cost_scale, ok, kind)
         if self.asynchronous:
@@ -492,15 +530,16 @@ class PheromonePolicy(BasePolicy):
                 cost_scale: float | None = None, visits_cap: float | None = None) -> int:
         """Seed the table from a routing table (full information) or from exported decision records.
 
+        ``cost_weight`` is λ per USD and ``cost_scale`` the cost unit (defaults: the policy's).
         ``source`` is a :class:`~agentroute.data.RoutingTable` (every option's outcome on every query: each
         edge starts at the clamped mean deposit signal) or an iterable of decision records (``DecisionRecord``
         or mappings with ``task_id``, ``point``, ``chosen``, ``quality``, ``cost_usd``; ``evidence.weights``
         when recorded by this policy). Visits are capped at ``visits_cap`` (default ``1/rho``) so live traffic
         can still move the levels. Merged into what the table holds; returns the number of edges written.
         """
-        snap = warm_snapshot(self, source, point=point,
-                             cost_weight=self.cost_weight if cost_weight is None else cost_weight,
-                             cost_scale=self.cost_scale if cost_scale is None else cost_scale,
+        scale = self.cost_scale if cost_scale is None else float(cost_scale)
+        lam = self.cost_weight if cost_weight is None else float(cost_weight)
+        snap = warm_snapshot(self, source, point=point, cost_weight=lam * scale, cost_scale=scale,
                              visits_cap=visits_cap)
         return self.table.restore(snap, mode="merge")
 
@@ -523,141 +562,25 @@ class PheromonePolicy(BasePolicy):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------------ save / load
 
-class _TaskEndHook(RunHooks):
-    """Forwards task ends to :meth:`PheromonePolicy.end_task`."""
+    def to_card(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Card fields: the settings, the update rule, the intent model, the random state and a snapshot.
 
-    def __init__(self, policy: PheromonePolicy) -> None:
-        self.policy = policy
+        A durable colony's database URL is not saved (it may carry a password): pass ``store=`` to
+        :func:`agentroute.policies.load_policy` to attach the loaded colony to a database.
+        """
+        from agentroute.policies._pheromone_card import colony_card
 
-    def on_task_end(self, result: RunResult) -> None:
-        """Credit the task's path with its outcome."""
-        cost = None if result.spent.usd is None else float(result.spent.usd)
-        if result.error is not None:
-            self.policy.end_task(result.task_id, 0.0, cost, ok=False)
-        elif result.quality is not None:
-            self.policy.end_task(result.task_id, float(result.quality), cost)
-        else:
-            self.policy.forget_task(result.task_id)
+        return colony_card(self), {}
 
+    @classmethod
+    def from_card(cls, card: Card, arrays: Arrays, *, store: str | PheromoneTable | None = None,
+                  cost_weight: float | None = None, asynchronous: bool | None = None) -> PheromonePolicy:
+        """Rebuild a colony from its card: an in-process table holding the snapshot (or ``store``, merged)."""
+        from agentroute.policies._pheromone_card import colony_from_card
 
-@dataclass(slots=True)
-class _Fused:
-    """A cached fusion: valid while the table's version, the static η and the mixture object are the same."""
-
-    version: int
-    static: tuple[dict[str, list[float]], list[float] | None]
-    w: dict[str, float]
-    tau: list[float]
-    unc: list[float] | None
-    score: list[float]
-    p: list[float]
-    best: int
-    probs: dict[str, float]
-    scores: dict[str, float]
-
-
-class _Evidence(Mapping[str, Any]):
-    """``Decision.evidence`` of a pheromone decision, built when read (most decisions are never traced).
-
-    Keys: ``tau``, ``eta`` (each term per candidate), ``weights``, ``intent_source``, ``prev``, ``selection``.
-    ``dict(evidence)`` or :meth:`as_dict` gives plain, JSON-ready values.
-    """
-
-    __slots__ = ("_how", "_ids", "_load", "_prev", "_source", "_tau", "_terms", "_unc", "_w")
-    KEYS = ("tau", "eta", "weights", "intent_source", "prev", "selection")
-
-    def __init__(self, ids: list[str], tau: list[float], terms: dict[str, list[float]], unc: list[float] | None,
-                 load: list[float] | None, w: dict[str, float], source: str, prev: str, how: str) -> None:
-        self._ids, self._tau, self._terms, self._unc, self._load = ids, tau, terms, unc, load
-        self._w, self._source, self._prev, self._how = w, source, prev, how
-
-    def __getitem__(self, key: str) -> Any:
-        ids = self._ids
-        if key == "tau":
-            return dict(zip(ids, self._tau, strict=True))
-        if key == "eta":
-            out = {k: dict(zip(ids, v, strict=True)) for k, v in self._terms.items()}
-            if self._load is not None:
-                out["load"] = dict(zip(ids, self._load, strict=True))
-            if self._unc is not None:
-                out["uncertainty"] = dict(zip(ids, self._unc, strict=True))
-            return out
-        if key == "weights":
-            return dict(self._w)
-        if key == "intent_source":
-            return self._source
-        if key == "prev":
-            return self._prev
-        if key == "selection":
-            return self._how
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.KEYS)
-
-    def __len__(self) -> int:
-        return len(self.KEYS)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain values (what the tracing layer records)."""
-        return {k: self[k] for k in self.KEYS}
-
-    def __repr__(self) -> str:
-        return f"PheromoneEvidence({self.as_dict()!r})"
-
-
-_NO_ETA: tuple[dict[str, list[float]], list[float] | None] = ({}, None)
-_MAX_FUSED = 4096
-
-
-def _mix(ws: list[float], vs: list[list[float]], n: int, empty: float) -> list[float]:
-    """``Σ_t ws[t]·vs[t]`` element-wise, in one pass for up to three task types."""
-    k = len(ws)
-    if k == 1:
-        w0 = ws[0]
-        return vs[0] if w0 == 1.0 else [w0 * a for a in vs[0]]
-    if k == 2:
-        w0, w1 = ws
-        return [w0 * a + w1 * b for a, b in zip(vs[0], vs[1], strict=True)]
-    if k == 3:
-        w0, w1, w2 = ws
-        return [w0 * a + w1 * b + w2 * c for a, b, c in zip(vs[0], vs[1], vs[2], strict=True)]
-    if k == 0:
-        return [empty] * n
-    return [sum(map(mul, ws, col)) for col in zip(*vs, strict=True)]
-
-
-def _softmax(score: list[float]) -> tuple[list[float], int]:
-    """``(P, argmax)`` of ``P ∝ exp(score)``."""
-    top = max(score)
-    exp = math.exp
-    e = [exp(x - top) for x in score]
-    z = sum(e)
-    return [x / z for x in e], score.index(top)
-
-
-def _draw(p: Sequence[float], u: float) -> int:
-    acc = 0.0
-    for i, x in enumerate(p):
-        acc += x
-        if u < acc:
-            return i
-    return len(p) - 1
-
-
-def _utility(u: PheromoneUpdate, span: float = 0.0) -> float:
-    """``(quality − λ·cost/scale + λ·span) / (1 + λ·span)``: the reward mapped affinely onto [0, 1]."""
-    q = 0.0 if u.quality is None else u.quality
-    c = 0.0 if u.cost_usd is None else u.cost_usd
-    lam_span = u.cost_weight * span
-    return (q - u.cost_weight * c / u.cost_scale + lam_span) / (1.0 + lam_span)
-
-
-def _ratio(u: PheromoneUpdate, eps: float) -> float:
-    q = 0.0 if u.quality is None else u.quality
-    c = 0.0 if u.cost_usd is None else u.cost_usd
-    return q * eps / (eps + c / u.cost_scale)
+        return colony_from_card(cls, card, store=store, cost_weight=cost_weight, asynchronous=asynchronous)
 
 
 __all__ = [

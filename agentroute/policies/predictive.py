@@ -1,325 +1,29 @@
 """Predictive routers fitted on a routing table: kNN, linear (ridge) and MLP quality predictors, plus baselines.
 
-Each router predicts, for a query, the quality of every option it was fitted on (and the cost, with a per-option
-linear model in the query's estimated tokens) and picks ``argmax E[quality] − λ · E[cost] / cost_scale``.
-``cost_scale`` is the training table's cost unit (the mean cost of its most expensive option), the same unit the
-environments use, so one λ means the same trade-off for every policy; ``obs.extra["cost_weight"]`` overrides the
-router's default λ per decision. They are ordinary :class:`~agentroute.policies.base.BasePolicy` objects, so they run
-in ``app.run`` as well as in batch (``predict_outcomes`` / ``predict_texts`` for evaluation sweeps).
-
-Every router saves to a directory (``card.json`` + ``arrays.npz``) or to ``NAME.json`` + ``NAME.npz``: a JSON card
-(kind, options, λ, data, metrics, seed, featurizer with its version) and plain float arrays. Nothing is pickled;
-arrays load with ``allow_pickle=False``. :func:`load_policy` restores any of them (and learned policies).
+Each router predicts, for a query, the quality of every option it was fitted on (and the USD cost, with a per-option
+linear model in the query's estimated tokens) and picks ``argmax E[quality] − λ · E[cost]``, λ per USD
+(:class:`~agentroute.policies._table.TableRouter` holds what they share: λ, decide, bind, save). They are ordinary
+:class:`~agentroute.routing.PolicyBase` policies, so they run in ``app.run`` as well as in batch
+(``predict_outcomes`` / ``predict_texts`` for evaluation sweeps). Build one by name with
+:func:`agentroute.policies.make_router`; load a saved one with :func:`agentroute.policies.load_policy`.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import math
-import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agentroute.data.table import estimate_tokens
-from agentroute.errors import ConfigError, DataError
-from agentroute.features import Featurizer, HashingFeaturizer, featurizer_from_dict
-from agentroute.policies._nn import fit_mlp, mlp_forward
-from agentroute.policies.base import BasePolicy
-from agentroute.routing import Candidate, Decision, Observation, one_hot
+from agentroute.errors import ConfigError
+from agentroute.policies._card import Arrays, Card, np_rng_from, np_rng_state
+from agentroute.policies._nn import check_layers, fit_mlp, mlp_forward
+from agentroute.policies._ridge import ridge
+from agentroute.policies._table import CostModel, TableRouter, holdout
+from agentroute.routing import Decision, Observation
 
 if TYPE_CHECKING:
     from agentroute.data.table import RoutingTable
-
-FORMAT = "agentroute.router/1"
-_REGISTRY: dict[str, type[TableRouter]] = {}
-
-
-def _paths(path: str | Path) -> tuple[Path, Path]:
-    """(card .json, arrays .npz) of a policy path: a directory, or a file given with either suffix."""
-    p = Path(path)
-    if p.suffix in (".json", ".npz"):
-        return p.with_suffix(".json"), p.with_suffix(".npz")
-    if not p.is_dir() and p.with_name(p.name + ".json").exists():  # NAME -> NAME.json + NAME.npz (learned policies)
-        return p.with_name(p.name + ".json"), p.with_name(p.name + ".npz")
-    return p / "card.json", p / "arrays.npz"
-
-
-def _tokens(texts: Sequence[str]) -> np.ndarray:
-    return np.asarray([float(estimate_tokens(str(t))) for t in texts], dtype=np.float64)
-
-
-class CostModel:
-    """Per-option cost as ``a + b · input_tokens`` (least squares on the training table, never negative)."""
-
-    def __init__(self, coef: np.ndarray) -> None:
-        self.coef = np.asarray(coef, dtype=np.float64)  # (n_options, 2)
-
-    @classmethod
-    def fit(cls, table: RoutingTable) -> CostModel:
-        """Fit on a table whose every cost is known."""
-        if not table.has_cost:
-            raise DataError(
-                f"{table.meta.get('source', 'table')}: some costs are unknown (NaN); a router needs them",
-                name="cost_usd",
-                hint="give the table costs, or prices: `agentroute fit --prices PRICES.json`",
-            )
-        coef = np.zeros((table.n_options, 2))
-        for j in range(table.n_options):
-            tok = table.input_tokens[:, j]
-            y = table.cost[:, j]
-            a = np.stack([np.ones_like(tok), tok], axis=1)
-            sol, *_ = np.linalg.lstsq(a, y, rcond=None)
-            if sol[1] < 0 or sol[0] < 0:  # no token dependence (or a bad fit): the mean
-                sol = np.array([float(y.mean()), 0.0])
-            coef[j] = sol
-        return cls(coef)
-
-    def predict(self, texts: Sequence[str]) -> np.ndarray:
-        """Predicted USD cost ``(n, n_options)``."""
-        tok = _tokens(texts)
-        out: np.ndarray = np.maximum(self.coef[:, 0][None, :] + tok[:, None] * self.coef[:, 1][None, :], 0.0)
-        return out
-
-
-class TableRouter(BasePolicy):
-    """Base of the routers fitted on a routing table: features, cost model, λ, decide, save.
-
-    Subclasses implement ``_fit(x, table)`` and ``_quality(x)``, and list their arrays in ``_arrays()``.
-    ``cost_weight`` is the default λ (cost-scale units); ``None`` at fit time means 0.1.
-    """
-
-    kind: ClassVar[str] = "router"
-    uses_features: ClassVar[bool] = True
-
-    def __init__(
-        self, *, featurizer: Featurizer | None = None, cost_weight: float | None = None, seed: int = 0
-    ) -> None:
-        self.featurizer = featurizer
-        self.cost_weight = 0.1 if cost_weight is None else _check_lambda(cost_weight)
-        self.seed = int(seed)
-        self.options: list[str] = []
-        self.cost_model: CostModel | None = None
-        self.cost_scale = 1.0
-        self.card: dict[str, Any] = {}
-        self.name = self.kind
-        self.version = "1"
-
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-        _REGISTRY[cls.kind] = cls
-
-    # ------------------------------------------------------------------ fitting
-
-    def fit(self, table: RoutingTable) -> TableRouter:
-        """Fit features, the cost model and the quality model on ``table``; fills the card."""
-        if len(table) < 2:
-            raise DataError(f"cannot fit a router on {len(table)} queries", name="table")
-        t0 = time.perf_counter()
-        self.options = list(table.options)
-        self.cost_model = CostModel.fit(table)
-        self.cost_scale = table.cost_scale()
-        x = np.zeros((len(table), 0), dtype=np.float32)
-        if self.uses_features:
-            if self.featurizer is None or not _is_fitted(self.featurizer):
-                self.featurizer = (self.featurizer or HashingFeaturizer(seed=self.seed)).fit(
-                    table.texts, table.categories
-                )
-            x = self.featurizer.transform(table.texts, table.categories)
-        metrics = self._fit(x, table) or {}
-        self.card = {
-            "format": FORMAT,
-            "kind": self.kind,
-            "options": self.options,
-            "cost_weight": self.cost_weight,
-            "cost_scale": self.cost_scale,
-            "cost_unit": "lambda trades quality against cost / cost_scale (USD)",
-            "seed": self.seed,
-            "params": self._params(),
-            "data": {
-                "source": str(table.meta.get("source", "")),
-                "n_queries": len(table),
-                "meta": {k: v for k, v in table.meta.items() if isinstance(v, str | int | float)},
-            },
-            "metrics": {**metrics, "fit_seconds": round(time.perf_counter() - t0, 3)},
-            "featurizer_version": getattr(self.featurizer, "version", None),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        return self
-
-    def _fit(self, x: np.ndarray, table: RoutingTable) -> dict[str, Any] | None:
-        raise NotImplementedError
-
-    def _quality(
-        self, x: np.ndarray, texts: Sequence[str], categories: Sequence[str | None] | None = None
-    ) -> np.ndarray:
-        raise NotImplementedError
-
-    def _params(self) -> dict[str, Any]:
-        return {}
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
-        """Set fitted state from saved arrays and params."""
-
-    # ------------------------------------------------------------------ prediction
-
-    def _check(self) -> None:
-        if self.cost_model is None:
-            raise ConfigError(f"{self.kind} router is not fitted", name=self.kind, hint="call fit(table) first")
-
-    def features(self, texts: Sequence[str], categories: Sequence[str | None] | None) -> np.ndarray:
-        """The router's query features (empty for routers that use none)."""
-        if not self.uses_features:
-            return np.zeros((len(texts), 0), dtype=np.float32)
-        assert self.featurizer is not None
-        return self.featurizer.transform(list(texts), categories)
-
-    def predict_outcomes(
-        self, texts: Sequence[str], categories: Sequence[str | None] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(predicted quality, predicted USD cost), each ``(n, n_options)`` in ``self.options`` order."""
-        self._check()
-        assert self.cost_model is not None
-        x = self.features(texts, categories)
-        q = np.clip(self._quality(x, texts, categories), 0.0, 1.0)
-        return q, self.cost_model.predict(texts)
-
-    def choose(self, q: np.ndarray, c: np.ndarray, cost_weight: float) -> np.ndarray:
-        """Index of ``argmax q − λ·c/cost_scale`` per row (ties go to the cheaper option)."""
-        s = q - cost_weight * c / self.cost_scale if math.isfinite(cost_weight) else -c
-        best = s.max(axis=1, keepdims=True)
-        tie = s >= best - 1e-12
-        out: np.ndarray = np.where(tie, c, np.inf).argmin(axis=1)
-        return out
-
-    def predict_texts(
-        self,
-        texts: Sequence[str],
-        categories: Sequence[str | None] | None = None,
-        cost_weight: float | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(chosen option index per query, probability of every option) at λ = ``cost_weight``."""
-        q, c = self.predict_outcomes(texts, categories)
-        lam = self.cost_weight if cost_weight is None else float(cost_weight)
-        idx = self.choose(q, c, lam)
-        probs = np.zeros_like(q)
-        probs[np.arange(len(idx)), idx] = 1.0
-        return idx, probs
-
-    # ------------------------------------------------------------------ serving
-
-    def _match(self, cand: Candidate) -> int | None:
-        for key in (cand.id, cand.descriptor.get("model"), cand.descriptor.get("option")):
-            if isinstance(key, str) and key in self._col:
-                return self._col[key]
-        return None
-
-    @property
-    def _col(self) -> dict[str, int]:
-        return {o: i for i, o in enumerate(self.options)}
-
-    def decide(self, obs: Observation) -> Decision:
-        """Score every candidate the router knows and take the best ``E[q] − λ·E[cost]``."""
-        self._check()
-        known = [(c, j) for c in obs.candidates if (j := self._match(c)) is not None]
-        if not known:
-            c0 = min(obs.candidates, key=lambda c: c.rank)
-            return Decision(
-                c0.id, one_hot(obs, c0.id), reason=f"{self.kind}: no candidate is a fitted option; cheapest"
-            )
-        lam = obs.extra.get("cost_weight", self.cost_weight)
-        lam = self.cost_weight if lam is None else float(lam)
-        q, c = self.predict_outcomes([obs.task.text], [obs.task.category])
-        cols = np.asarray([j for _, j in known])
-        pick = int(self.choose(q[:, cols], c[:, cols], lam)[0])
-        chosen = known[pick][0].id
-        scale = self.cost_scale
-        scores = {cand.id: float(q[0, j] - lam * c[0, j] / scale) for cand, j in known}
-        j = int(cols[pick])
-        return Decision(
-            chosen,
-            one_hot(obs, chosen),
-            reason=f"{self.kind} at λ={lam:g}: {chosen} has the best E[q] − λ·E[cost] "
-            f"({q[0, j]:.2f} − {lam:g}×{c[0, j] / scale:.3f})",
-            scores=scores,
-            evidence={
-                "q_hat": {cand.id: round(float(q[0, jj]), 4) for cand, jj in known},
-                "cost_hat": {cand.id: float(c[0, jj]) for cand, jj in known},
-                "cost_weight": lam,
-            },
-        )
-
-    # ------------------------------------------------------------------ persistence
-
-    def save(self, path: str | Path) -> Path:
-        """Write the card and arrays (a directory, or ``NAME.json`` + ``NAME.npz``); returns the card path."""
-        self._check()
-        assert self.cost_model is not None
-        card_path, npz_path = _paths(path)
-        card_path.parent.mkdir(parents=True, exist_ok=True)
-        card = dict(self.card)
-        card.update(
-            weights=npz_path.name,
-            cost_weight=self.cost_weight,
-            featurizer=self.featurizer.to_dict() if self.uses_features and self.featurizer else None,
-        )
-        arrays = {"cost_coef": self.cost_model.coef, **self._arrays()}
-        np.savez(npz_path, **arrays)  # type: ignore[arg-type]
-        card_path.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        self.card = card
-        return card_path
-
-    @classmethod
-    def from_card(
-        cls, card: Mapping[str, Any], arrays: Mapping[str, np.ndarray], *, cost_weight: float | None = None
-    ) -> TableRouter:
-        """Rebuild a fitted router from its card and arrays."""
-        r = cls.__new__(cls)
-        TableRouter.__init__(
-            r,
-            featurizer=featurizer_from_dict(card["featurizer"]) if card.get("featurizer") else None,
-            cost_weight=card.get("cost_weight") if cost_weight is None else cost_weight,
-            seed=int(card.get("seed", 0)),
-        )
-        r.options = [str(o) for o in card["options"]]
-        r.cost_scale = float(card["cost_scale"])
-        r.cost_model = CostModel(arrays["cost_coef"])
-        r.card = dict(card)
-        r._restore(arrays, card.get("params", {}))
-        return r
-
-
-def _check_lambda(v: Any) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"cost_weight={v!r} must be a number >= 0", name="cost_weight") from None
-    if math.isnan(f) or f < 0:
-        raise ConfigError(f"cost_weight={v!r} must be a number >= 0", name="cost_weight")
-    return f
-
-
-def _is_fitted(f: Any) -> bool:
-    try:
-        _ = f.dim
-    except ConfigError:
-        return False
-    return not (hasattr(f, "fitted") and not f.fitted)
-
-
-def _holdout(n: int, seed: int, frac: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
-    perm = np.random.default_rng(seed).permutation(n)
-    k = max(1, int(n * frac))
-    return perm[k:], perm[:k]
-
-
-# ---------------------------------------------------------------------- routers
 
 
 class KNNRouter(TableRouter):
@@ -361,7 +65,7 @@ class KNNRouter(TableRouter):
         q = table.quality.astype(np.float32)
         metrics: dict[str, Any] = {}
         if self.k is None:
-            tr, va = _holdout(len(x), self.seed)
+            tr, va = holdout(len(x), self.seed)
             errs = {}
             for k in (5, 10, 20, 40, 80):
                 p = self._predict(xn[va], xn[tr], q[tr], k)
@@ -382,9 +86,12 @@ class KNNRouter(TableRouter):
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"x": self.x.astype(np.float16), "q": self.q}
 
-    def _restore(self, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
-        self.k, self.shrink = int(params["k"]), float(params["shrink"])
-        self.x, self.q = arrays["x"].astype(np.float32), arrays["q"].astype(np.float32)
+    def _restore(self, arrays: Arrays, params: Card) -> None:
+        self.k, self.shrink = params.whole("k", lo=1), params.num("shrink", lo=0.0)
+        k = len(self.options)
+        self.q = arrays.get("q", shape=(None, k), dtype=np.float32)
+        d = self.featurizer.dim if self.featurizer is not None else None
+        self.x = arrays.get("x", shape=(len(self.q), d), dtype=np.float32)
 
 
 class LinearRouter(TableRouter):
@@ -401,32 +108,20 @@ class LinearRouter(TableRouter):
         self.w: np.ndarray = np.zeros((0, 0))
         self.b: np.ndarray = np.zeros(0)
 
-    @staticmethod
-    def _solve(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> list[tuple[np.ndarray, np.ndarray]]:
-        mu_x, mu_y = x.mean(axis=0), y.mean(axis=0)
-        xc = x - mu_x
-        gram, rhs = xc.T @ xc, xc.T @ (y - mu_y)
-        eye = np.eye(gram.shape[0])
-        out = []
-        for a in alphas:
-            w = np.linalg.solve(gram + a * eye, rhs)  # a Cholesky-backed solve: fast on two cores
-            out.append((w, mu_y - mu_x @ w))
-        return out
-
     def _fit(self, x: np.ndarray, table: RoutingTable) -> dict[str, Any]:
         x64, y = x.astype(np.float64), table.quality
         metrics: dict[str, Any] = {}
         if self.alpha is None:
             grid = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
-            tr, va = _holdout(len(x), self.seed)
-            sols = self._solve(x64[tr], y[tr], grid)
+            tr, va = holdout(len(x), self.seed)
+            sols = ridge(x64[tr], y[tr], grid)
             errs = {
                 a: float(np.mean((np.clip(x64[va] @ w + b, 0, 1) - y[va]) ** 2))
                 for a, (w, b) in zip(grid, sols, strict=True)
             }
             self.alpha = min(errs, key=lambda a: errs[a])
             metrics["holdout_mse_by_alpha"] = {str(a): e for a, e in errs.items()}
-        ((self.w, self.b),) = self._solve(x64, y, [float(self.alpha)])
+        ((self.w, self.b),) = ridge(x64, y, [float(self.alpha)])
         return {**metrics, "alpha": self.alpha}
 
     def _quality(
@@ -441,9 +136,12 @@ class LinearRouter(TableRouter):
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"w": self.w.astype(np.float32), "b": self.b}
 
-    def _restore(self, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
-        self.alpha = float(params["alpha"])
-        self.w, self.b = arrays["w"].astype(np.float64), arrays["b"].astype(np.float64)
+    def _restore(self, arrays: Arrays, params: Card) -> None:
+        self.alpha = params.num("alpha", lo=0.0)
+        k = len(self.options)
+        d = self.featurizer.dim if self.featurizer is not None else None
+        self.w = arrays.get("w", shape=(d, k), dtype=np.float64)
+        self.b = arrays.get("b", shape=(k,), dtype=np.float64)
 
 
 class MLPRouter(TableRouter):
@@ -503,12 +201,20 @@ class MLPRouter(TableRouter):
             out[f"w{i}"], out[f"b{i}"] = w.astype(np.float32), b.astype(np.float32)
         return out
 
-    def _restore(self, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
-        n = int(params["n_layers"])
-        self.layers = [(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n)]
+    def _restore(self, arrays: Arrays, params: Card) -> None:
+        n = params.whole("n_layers", lo=1, hi=64)
+        self.layers = [(arrays.get(f"w{i}", ndim=2, dtype=np.float32), arrays.get(f"b{i}", ndim=1, dtype=np.float32))
+                       for i in range(n)]
+        try:
+            check_layers(self.layers)
+        except ValueError as e:
+            raise params.error("n_layers", f"does not describe the saved layers: {e}") from None
+        d = self.featurizer.dim if self.featurizer is not None else None
+        if (d is not None and self.layers[0][0].shape[0] != d) or self.layers[-1][0].shape[1] != len(self.options):
+            raise params.error("n_layers", "the saved layers do not map the features to one output per option")
         for key in ("hidden", "epochs", "batch_size"):
-            setattr(self, key, int(params[key]))
-        self.lr, self.weight_decay = float(params["lr"]), float(params["weight_decay"])
+            setattr(self, key, params.whole(key, lo=1, hi=2**31))
+        self.lr, self.weight_decay = params.num("lr", lo=0.0), params.num("weight_decay", lo=0.0)
 
 
 class ConstantRouter(TableRouter):
@@ -546,8 +252,9 @@ class ConstantRouter(TableRouter):
     def _params(self) -> dict[str, Any]:
         return {"which": self.which, "option": self.option}
 
-    def _restore(self, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
-        self.which, self.option = str(params["which"]), str(params["option"])
+    def _restore(self, arrays: Arrays, params: Card) -> None:
+        self.which = params.text("which", choices=("cheapest", "strongest"))
+        self.option = params.text("option", choices=tuple(self.options))
         self.name = self.which
 
 
@@ -569,10 +276,14 @@ class RandomRouter(TableRouter):
     ) -> np.ndarray:
         return np.full((len(texts), len(self.options)), 0.5)
 
+    def _params(self) -> dict[str, Any]:
+        return {"rng": np_rng_state(self._rng)}
+
+    def _restore(self, arrays: Arrays, params: Card) -> None:
+        self._rng = np_rng_from(params, "rng", self.seed)
+
     def choose(self, q: np.ndarray, c: np.ndarray, cost_weight: float) -> np.ndarray:
         """A uniform draw per row."""
-        if not hasattr(self, "_rng"):
-            self._rng = np.random.default_rng(self.seed)
         out: np.ndarray = np.asarray(self._rng.integers(0, q.shape[1], size=q.shape[0]))
         return out
 
@@ -589,6 +300,8 @@ class RandomRouter(TableRouter):
     def decide(self, obs: Observation) -> Decision:
         """Uniform over the candidates it knows (propensity 1/k), marked as exploration."""
         d = super().decide(obs)
+        if obs.kind != "model":
+            return d
         known = [c.id for c in obs.candidates if self._match(c) is not None] or [d.chosen]
         p = 1.0 / len(known)
         return Decision(
@@ -599,80 +312,7 @@ class RandomRouter(TableRouter):
         )
 
 
-POLICY_NAMES = ("prior", "ensemble", "knn", "linear", "mlp", "bandit", "random", "cheapest", "strongest", "ppo")
-
-
-def make_router(name: str, *, seed: int = 0, cost_weight: float | None = None, **kw: Any) -> TableRouter:
-    """An unfitted router by its ``agentroute fit --policy`` name (all but ``ppo``)."""
-    common: dict[str, Any] = {"seed": seed, "cost_weight": cost_weight}
-    if name == "knn":
-        return KNNRouter(**kw, **common)
-    if name == "linear":
-        return LinearRouter(**kw, **common)
-    if name == "mlp":
-        return MLPRouter(**kw, **common)
-    if name == "prior":
-        from agentroute.policies.prior import PriorRouter
-
-        return PriorRouter(**kw, **common)
-    if name == "ensemble":
-        from agentroute.policies.ensemble import EnsembleRouter
-
-        return EnsembleRouter(**kw, **common)
-    if name in ("cheapest", "strongest"):
-        return ConstantRouter(name, **common)
-    if name == "random":
-        return RandomRouter(**common)
-    if name == "bandit":
-        from agentroute.policies.bandit import LinUCBPolicy
-
-        return LinUCBPolicy.for_table(**kw, **common)
-    raise ConfigError(f"unknown policy {name!r}", name=name, hint=f"use one of {', '.join(POLICY_NAMES)}")
-
-
-def load_policy(path: str | Path, *, cost_weight: float | None = None) -> Any:
-    """Load any saved agentroute policy (predictive, bandit or learned) from its directory or card/arrays file."""
-    p = Path(path)
-    card_path, npz_path = _paths(p)
-    card: dict[str, Any] | None = None
-    if card_path.exists():
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise DataError(f"{card_path}: cannot read the policy card: {e}", name=str(card_path)) from e
-    elif not npz_path.exists() and not p.exists():
-        raise DataError(f"{p}: no such policy", name=str(p), hint="fit one with `agentroute fit`")
-    kind = card.get("kind") if card else None
-    fmt = str(card.get("format", "")) if card else ""
-    if card is None or kind == "learned" or fmt.startswith("agentroute.learned"):
-        try:
-            from agentroute.policies.learned import load_learned
-        except ImportError:
-            raise DataError(f"{p}: a learned policy, and agentroute.policies.learned is missing", name=str(p)) from None
-        kw = {} if cost_weight is None else {"cost_weight": cost_weight}
-        return load_learned(card_path if card is not None else npz_path, **kw)
-    if fmt != FORMAT:
-        raise DataError(f"{card_path}: policy format {fmt!r} is not {FORMAT!r}", name=str(card_path))
-    if str(kind).startswith(("linucb", "thompson")):
-        importlib.import_module("agentroute.policies.bandit")  # registers the bandit kinds
-    if kind in ("prior", "ensemble"):
-        importlib.import_module(f"agentroute.policies.{kind}")  # registers PriorRouter / EnsembleRouter
-    cls = _REGISTRY.get(str(kind))
-    if cls is None:
-        raise DataError(
-            f"{card_path}: unknown policy kind {kind!r}", name=str(kind), hint=f"known: {sorted(_REGISTRY)}"
-        )
-    try:
-        with np.load(npz_path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"{npz_path}: cannot read the policy arrays: {e}", name=str(npz_path)) from e
-    return cls.from_card(card, arrays, cost_weight=cost_weight)
-
-
 __all__ = [
-    "FORMAT",
-    "POLICY_NAMES",
     "ConstantRouter",
     "CostModel",
     "KNNRouter",
@@ -680,6 +320,4 @@ __all__ = [
     "MLPRouter",
     "RandomRouter",
     "TableRouter",
-    "load_policy",
-    "make_router",
 ]

@@ -25,7 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentroute.errors import ConfigError
-from agentroute.policies.predictive import TableRouter
+from agentroute.policies._card import Arrays, Card
+from agentroute.policies._frontier import aiq, breakeven_weights, upper_hull
+from agentroute.policies._ridge import Ridge
+from agentroute.policies._table import TableRouter
 
 if TYPE_CHECKING:
     from agentroute.data.table import RoutingTable
@@ -58,31 +61,7 @@ def lookup(names: Sequence[str], table: np.ndarray, overall: np.ndarray, cats: S
     return out
 
 
-class _Ridge:
-    """Ridge from one Gram matrix, solved per penalty (primal or dual, whichever is smaller)."""
-
-    def __init__(self, x: np.ndarray) -> None:
-        self.mu = x.mean(axis=0)
-        self.xc = x - self.mu
-        n, d = self.xc.shape
-        self.dual = n < d
-        self.gram = self.xc @ self.xc.T if self.dual else self.xc.T @ self.xc
-        self.eye = np.eye(len(self.gram))
-
-    def weights(self, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-        """(W ``(d, k)``, b ``(k,)``) of the ridge fit of every column of ``y`` with penalty ``alpha``."""
-        my = y.mean(axis=0)
-        yc = y - my
-        if self.dual:
-            w = self.xc.T @ np.linalg.solve(self.gram + alpha * self.eye, yc)
-        else:
-            w = np.linalg.solve(self.gram + alpha * self.eye, self.xc.T @ yc)
-        return w, my - self.mu @ w
-
-
 def _hull_aiq(cost: np.ndarray, qual: np.ndarray, c_lo: float, c_hi: float) -> float:
-    from agentroute.evaluation import aiq, upper_hull
-
     return float(aiq(upper_hull(cost, qual), c_lo, c_hi))
 
 
@@ -110,12 +89,11 @@ def routed_aiq(router: TableRouter, table: RoutingTable, q_hat: np.ndarray, c_ha
     The λ sweep is the fixed grid plus the predictions' own break-even points (as in
     :func:`agentroute.evaluation.sweep`), so model selection sees the frontier the evaluation will measure.
     """
-    from agentroute.evaluation import breakeven_weights
-
     rows = np.arange(len(table))
     c_opt = table.cost.mean(axis=0)
-    lams = breakeven_weights(q_hat, c_hat, router.cost_scale, n=_CV_BREAKEVEN)
-    pts = [router.choose(q_hat, c_hat, lam) for lam in lams]
+    scale = router.cost_scale
+    lams = breakeven_weights(q_hat, c_hat, scale, n=_CV_BREAKEVEN)  # per cost unit; choose() takes λ per USD
+    pts = [router.choose(q_hat, c_hat, lam / scale) for lam in lams]
     cost = np.asarray([table.cost[rows, i].mean() for i in pts])
     qual = np.asarray([table.quality[rows, i].mean() for i in pts])
     return _hull_aiq(cost, qual, float(c_opt.min()), float(c_opt.max()))
@@ -157,7 +135,7 @@ class PriorRouter(TableRouter):
             te, tr = fold == k, fold != k
             ctr = [cats[i] for i in np.flatnonzero(tr)]
             cte = [cats[i] for i in np.flatnonzero(te)]
-            ridge = _Ridge(x[tr]) if any(math.isfinite(a) for a in alphas) else None
+            ridge = Ridge(x[tr]) if any(math.isfinite(a) for a in alphas) else None
             priors = []
             for s in shrinks:
                 names, tab, g = category_prior(ctr, y[tr], s)
@@ -199,7 +177,7 @@ class PriorRouter(TableRouter):
         self.w, self.b = np.zeros((d, k)), np.zeros(k)
         if math.isfinite(self.alpha):
             resid = table.quality - lookup(self.categories, self.prior, self.overall, cats)
-            self.w, self.b = _Ridge(x64).weights(resid, self.alpha)
+            self.w, self.b = Ridge(x64).weights(resid, self.alpha)
         return {**metrics, "shrink": self.shrink, "alpha": self.alpha, "n_categories": len(self.categories)}
 
     def predict_with_categories(self, x: np.ndarray, categories: Sequence[str | None] | None) -> np.ndarray:
@@ -226,11 +204,17 @@ class PriorRouter(TableRouter):
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"prior": self.prior, "overall": self.overall, "w": self.w.astype(np.float32), "b": self.b}
 
-    def _restore(self, arrays: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> None:
-        self.shrink, self.alpha, self.folds = float(params["shrink"]), float(params["alpha"]), int(params["folds"])
-        self.categories = [str(c) for c in params["categories"]]
-        self.prior, self.overall = arrays["prior"].astype(np.float64), arrays["overall"].astype(np.float64)
-        self.w, self.b = arrays["w"].astype(np.float64), arrays["b"].astype(np.float64)
+    def _restore(self, arrays: Arrays, params: Card) -> None:
+        self.shrink = params.num("shrink", lo=0.0)
+        self.alpha = params.num("alpha", lo=0.0, finite=False)
+        self.folds = params.whole("folds", lo=2)
+        self.categories = params.texts("categories", unique=True)
+        k = len(self.options)
+        d = self.featurizer.dim if self.featurizer is not None else None
+        self.prior = arrays.get("prior", shape=(len(self.categories), k), dtype=np.float64)
+        self.overall = arrays.get("overall", shape=(k,), dtype=np.float64)
+        self.w = arrays.get("w", shape=(d, k), dtype=np.float64)
+        self.b = arrays.get("b", shape=(k,), dtype=np.float64)
 
 
 __all__ = ["PriorRouter", "aiq_tolerance", "category_prior", "lookup", "routed_aiq", "select_best"]

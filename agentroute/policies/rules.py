@@ -1,4 +1,4 @@
-"""Declarative rules: ordered conditions over what a policy sees, first match wins, with a default per kind.
+r"""Declarative rules: ordered conditions over what a policy sees, first match wins, with a default per kind.
 
 Rules come from YAML (``RulePolicy.from_file``), from dicts, or from :class:`Rule` objects. Each rule is validated
 with pydantic; a bad rule is reported with its file, line, rule name and field. At compile time ``bind`` checks that
@@ -16,11 +16,25 @@ Example (``policies/support.yaml``)::
         when: {kind: model, budget_left_below: 0.3}
         choose: cheapest
     default: {agent: END, model: small, memory: low}
+
+**Regular expressions run on RE2** (``google-re2``), a linear-time engine: a ``when.regex`` costs time
+proportional to the task text whatever the pattern, so a rule like ``^(a+)+$`` (exponential under Python's
+backtracking ``re``: 4.8 s per decision on 26 characters) cannot stall a decision. We chose it over the ``regex``
+package's ``timeout=`` because a timeout makes the same rule match or not depending on how loaded the machine is
+(decisions must replay identically from their traces) and still spends the whole timeout on every decision, while
+RE2 runs every pattern it accepts in linear time and refuses the rest when the file is loaded. What RE2 cannot run --
+backreferences (``\1``), lookaround (``(?=``, ``(?<!``), ``\Z`` (write ``\z``), possessive quantifiers -- is a
+:class:`ConfigError` at load time naming the file, the rule's line and ``when.regex``. Matching is case-insensitive;
+``\d``, ``\w`` and ``\b`` are ASCII-only in RE2.
+
+**Limits.** A rule file is at most :data:`MAX_FILE_BYTES` bytes, nests at most :data:`MAX_DEPTH` levels and holds at
+most :data:`MAX_NODES` values with its YAML aliases expanded; a regex is at most :data:`MAX_REGEX_CHARS` characters.
+Each is a module constant: raise it (``agentroute.policies.rules.MAX_FILE_BYTES = ...``) before loading a file that
+is meant to be larger. Loading raises only :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -28,11 +42,53 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentroute.errors import ConfigError
-from agentroute.policies.base import BasePolicy
-from agentroute.routing import Candidate, Decision, GraphSpec, Observation, one_hot
+from agentroute.policies._card import Arrays, Card, register
+from agentroute.routing import Candidate, Decision, GraphSpec, Observation, PolicyBase, one_hot
 
 _SPECIAL = {"cheapest", "strongest"}
 _END_NAMES = {"end", "END", "__end__"}
+
+MAX_FILE_BYTES = 1 << 20
+"""Largest rule file (or YAML text) accepted, in bytes (characters for ``from_yaml``)."""
+MAX_DEPTH = 32
+"""Deepest nesting of the rule file's YAML (lists and mappings, aliases expanded)."""
+MAX_NODES = 100_000
+"""Most YAML values a rule file may hold once its aliases are expanded."""
+MAX_REGEX_CHARS = 10_000
+"""Longest ``when.regex`` accepted, in characters."""
+
+
+def compile_regex(pattern: str) -> Any:
+    """Compile ``pattern`` with RE2, case-insensitive; ``ValueError`` saying why RE2 refuses it.
+
+    RE2 also bounds the compiled program's memory (8 MiB by default), so an enormous pattern is refused too.
+    """
+    import re2
+
+    if len(pattern) > MAX_REGEX_CHARS:
+        raise ValueError(f"longer than {MAX_REGEX_CHARS} characters "
+                         "(agentroute.policies.rules.MAX_REGEX_CHARS is the limit)")
+    opts = re2.Options()
+    opts.case_sensitive = False
+    opts.log_errors = False
+    try:
+        return re2.compile(pattern, opts)
+    except re2.error as e:
+        why = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise ValueError(f"not a regular expression RE2 can run ({why}); RE2 runs in linear time and has no "
+                         "backreferences or lookaround, and writes \\Z as \\z") from None
+    except UnicodeEncodeError:
+        raise ValueError("not a regular expression: it holds a lone surrogate (not valid Unicode text)") from None
+
+
+def _search(rx: Any, text: str) -> str | None:
+    """The matched text of ``rx`` in ``text``, or ``None`` (linear time; lone surrogates are matched as bytes)."""
+    try:
+        m = rx.search(text)
+    except UnicodeEncodeError:
+        m = rx.search(text.encode("utf-8", "surrogatepass"))
+        return None if m is None else m.group(0).decode("utf-8", "replace")
+    return None if m is None else str(m.group(0))
 
 
 class When(BaseModel):
@@ -62,10 +118,7 @@ class When(BaseModel):
     @classmethod
     def _compiles(cls, v: str | None) -> str | None:
         if v is not None:
-            try:
-                re.compile(v)
-            except re.error as e:
-                raise ValueError(f"not a valid regular expression: {e}") from None
+            compile_regex(v)  # a ValueError becomes the rule's error, with its file, line and field
         return v
 
 
@@ -101,27 +154,49 @@ class RuleSet(BaseModel):
         return v
 
 
+_OWNER = "agentroute.policies.rules"
+
+
+def _validate(rules: Any, *, default: Any, name: Any, version: Any, source: str) -> RuleSet:
+    """A :class:`RuleSet` from the constructor's arguments; any malformed part is a :class:`ConfigError`."""
+    if isinstance(rules, str | bytes | Mapping) or not isinstance(rules, Sequence):
+        raise ConfigError(f"{source}: rules must be a list of rules, got {type(rules).__name__}", name="rules")
+    if isinstance(version, int | float) and not isinstance(version, bool):
+        version = repr(version) if abs(version) < 10**100 else version  # a huge int has no short str
+    raw = {"name": name, "version": version, "rules": list(rules), "default": {} if default is None else default}
+    try:
+        return RuleSet.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, source, None), name=_field(e)) from None
+
+
+def _field(e: ValidationError) -> str:
+    """The dotted field of the first error (``rules.0.when.regex``), for :attr:`ConfigError.name`."""
+    errs = e.errors()
+    return ".".join(str(x) for x in errs[0]["loc"]) if errs else "rules"
+
+
 def _norm(choice: str) -> str:
     return "__end__" if choice in _END_NAMES else choice
 
 
-class RulePolicy(BasePolicy):
+@register("rules", "rules")
+class RulePolicy(PolicyBase):
     """Ordered rules, first match wins; then the default of the decision's kind; then the cheapest candidate."""
+
+    family = "rules"
+    kind = "rules"
 
     def __init__(self, rules: Sequence[Rule | Mapping[str, Any]] = (), *,
                  default: Mapping[str, str] | None = None, name: str = "rules", version: str = "1",
                  source: str | None = None) -> None:
-        try:
-            parsed = [r if isinstance(r, Rule) else Rule(**r) for r in rules]
-            rs = RuleSet(name=name, version=str(version), rules=parsed, default=dict(default or {}))
-        except ValidationError as e:
-            raise ConfigError(_explain(e, source or "rules", None)) from None
+        rs = _validate(rules, default=default, name=name, version=version, source=source or "rules")
         self.name = rs.name
         self.version = rs.version
         self.rules = tuple(rs.rules)
         self.default = {k: _norm(v) for k, v in rs.default.items()}
         self.source = source
-        self._regex = {i: re.compile(r.when.regex, re.I) for i, r in enumerate(self.rules) if r.when.regex}
+        self._regex = {i: compile_regex(r.when.regex) for i, r in enumerate(self.rules) if r.when.regex}
         self._keywords = {i: [k.lower() for k in r.when.keywords] for i, r in enumerate(self.rules) if r.when.keywords}
 
     @classmethod
@@ -132,25 +207,31 @@ class RulePolicy(BasePolicy):
         try:
             rs = RuleSet.model_validate(data)
         except ValidationError as e:
-            raise ConfigError(_explain(e, source, data.get("__lines__"))) from None
+            raise ConfigError(_explain(e, source, data.get("__lines__")), name=_field(e)) from None
         return cls(rs.rules, default=rs.default, name=rs.name, version=rs.version, source=source)
 
     @classmethod
     def from_file(cls, path: str | Path) -> RulePolicy:
-        """Load a YAML rule file; a bad rule is reported with its line and field."""
-        import yaml
+        """Load a YAML rule file; a bad rule is reported with its line and field (see the limits above)."""
+        from agentroute import _yaml
 
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"rule file {str(p)!r} does not exist", name=str(p))
-        text = p.read_text(encoding="utf-8")
-        try:
-            data = yaml.safe_load(text) or {}
-            root = yaml.compose(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML: {e}", name=str(p)) from None
+        text = _yaml.read_text(p, max_bytes=MAX_FILE_BYTES, what="rule file", limit_name=f"{_OWNER}.MAX_FILE_BYTES")
+        return cls.from_yaml(text, source=str(p))
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str = "<rules>") -> RulePolicy:
+        """Load rules from YAML text (safe loading, bounded by the module's limits); errors name ``source``."""
+        from agentroute import _yaml
+
+        data, root = _yaml.load(text, source=source, owner=_OWNER, max_chars=MAX_FILE_BYTES, max_depth=MAX_DEPTH,
+                                max_nodes=MAX_NODES)
+        if data is None:
+            data = {}
         if not isinstance(data, dict):
-            raise ConfigError(f"{p}: a rule file must be a mapping with 'rules' and 'default'", name=str(p))
+            raise ConfigError(f"{source}: a rule file must be a mapping with 'rules' and 'default'", name=source)
         lines = _rule_lines(root)
         rules = data.get("rules") or []
         if isinstance(rules, list):
@@ -160,8 +241,19 @@ class RulePolicy(BasePolicy):
         try:
             rs = RuleSet.model_validate(data)
         except ValidationError as e:
-            raise ConfigError(_explain(e, str(p), lines)) from None
-        return cls(rs.rules, default=rs.default, name=rs.name, version=rs.version, source=str(p))
+            raise ConfigError(_explain(e, source, lines), name=_field(e)) from None
+        return cls(rs.rules, default=rs.default, name=rs.name, version=rs.version, source=source)
+
+    # -- saving (a policy card; the YAML file stays the way to write rules by hand) ----------------------------
+    def to_card(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The rule set as a card (family ``rules``)."""
+        return {"rules": [r.model_dump(exclude_none=True) for r in self.rules], "default": dict(self.default)}, {}
+
+    @classmethod
+    def from_card(cls, card: Card, arrays: Arrays) -> RulePolicy:
+        """The rule set of a card, validated like a rule file."""
+        data = {k: card[k] for k in ("name", "version", "rules", "default") if k in card}
+        return cls.from_dict(data, source=card.source)
 
     # -- compile-time checks --------------------------------------------------------------------------------
     def bind(self, spec: GraphSpec) -> None:
@@ -223,10 +315,10 @@ class RulePolicy(BasePolicy):
                 return None
             why.append(f"keyword {hit!r}")
         if i in self._regex:
-            m = self._regex[i].search(text)
-            if m is None:
+            hit_text = _search(self._regex[i], text)
+            if hit_text is None:
                 return None
-            why.append(f"regex matched {m.group(0)[:30]!r}")
+            why.append(f"regex matched {hit_text[:30]!r}")
         return ", ".join(why) or "conditions hold"
 
     def decide(self, obs: Observation) -> Decision:
@@ -264,12 +356,12 @@ def _resolve(choice: str | None, obs: Observation) -> Candidate | None:
 
 def _rule_lines(root: Any) -> list[int]:
     """1-based line of each item of the top-level ``rules`` list."""
-    try:
+    import yaml
+
+    if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
-            if key.value == "rules":
+            if key.value == "rules" and isinstance(value, yaml.SequenceNode):
                 return [item.start_mark.line + 1 for item in value.value]
-    except (AttributeError, TypeError):
-        pass
     return []
 
 

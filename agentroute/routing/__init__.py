@@ -20,10 +20,11 @@ from agentroute.routing._types import (
     one_hot,
 )
 from agentroute.routing.point import Choice, Exhausted, Option, Pending, TaskRouter, mask_reason, option, reason_key
-from agentroute.routing.policy import GraphSpec, PolicyBase, RouterPolicy, TaskOutcome
+from agentroute.routing.policy import CAPABILITIES, GraphSpec, PolicyBase, RouterPolicy, TaskOutcome, implements
 from agentroute.routing.record import DecisionRecord
 
 __all__ = [
+    "CAPABILITIES",
     "KINDS",
     "Candidate",
     "Choice",
@@ -43,6 +44,7 @@ __all__ = [
     "TaskInfo",
     "TaskOutcome",
     "TaskRouter",
+    "implements",
     "mask_reason",
     "one_hot",
     "option",

@@ -13,7 +13,7 @@ from typing import Any
 
 from agentroute.errors import ConfigError, PolicyError
 from agentroute.routing._types import Decision, Feedback, Observation
-from agentroute.routing.policy import GraphSpec, TaskOutcome
+from agentroute.routing.policy import GraphSpec, TaskOutcome, implements
 
 
 def _accept_all(obs: Observation, decision: Decision, reply: Any) -> bool:
@@ -48,7 +48,7 @@ class Policy:
 
     @property
     def learns(self) -> bool:
-        """True when the policy wants feedback after its decisions (a ``feedback`` that does nothing is skipped)."""
+        """True when the policy implements ``feedback`` (:func:`~agentroute.routing.implements`)."""
         return self._feedback is not None
 
     def decide(self, obs: Observation) -> Decision:
@@ -92,22 +92,12 @@ class Policy:
         return f"Policy({self.policy!r})"
 
 
-def _noop(self: Any, *args: Any) -> None:
-    """A method that does nothing."""
-
-
-_NOOP_CODE = _noop.__code__.co_code
-
-
 def _method(obj: Any, name: str) -> Any:
-    """``obj.name`` when it is callable and does something (an inherited no-op is as good as none: not called)."""
+    """``obj.name`` when the policy implements it beyond :class:`PolicyBase`'s default (a default is not called)."""
+    if not implements(obj, name):
+        return None
     m = getattr(obj, name, None)
-    if not callable(m):
-        return None
-    code = getattr(getattr(m, "__func__", m), "__code__", None)
-    if code is not None and code.co_code == _NOOP_CODE and name in ("feedback", "bind", "on_task_end"):
-        return None
-    return m
+    return m if callable(m) else None
 
 
 __all__ = ["Policy"]

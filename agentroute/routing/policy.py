@@ -1,7 +1,13 @@
 """The policy contract: the protocol every routing policy implements, and what a compiled graph offers it.
 
 A policy never imports the runtime: it sees an :class:`~agentroute.routing.Observation` and returns a
-:class:`~agentroute.routing.Decision`.
+:class:`~agentroute.routing.Decision`. Every optional capability (:data:`CAPABILITIES`) is declared on
+:class:`RouterPolicy` with its default and implemented by :class:`PolicyBase`; :func:`implements` tells a driver
+whether a policy really provides one (overrides the default), so a driver can skip work nobody asked for.
+
+Who calls what: the runtime calls ``bind`` at compile time, ``decide``/``feedback`` at every routing point,
+``accept`` after each model reply and ``on_task_end`` once per task; evaluation sweeps call ``predict_outcomes``.
+The cost weight λ a policy reads (its own ``cost_weight``, or ``obs.extra["cost_weight"]``) is per USD.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from agentroute.routing.record import DecisionRecord
 class GraphSpec:
     """What a compiled graph offers, per routing point kind: the ids a policy may name (checked at compile time)."""
 
-    __slots__ = ("agents", "graph", "memory_tiers", "points", "tiers")
+    __slots__ = ("agents", "graph", "memory_tiers", "models", "points", "tiers")
 
     def __init__(
         self,
@@ -27,12 +33,16 @@ class GraphSpec:
         tiers: Sequence[str],
         memory_tiers: Sequence[str] = ("low", "mid", "high"),
         points: Mapping[str, Sequence[str]] | None = None,
+        models: Mapping[str, str] | None = None,
     ) -> None:
         self.graph = graph
         self.agents = tuple(agents)
         self.tiers = tuple(tiers)
         self.memory_tiers = tuple(memory_tiers)
         self.points = dict(points or {})
+        self.models: dict[str, str] = dict(models or {})
+        """The model each tier calls (tier name -> LiteLLM model name), when the graph says; a policy fitted on
+        model names maps tiers through it."""
 
     def ids(self, kind: str | None = None) -> set[str]:
         """Every id a decision of ``kind`` (or of any kind) may choose; ``__end__`` is an agent-point option."""
@@ -59,6 +69,10 @@ class TaskOutcome:
     truncated: bool
     reason: str
     decisions: tuple[DecisionRecord, ...] = ()
+
+
+CAPABILITIES = ("feedback", "bind", "accept", "on_task_end", "predict_outcomes")
+"""The optional capabilities of :class:`RouterPolicy`, each with a default in :class:`PolicyBase`."""
 
 
 @runtime_checkable
@@ -138,4 +152,18 @@ class PolicyBase:
         return f"{type(self).__name__}(name={self.name!r}, version={self.version!r})"
 
 
-__all__ = ["GraphSpec", "PolicyBase", "RouterPolicy", "TaskOutcome"]
+def implements(policy: Any, capability: str) -> bool:
+    """Whether ``policy`` provides ``capability`` (one of :data:`CAPABILITIES`) beyond :class:`PolicyBase`'s default.
+
+    A plain object that only has ``decide`` implements nothing optional; a :class:`PolicyBase` subclass implements
+    what it overrides.
+    """
+    if capability not in CAPABILITIES:
+        raise ValueError(f"unknown policy capability {capability!r}; known: {', '.join(CAPABILITIES)}")
+    method = getattr(type(policy), capability, None)
+    if method is None:
+        return callable(getattr(policy, capability, None))  # set on the instance
+    return method is not getattr(PolicyBase, capability)
+
+
+__all__ = ["CAPABILITIES", "GraphSpec", "PolicyBase", "RouterPolicy", "TaskOutcome", "implements"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agentroute.data import RoutingTable
+
+if TYPE_CHECKING:
+    from agentroute.graph import AgentGraph
 
 
 def synthetic_table(n: int = 120, seed: int = 0) -> RoutingTable:
@@ -48,7 +51,7 @@ def features(table: RoutingTable, dim: int = 6, seed: int = 0) -> np.ndarray:
     return x
 
 
-def ab_graph(*, fail_in: str | None = None) -> Any:
+def ab_graph(*, fail_in: str | None = None) -> AgentGraph:
     """Two agents (draft, then optionally review) with two priced tiers; ``fail_in`` names an agent that raises."""
     import agentroute as ar
 

@@ -11,21 +11,30 @@ import pytest
 from envs_helpers import TASKS, ab_graph, synthetic_table
 
 import agentroute as ar
+from agentroute import training
 from agentroute.data import RoutingTable
 from agentroute.envs.query_routing import QueryRoutingEnv
 from agentroute.errors import DataError
 from agentroute.features import HashingFeaturizer
 from agentroute.policies import _sb3
-from agentroute.policies.learned import FORMAT, LearnedPolicy, fit_ppo_from_table, load_learned
+from agentroute.policies._card import FORMAT
+from agentroute.policies.learned import LearnedPolicy, load_learned
+from agentroute.training import fit_ppo_from_table
 
 TABLE = synthetic_table(160)
+SCALE = TABLE.cost_scale()
+
+
+def usd(lam: float) -> float:
+    """λ per cost unit of TABLE (what the network was trained on) as λ per USD (what a policy takes)."""
+    return lam / SCALE
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedPolicy, Path]:
     out = tmp_path_factory.mktemp("pol") / "router"
     pol = fit_ppo_from_table(
-        TABLE, HashingFeaturizer(256, n_components=8), seed=0, cost_weights=(0.0, 1.0), out=out,
+        TABLE, HashingFeaturizer(256, n_components=8), seed=0, cost_weights=(0.0, usd(1.0)), out=out,
         total_timesteps=8192,
     )
     return pol, out
@@ -34,7 +43,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedPolicy, Pa
 def test_learns_the_price_dependent_choice(trained: tuple[LearnedPolicy, Path]) -> None:
     pol, _ = trained
     math_rows = np.array([c == "math" for c in TABLE.categories])
-    choice, probs = pol.predict_texts(TABLE.texts, TABLE.categories, cost_weight=0.3)
+    choice, probs = pol.predict_texts(TABLE.texts, TABLE.categories, cost_weight=usd(0.3))
     assert probs.shape == (len(TABLE), 3) and np.allclose(probs.sum(axis=1), 1.0)
     names = np.array(pol.options)[choice]
     # at λ=0.3: hard (math) queries are worth the strong option, easy ones go to the cheap one
@@ -48,15 +57,16 @@ def test_card_and_files_are_safe_and_complete(trained: tuple[LearnedPolicy, Path
     assert npz.exists() and card_path.exists()
     card = json.loads(card_path.read_text())
     assert card["format"] == FORMAT and card["kind"] == "learned" and card["algo"] == "ppo"
+    assert card["cost_unit"] == "usd" and card["cost_weight"] == pytest.approx(pol.cost_weight)
     for key in ("reward", "cost_weight_range", "metrics", "seed", "featurizer", "options", "cost_scale_usd", "table"):
         assert key in card, key
-    assert card["cost_weight_range"] == [0.0, 1.0] and card["table"] == {"source": "synthetic"}
+    assert card["cost_weight_range"] == pytest.approx([0.0, 1.0]) and card["table"] == {"source": "synthetic"}
     with np.load(npz, allow_pickle=False) as z:  # no object arrays: loads without pickle
         assert all(z[k].dtype != object for k in z.files)
     x = pol.featurizer.transform(TABLE.texts[:20], TABLE.categories[:20])
     for path in (npz, card_path, out):
         again = load_learned(path)
-        assert np.array_equal(again.predict(x, 0.5)[0], pol.predict(x, 0.5)[0])
+        assert np.array_equal(again.predict(x, usd(0.5))[0], pol.predict(x, usd(0.5))[0])
 
 
 def test_numpy_network_matches_torch() -> None:
@@ -85,7 +95,7 @@ def test_serving_imports_neither_torch_nor_sb3(trained: tuple[LearnedPolicy, Pat
     code = f"""
 import sys
 from agentroute.policies.learned import load_learned
-p = load_learned({str(out) + '.npz'!r}, cost_weight=0.3)
+p = load_learned({str(out) + '.npz'!r}, cost_weight={usd(0.3)!r})
 choice, _ = p.predict_texts(["prove the theorem about primes number 3 step by step"], ["math"])
 print(p.options[int(choice[0])])
 assert "torch" not in sys.modules, "torch imported"
@@ -119,7 +129,7 @@ def test_a_table_policy_routes_model_tiers_in_the_runtime() -> None:
     pol = fit_ppo_from_table(table, HashingFeaturizer(128, n_components=4), total_timesteps=1024, seed=1)
     from agentroute.providers.simulated import Simulated
 
-    app = ab_graph().compile(pol.with_cost_weight(0.2), Simulated(seed=0))
+    app = ab_graph().compile(pol.with_cost_weight(0.2 / table.cost_scale()), Simulated(seed=0))
     res = app.run({"question": "prove the theorem about primes number 7 step by step"},
                   budget=ar.Budget(usd="0.05", steps=4))
     tiers = [d for d in res.decisions if d.kind == "model"]
@@ -130,13 +140,13 @@ def test_a_table_policy_routes_model_tiers_in_the_runtime() -> None:
 
 def test_graph_policy_trains_with_maskable_ppo_and_serves_in_app_run(tmp_path: Path) -> None:
     out = tmp_path / "graph_policy.npz"
-    pol = _sb3.fit_env_policy(
+    pol = training.fit_env_policy(
         "agentroute/GraphRouting-v0",
         env_kwargs={"graph": ab_graph(), "tasks": TASKS, "cost_weight_range": (0.0, 1.0), "cost_scale_usd": 0.001},
         algo="maskable_ppo", total_timesteps=256, seed=0, out=out,
     )
     assert pol.card["obs"]["kind"] == "graph" and pol.card["algo"] == "maskable_ppo"
-    served = load_learned(out, cost_weight=0.5)
+    served = load_learned(out, cost_weight=0.5 / 0.001)  # λ per USD: 0.5 per cost unit of $0.001
     from agentroute.providers.simulated import Simulated
 
     app = ab_graph().compile(served, Simulated(seed=1))
@@ -152,7 +162,7 @@ def test_broken_files_are_data_errors(tmp_path: Path) -> None:
         load_learned(tmp_path / "missing.npz")
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip")
-    with pytest.raises(DataError, match="not an agentroute learned policy"):
+    with pytest.raises(DataError, match="cannot read the policy arrays"):
         load_learned(junk)
     other = tmp_path / "other.npz"
     np.savez(other, w0=np.zeros((2, 2), np.float32), b0=np.zeros(2, np.float32), card_json=np.asarray("{}"))
@@ -173,11 +183,11 @@ class _Oracle:
 
 
 def test_warm_start_imitates_a_router_before_ppo() -> None:
-    pol = _sb3.fit_query_policy(TABLE, HashingFeaturizer(256, n_components=8), seed=0, cost_weights=(0.0, 1.0),
-                                total_timesteps=0, warm_start=_Oracle())
+    pol = training.fit_query_policy(TABLE, HashingFeaturizer(256, n_components=8), seed=0, cost_weights=(0.0, 1.0),
+                                    total_timesteps=0, warm_start=_Oracle())
     assert pol.card["warm_start"]["from"] == "oracle-ish"
     assert pol.card["warm_start"]["imitation_accuracy"] > 0.9
-    choice, _ = pol.predict_texts(TABLE.texts, TABLE.categories, cost_weight=0.3)
+    choice, _ = pol.predict_texts(TABLE.texts, TABLE.categories, cost_weight=usd(0.3))
     names = np.array(pol.options)[choice]
     math_rows = np.array([c == "math" for c in TABLE.categories])
     assert np.mean(names[math_rows] == "strong") > 0.9 and np.mean(names[~math_rows] == "cheap") > 0.9
@@ -187,7 +197,7 @@ def test_cost_weight_outside_the_trained_range(trained: tuple[LearnedPolicy, Pat
     pol, _ = trained
     x = pol.featurizer.transform(TABLE.texts, TABLE.categories)
     # beyond the range it acts as at the edge; at infinity only cost counts
-    assert np.array_equal(pol.predict(x, 50.0)[0], pol.predict(x, 1.0)[0])
+    assert np.array_equal(pol.predict(x, usd(50.0))[0], pol.predict(x, usd(1.0))[0])
     choice, probs = pol.predict(x, float("inf"))
     assert (np.array(pol.options)[choice] == "cheap").all() and np.allclose(probs.max(axis=1), 1.0)
     with pytest.raises(ar.ConfigError):

@@ -136,4 +136,6 @@ def test_memory_scenario_trains_and_the_card_names_the_tiers(tmp_path: Path, dat
     assert res.exit_code == 0, res.output
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["env"] == "agentroute/MemoryTier-v0" and card["options"] == ["low", "mid", "high"]
-    assert card["reward"] == "budgetmem" and card["cost_weight"] == 0.2 and card["total_timesteps"] == 64
+    assert card["reward"] == "budgetmem" and card["total_timesteps"] == 64
+    # the scenario's λ = 0.2 per cost unit (1,000 context tokens' worth); a saved policy states it per USD
+    assert card["cost_unit"] == "usd" and card["cost_weight"] == pytest.approx(0.2 / card["cost_scale_usd"])

@@ -126,7 +126,7 @@ def test_data_convert_and_prices(tmp_path: Path) -> None:
 def test_fit_ppo_calls_the_learned_hook(
     tables: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agentroute.policies.learned as learned
+    import agentroute.training as learned
 
     seen: dict[str, Any] = {}
 

@@ -13,8 +13,8 @@ from agentroute.data import load_builtin
 from agentroute.errors import ConfigError
 from agentroute.evaluation import evaluate
 from agentroute.features import HashingFeaturizer
+from agentroute.policies import load_policy, make_router
 from agentroute.policies.ensemble import EnsembleRouter, _simplex
-from agentroute.policies.predictive import load_policy, make_router
 
 
 def test_simplex_grid_covers_every_blend() -> None:
@@ -41,7 +41,8 @@ def test_ensemble_learns_the_topics_and_keeps_only_weighted_members() -> None:
     assert len(r.members) == len(r.member_kinds) == len(r.weights)
     assert "cv_best_aiq" in r.card["metrics"]
     # at λ high, proofs still go to large (only it solves them) and arithmetic goes to small
-    idx, _ = r.predict_texts(["prove the theorem by induction", "add the sum of the digits"], ["proof", "arith"], 0.5)
+    idx, _ = r.predict_texts(["prove the theorem by induction", "add the sum of the digits"], ["proof", "arith"],
+                             0.5 / r.cost_scale)  # λ per USD
     assert [r.options[i] for i in idx] == ["large", "small"]
     res = evaluate(test, {"ensemble": r})
     assert res["policies"]["ensemble"]["aiq"] > res["zero_router"]["aiq"]
@@ -65,14 +66,14 @@ def test_save_load_round_trip_gives_identical_decisions(tmp_path: Path) -> None:
     card = json.loads(card_path.read_text())
     assert card["kind"] == "ensemble" and card["params"]["members"] == ["prior", "knn", "linear"]
     with np.load(tmp_path / "ens" / "arrays.npz", allow_pickle=False) as z:
-        assert {"m0.prior", "m1.x", "m2.w"} <= set(z.files)
+        assert {"m0/prior", "m1/x", "m2/w"} <= set(z.files)
     back = load_policy(tmp_path / "ens")
     assert isinstance(back, EnsembleRouter)
     for lam in (0.0, 0.1, 1.0, 10.0):
-        a, _ = r.predict_texts(test.texts, test.categories, lam)
-        b, _ = back.predict_texts(test.texts, test.categories, lam)
+        a, _ = r.predict_texts(test.texts, test.categories, lam / r.cost_scale)
+        b, _ = back.predict_texts(test.texts, test.categories, lam / r.cost_scale)
         np.testing.assert_array_equal(a, b)
-    obs = observation("prove the lemma", "proof", cost_weight=0.2)
+    obs = observation("prove the lemma", "proof", cost_weight=0.2 / r.cost_scale)
     assert back.decide(obs).chosen == r.decide(obs).chosen
 
 
@@ -95,7 +96,7 @@ def test_ensemble_beats_the_zero_router_on_real_held_out_queries(
 def test_ensemble_keeps_the_policy_contract() -> None:
     r = EnsembleRouter(["prior", "linear"], weights=[1, 1], featurizer=HashingFeaturizer(128)).fit(make_table(240, 6))
     for ids in (["small", "medium", "large"], ["small", "large"], ["medium"]):
-        d = r.decide(observation("prove the theorem by induction", "proof", ids, cost_weight=0.1))
+        d = r.decide(observation("prove the theorem by induction", "proof", ids, cost_weight=0.1 / r.cost_scale))
         assert d.chosen in ids and sum(d.probabilities.values()) == pytest.approx(1.0)
         assert set(d.probabilities) == set(ids) and d.reason.startswith("ensemble")
 

@@ -25,8 +25,8 @@ from agentroute.evaluation import (
     write_report,
 )
 from agentroute.features import HashingFeaturizer
+from agentroute.policies import make_router
 from agentroute.policies.baselines import Cheapest, Strongest
-from agentroute.policies.predictive import make_router
 
 points = st.lists(st.tuples(st.floats(0, 10).map(lambda v: round(v, 4)), st.floats(0, 1)), min_size=1, max_size=30)
 

@@ -9,6 +9,8 @@ from learn_helpers import OPTIONS, make_table, observation
 
 from agentroute.errors import ConfigError, DataError
 from agentroute.features import HashingFeaturizer
+from agentroute.policies import load_policy, make_router
+from agentroute.policies._card import FORMAT
 from agentroute.policies.bandit import LinUCBPolicy, ThompsonPolicy
 from agentroute.policies.base import BasePolicy
 from agentroute.policies.predictive import (
@@ -17,15 +19,21 @@ from agentroute.policies.predictive import (
     LinearRouter,
     MLPRouter,
     RandomRouter,
-    load_policy,
-    make_router,
 )
 from agentroute.routing import Candidate, Decision, Feedback, Observation, RouterPolicy
+
+TRAIN, TEST = make_table(360, seed=1).split(0.25, seed=0)
+SCALE = TRAIN.cost_scale()
+
+
+def usd(lam: float) -> float:
+    """λ per cost unit of the training table (the mean cost of its priciest option) as λ per USD."""
+    return lam / SCALE
 
 
 @pytest.fixture(scope="module")
 def split() -> tuple:
-    return make_table(360, seed=1).split(0.25, seed=0)
+    return TRAIN, TEST
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +59,7 @@ def test_contract_choice_is_a_candidate_and_probabilities_sum_to_one(fitted: dic
     p = fitted[name]
     assert isinstance(p, RouterPolicy) and isinstance(p, BasePolicy)
     for ids in (OPTIONS, ["small", "large"], ["medium"]):
-        d = p.decide(observation("prove the theorem by induction", "proof", ids, cost_weight=0.1))
+        d = p.decide(observation("prove the theorem by induction", "proof", ids, cost_weight=usd(0.1)))
         assert isinstance(d, Decision) and d.chosen in ids
         assert sum(d.probabilities.values()) == pytest.approx(1.0)
         assert set(d.probabilities) == set(ids) and d.reason
@@ -63,8 +71,8 @@ def test_learned_routes_follow_the_topic_and_lambda(fitted: dict, name: str) -> 
 
     def pick(text: str, cat: str, lam: float) -> str:
         if name == "linucb":  # decide() explores; the greedy choice is what it has learned
-            return OPTIONS[int(p.predict_texts([text], [cat], lam)[0][0])]
-        return str(p.decide(observation(text, cat, cost_weight=lam)).chosen)
+            return OPTIONS[int(p.predict_texts([text], [cat], usd(lam))[0][0])]
+        return str(p.decide(observation(text, cat, cost_weight=usd(lam))).chosen)
 
     assert pick("add the sum of digits plus total", "arith", 3.0) == "small"
     assert pick("prove the lemma bound by induction", "proof", 0.05) == "large"
@@ -87,15 +95,17 @@ def test_save_load_round_trip_without_pickle(fitted: dict, split: tuple, tmp_pat
     target = tmp_path / "pol" if name in ("knn", "mlp", "linucb") else tmp_path / "pol.json"
     card_path = p.save(target)
     card = json.loads(Path(card_path).read_text())
+    assert card["format"] == FORMAT and card["family"] in ("predictive", "bandit") and card["cost_unit"] == "usd"
     assert card["kind"] == p.kind and card["options"] == OPTIONS and "metrics" in card and card["seed"] == 0
-    npz = Path(card_path).with_name(card["weights"])
+    assert card["cost_weight"] == pytest.approx(p.cost_weight)
+    npz = Path(card_path).with_name(card["arrays"])
     with np.load(npz, allow_pickle=False) as z:
         assert all(z[k].dtype != object for k in z.files)
     back = load_policy(target)
     assert type(back) is type(p)
     if name != "random":
-        i1, _ = p.predict_texts(test.texts, test.categories, 0.3)
-        i2, _ = back.predict_texts(test.texts, test.categories, 0.3)
+        i1, _ = p.predict_texts(test.texts, test.categories, usd(0.3))
+        i2, _ = back.predict_texts(test.texts, test.categories, usd(0.3))
         assert (np.asarray(i1) == np.asarray(i2)).all()
     assert load_policy(target, cost_weight=2.5).cost_weight == 2.5
 
@@ -103,9 +113,15 @@ def test_save_load_round_trip_without_pickle(fitted: dict, split: tuple, tmp_pat
 def test_load_policy_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such policy"):
         load_policy(tmp_path / "missing")
-    (tmp_path / "bad.json").write_text(json.dumps({"format": "agentroute.router/1", "kind": "nope"}))
+    (tmp_path / "bad.json").write_text(json.dumps({"format": FORMAT, "family": "predictive", "kind": "nope"}))
     with pytest.raises(DataError, match="unknown policy kind"):
         load_policy(tmp_path / "bad.json")
+    (tmp_path / "old.json").write_text(json.dumps({"format": "agentroute.router/1", "kind": "nope"}))
+    with pytest.raises(DataError, match="cost_scale"):  # an earlier card is upgraded first: it names what is missing
+        load_policy(tmp_path / "old.json")
+    (tmp_path / "odd.json").write_text(json.dumps({"format": "agentroute.router/0"}))
+    with pytest.raises(DataError, match="policy format"):
+        load_policy(tmp_path / "odd.json")
 
 
 def test_fit_needs_costs_and_unfitted_raises() -> None:
@@ -149,7 +165,7 @@ def test_descriptor_model_matches_an_option(fitted: dict) -> None:
     other = Observation(
         **{f: getattr(obs, f) for f in obs.__slots__ if f not in ("candidates", "extra")},
         candidates=tiers,
-        extra={"cost_weight": 0.05},
+        extra={"cost_weight": usd(0.05)},
     )
     assert fitted["knn"].decide(other).chosen == "big"
 
@@ -157,10 +173,10 @@ def test_descriptor_model_matches_an_option(fitted: dict) -> None:
 def test_bandit_learns_online_through_feedback() -> None:
     train = make_table(600, seed=5)
     f = HashingFeaturizer(256, n_components=8).fit(train.texts, train.categories)
-    bandit = LinUCBPolicy(OPTIONS, f, 0.5, 0.2, 0, cost_scale=train.cost_scale())
+    bandit = LinUCBPolicy(OPTIONS, f, 0.5, 0.2 / train.cost_scale(), 0, cost_scale=train.cost_scale())
     rewards = []
     for i in range(len(train)):
-        obs = observation(train.texts[i], train.categories[i], cost_weight=0.2)
+        obs = observation(train.texts[i], train.categories[i], cost_weight=0.2 / train.cost_scale())
         d = bandit.decide(obs)
         j = OPTIONS.index(d.chosen)
         q, c = float(train.quality[i, j]), float(train.cost[i, j])

@@ -14,7 +14,7 @@ from learn_helpers import OPTIONS, P_RIGHT, make_table, observation
 from agentroute.errors import ConfigError
 from agentroute.evaluation import evaluate
 from agentroute.features import HashingFeaturizer
-from agentroute.policies.predictive import load_policy, make_router
+from agentroute.policies import load_policy, make_router
 from agentroute.policies.prior import PriorRouter, category_prior, lookup
 from agentroute.routing import Decision
 
@@ -61,8 +61,9 @@ def test_learns_the_per_topic_quality_and_routes_by_lambda(fitted: PriorRouter) 
     assert np.abs(q - truth).max() < 0.2
     # at λ = 0.3 the true P_RIGHT makes large best on proofs and small best on arithmetic (at λ = 0.05, medium's
     # +0.02 on arithmetic would outweigh its price: small is then the wrong answer)
-    hard = fitted.decide(observation("prove the theorem by induction", "proof", cost_weight=0.3))
-    easy = fitted.decide(observation("add the digits", "arith", cost_weight=0.3))
+    lam = 0.3 / fitted.cost_scale  # λ per USD: 0.3 per mean cost of the priciest option
+    hard = fitted.decide(observation("prove the theorem by induction", "proof", cost_weight=lam))
+    easy = fitted.decide(observation("add the digits", "arith", cost_weight=lam))
     assert isinstance(hard, Decision) and hard.chosen == "large" and easy.chosen == "small"
     assert fitted.decide(observation("prove it", "proof", cost_weight=math.inf)).chosen == "small"
 

@@ -9,7 +9,7 @@ import pytest
 from agentroute.data import load_builtin
 from agentroute.evaluation import evaluate
 from agentroute.features import HashingFeaturizer
-from agentroute.policies.predictive import make_router
+from agentroute.policies import make_router
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from agentroute.evaluation import (
     upper_hull,
 )
 from agentroute.features import HashingFeaturizer
-from agentroute.policies.predictive import make_router
+from agentroute.policies import make_router
 
 
 def test_breakeven_weights_hold_every_switch_point() -> None:

@@ -35,7 +35,8 @@ def test_fit_then_eval_a_saved_policy(tmp_path):
     r = CliRunner().invoke(main, ["memory", "fit", "--conversations", str(convs), "--policy", "rule",
                                   "--cost-weight", "0.3", "--out", str(card), "--quiet"])
     assert r.exit_code == 0, r.output
-    assert json.loads(card.read_text())["policy"] == "rule"
+    saved = json.loads(card.read_text())
+    assert saved["family"] == "memory" and saved["kind"] == "rule" and saved["cost_unit"] == "usd"
     r = CliRunner().invoke(main, ["memory", "fit", "--conversations", str(convs), "--policy", "fitted-q",
                                   "--out", str(tmp_path / "pol" / "fq"), "--quiet", "--limit", "4"])
     assert r.exit_code == 0, r.output

@@ -80,8 +80,10 @@ def test_budgetmem_reward_aligns_scales():
         assert 0.0 <= info["r_cost"] <= 1.0
         assert r == pytest.approx(info["quality"] + info["alpha"] * info["r_cost"])
     assert alphas[0] == 1.0 and len(set(np.round(alphas[15:], 6))) > 1
-    cheap = env._cost_reward(0.0)
-    dear = env._cost_reward(10.0)
+    # the env scores with the one BudgetMem reward: a free outcome is fully efficient, a very dear one not at all
+    assert env._budgetmem.window == 50
+    cheap = 1.0 - env._budgetmem.normalised_cost(0.0)
+    dear = 1.0 - env._budgetmem.normalised_cost(10.0**6)
     assert cheap == 1.0 and dear == 0.0
 
 

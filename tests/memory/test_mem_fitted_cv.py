@@ -23,7 +23,7 @@ def test_groups_name_each_questions_conversation():
 
 @pytest.mark.parametrize("lam", [0.0, 0.3, 5.0])
 def test_cv_picks_the_alpha_with_the_best_held_out_return(lam):
-    p = FittedQPolicy.fit(TWO, cost_weight=lam, mix=1.0)
+    p = FittedQPolicy.fit(TWO, cost_weight=lam / TWO.unit_usd, mix=1.0)
     assert set(p.cv) == {f"{a:g}" for a in ALPHAS}
     best = max(p.cv.values())
     assert p.alpha in ALPHAS and p.cv[f"{p.alpha:g}"] == best
@@ -45,7 +45,7 @@ def test_one_conversation_uses_the_middle_alpha_and_an_explicit_one_is_kept():
 @pytest.mark.parametrize(("lam", "alpha"), [(0.0, 1.0), (0.2, 10.0), (1.0, 0.1)])
 def test_offline_walk_scores_what_the_runtime_does(lam, alpha):
     """The return cross-validation scores a policy by equals the return of the same policy run by the runtime."""
-    p = FittedQPolicy.fit(ONE, cost_weight=lam, mix=0.5, alpha=alpha)
+    p = FittedQPolicy.fit(ONE, cost_weight=lam / ONE.unit_usd, mix=0.5, alpha=alpha)  # λ per USD
     ret = quality(ONE.evidence, ONE.answer, 0.5) - lam * ONE.cost / ONE.unit_usd
     walked = _greedy_return(_design(ONE, False), ret, np.ones(ret.shape[0], dtype=bool), p.weights)
     s = summarise(run_policy([MEM], p))["overall"]

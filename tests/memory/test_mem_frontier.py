@@ -55,8 +55,9 @@ def test_targets_count_the_fixed_combinations_a_curve_matches():
 def test_sweep_fits_per_cost_weight_and_rejects_bad_input():
     mem = memory()
     data = fr.TrainingData([mem])
-    pts = fr.sweep("rule", data, [mem], (0.0, 50.0))
-    assert [p["cost_weight"] for p in pts] == [0.0, 50.0]
+    lam = 50.0 / data.unit_usd  # λ per USD: 50 per 1,000 context tokens' worth
+    pts = fr.sweep("rule", data, [mem], (0.0, lam))
+    assert [p["cost_weight"] for p in pts] == [0.0, lam]
     assert pts[1]["cost_usd"] < pts[0]["cost_usd"]
     with pytest.raises(ConfigError, match="unknown memory policy family"):
         fr.sweep("oracle", data, [mem])
@@ -72,7 +73,7 @@ def test_cli_frontier_writes_json_and_plot(tmp_path):
     convs = write_conversations(tmp_path / "convs", ("c1", "c2", "c3", "c4"))
     out = tmp_path / "front"
     r = CliRunner().invoke(main, ["memory", "frontier", "--conversations", str(convs), "--policy", "fitted-q",
-                                  "--policy", "rule", "--cost-weights", "0,0.5,5", "--limit", "5", "--out", str(out),
+                                  "--policy", "rule", "--cost-weights", "0,200,2000", "--limit", "5", "--out", str(out),
                                   "--quiet"])
     assert r.exit_code == 0, r.output
     res = json.loads((out / "frontier.json").read_text())

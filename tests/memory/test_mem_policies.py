@@ -35,10 +35,10 @@ def _policies():
     mlp = MLPPolicy([(rng.normal(size=(8, N_FEATURES)), rng.normal(size=8)), (rng.normal(size=(3, 8)), np.zeros(3))])
     return [
         MemoryRulePolicy(),
-        MemoryRulePolicy.fit(TABLE, cost_weight=0.2, unit_usd=UNIT),
-        PredictivePolicy.fit(TABLE, method="ridge", cost_weight=0.2, unit_usd=UNIT),
-        PredictivePolicy.fit(TABLE, method="knn", cost_weight=0.2, unit_usd=UNIT, k=3),
-        FittedQPolicy.fit(DATA, cost_weight=0.2),
+        MemoryRulePolicy.fit(TABLE, cost_weight=0.2 / UNIT),
+        PredictivePolicy.fit(TABLE, method="ridge", cost_weight=0.2 / UNIT, unit_usd=UNIT),
+        PredictivePolicy.fit(TABLE, method="knn", cost_weight=0.2 / UNIT, unit_usd=UNIT, k=3),
+        FittedQPolicy.fit(DATA, cost_weight=0.2 / UNIT),
         mlp,
         Fixed("high"),
         Cheapest(),
@@ -93,8 +93,8 @@ def test_rules_by_question_type_and_fit():
     assert question_type("When did Melanie go camping?") == "temporal"
     assert question_type("Would Caroline likely support it?") == "inference"
     assert question_type("What book is Caroline reading?") == "factual"
-    cheap = MemoryRulePolicy.fit(TABLE, cost_weight=50.0, unit_usd=UNIT)
-    rich = MemoryRulePolicy.fit(TABLE, cost_weight=0.0, unit_usd=UNIT)
+    cheap = MemoryRulePolicy.fit(TABLE, cost_weight=50.0 / UNIT)  # λ per USD: 50 per 1,000 context tokens' worth
+    rich = MemoryRulePolicy.fit(TABLE, cost_weight=0.0)
     c = summarise(run_policy([MEM], cheap))["overall"]
     r = summarise(run_policy([MEM], rich))["overall"]
     assert c["cost_usd"] < r["cost_usd"] and r["evidence_recall"] >= c["evidence_recall"]
@@ -104,7 +104,7 @@ def test_rules_by_question_type_and_fit():
 
 def test_fitted_q_trades_cost_for_quality():
     dear = summarise(run_policy([MEM], FittedQPolicy.fit(DATA, cost_weight=0.0)))["overall"]
-    cheap = summarise(run_policy([MEM], FittedQPolicy.fit(DATA, cost_weight=20.0)))["overall"]
+    cheap = summarise(run_policy([MEM], FittedQPolicy.fit(DATA, cost_weight=20.0 / UNIT)))["overall"]
     assert cheap["cost_usd"] < dear["cost_usd"]
 
 
@@ -136,10 +136,11 @@ def test_load_errors(tmp_path):
 def test_ppo_exports_the_same_actor(tmp_path):
     """A few hundred PPO steps; the numpy export must act exactly like the torch actor."""
     from agentroute.envs.memory_tier import MemoryTierEnv
-    from agentroute.memory.train import export_actor, fit_ppo
+    from agentroute.memory.train import export_actor
+    from agentroute.training import fit_memory_ppo
 
-    policy = fit_ppo([MEM], cost_weight=0.2, timesteps=256, seed=0)
-    assert policy.meta["trained_with"] == "ppo" and policy.layers[0][0].shape[1] == N_FEATURES
+    policy = fit_memory_ppo([MEM], cost_weight=0.2 / UNIT, timesteps=256, seed=0)
+    assert policy.meta["trained_with"] == "ppo" and policy.layers[0][0].shape[0] == N_FEATURES  # (in, out)
     from stable_baselines3 import PPO
 
     env = MemoryTierEnv([MEM])
@@ -150,4 +151,7 @@ def test_ppo_exports_the_same_actor(tmp_path):
         act, _ = model.predict(obs, deterministic=True)
         assert int(act) == int(np.argmax(exported.logits(obs)))
     loaded = load_policy(save_policy(policy, tmp_path / "ppo.json"))
-    assert isinstance(loaded, MLPPolicy) and loaded.meta["cost_weight"] == 0.2
+    assert isinstance(loaded, MLPPolicy) and loaded.meta["cost_weight"] == pytest.approx(0.2 / UNIT)
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        assert int(np.argmax(loaded.logits(obs))) == int(np.argmax(policy.logits(obs)))

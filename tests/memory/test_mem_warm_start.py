@@ -9,9 +9,10 @@ from agentroute.cli import main
 from agentroute.errors import ConfigError
 from agentroute.memory.fitted import FittedQPolicy, collect
 from agentroute.memory.routing import route
-from agentroute.memory.train import fit_ppo
+from agentroute.training import fit_memory_ppo as fit_ppo
 
 MEM = memory()
+UNIT = float(MEM.usd(1000))  # λ per USD below: x / UNIT is x per 1,000 context tokens' worth
 QUESTIONS = [q.question for q in MEM.conversation.questions]
 
 
@@ -21,8 +22,8 @@ def _tiers(policy):
 
 @pytest.mark.parametrize("cost_weight", [0.0, 3.0])
 def test_cloned_actor_follows_its_teacher(cost_weight):
-    teacher = FittedQPolicy.fit(collect([MEM]), cost_weight=cost_weight, mix=1.0, alpha=1.0)
-    student = fit_ppo([MEM], cost_weight=cost_weight, mix=1.0, timesteps=0, warm_start=teacher, clone_epochs=400)
+    teacher = FittedQPolicy.fit(collect([MEM]), cost_weight=cost_weight / UNIT, mix=1.0, alpha=1.0)
+    student = fit_ppo([MEM], cost_weight=cost_weight / UNIT, mix=1.0, timesteps=0, warm_start=teacher, clone_epochs=400)
     warm = student.meta["warm_start"]
     assert warm["teacher"] == "fitted-q" and warm["teacher_alpha"] == 1.0 and warm["imitation_accuracy"] >= 0.9
     assert warm["states"] == len(QUESTIONS) * (1 + 3 + 9 + 27)
@@ -31,7 +32,7 @@ def test_cloned_actor_follows_its_teacher(cost_weight):
 
 
 def test_warm_start_then_ppo_runs_and_bad_teachers_are_refused():
-    policy = fit_ppo([MEM], cost_weight=0.2, timesteps=128, warm_start=True, clone_epochs=2)
+    policy = fit_ppo([MEM], cost_weight=0.2 / UNIT, timesteps=128, warm_start=True, clone_epochs=2)
     assert policy.meta["timesteps"] == 128 and "imitation_accuracy" in policy.meta["warm_start"]
     with pytest.raises(ConfigError, match="cannot warm-start"):
         fit_ppo([MEM], cost_weight=0.2, timesteps=64, warm_start="rule")

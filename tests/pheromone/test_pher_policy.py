@@ -82,6 +82,9 @@ def test_eta_terms_price_ability_latency_load() -> None:
     price = d.evidence["eta"]["price"]
     assert price["a"] == 1.0 and price["a"] > price["b"] > price["c"]
     assert price["c"] == pytest.approx(math.exp(-1.0 * 0.003 / 0.004))
+    # λ per USD (the one meaning): 250 per dollar is 1 per $0.004, the same price term
+    usd = p.decide(obs("t1b", cs, extra={"cost_weight": 1.0 / 0.004})).evidence["eta"]["price"]
+    assert usd["c"] == pytest.approx(price["c"]) and usd["b"] == pytest.approx(price["b"])
     assert "load" in d.evidence["eta"]  # two decisions are waiting for feedback
     p.feedback(fb(obs("t0", cs), d0, 1.0, latency=2.0))
     d2 = p.decide(obs("t2", cs))
@@ -255,8 +258,9 @@ def test_runs_in_a_graph_and_the_task_hook_credits_whole_paths() -> None:
     g.start("a")
     g.route("a", to=["b", ar.END])
     policy = PheromonePolicy(asynchronous=False, seed=0, task_types=["x"])
-    app = g.compile(policy=policy, provider=ar.providers.Simulated(), hooks=[policy.task_hook()],
-                    scorer=lambda s: 0.8)
+    with pytest.warns(DeprecationWarning, match="on_task_end"):  # the alias of one release
+        hook = policy.task_hook()
+    app = g.compile(policy=policy, provider=ar.providers.Simulated(), hooks=[hook], scorer=lambda s: 0.8)
     for i in range(6):
         res = app.run({"q": "x"}, task_id=f"t{i}")
         assert res.completed
@@ -265,3 +269,27 @@ def test_runs_in_a_graph_and_the_task_hook_credits_whole_paths() -> None:
     assert {k[1] for k in edges} == {"a.model", "route:a"}
     assert any(k[2].startswith("a.model=") for k in edges), "the transition model -> route was reinforced"
     assert policy.stats()["applied"] == 12 and not policy._paths  # every decision credited once, paths released
+
+
+def test_on_task_end_credits_the_path_once_and_a_failed_task_deposits_nothing() -> None:
+    from decimal import Decimal
+
+    from agentroute.routing import TaskOutcome
+
+    def outcome(tid: str, q: float | None, ok: bool = True) -> TaskOutcome:
+        return TaskOutcome(tid, q, Decimal("0.001"), 10, ok, False, "completed")
+
+    p = PheromonePolicy(asynchronous=False, seed=0, task_types=["x"], exploit=1.0)
+    for tid in ("good", "bad", "unknown"):
+        for point in ("a.model", "route:a"):
+            p.decide(obs(tid, point=point))
+    p.on_task_end(outcome("good", 0.9))
+    assert p.stats()["applied"] == 2 and "good" not in p._paths
+    p.on_task_end(outcome("good", 0.9))  # a second end of the same task finds nothing left to credit
+    assert p.stats()["applied"] == 2
+    before = dict(p.table.edges())
+    p.on_task_end(outcome("bad", 0.9, ok=False))  # a failed task only evaporates its path
+    after = p.table.edges()
+    assert all(after[k].tau <= before.get(k, after[k]).tau for k in after)
+    p.on_task_end(outcome("unknown", None))  # no quality: the path is released, nothing learnt
+    assert not p._paths and not p._inflight

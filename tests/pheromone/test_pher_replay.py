@@ -123,7 +123,7 @@ def test_every_named_policy_replays(name: str) -> None:
 
 
 def test_a_fitted_policy_file_replays(tmp_path: Path) -> None:
-    from agentroute.policies.predictive import make_router
+    from agentroute.policies import make_router
 
     t = synthetic_table(120)
     make_router("cheapest", seed=0).fit(t).save(tmp_path / "lin")

@@ -1,0 +1,122 @@
+"""``agentroute serve``: one-line errors before any worker starts, and a real server process the openai client uses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from click.testing import CliRunner
+from serve_helpers import HERE, TENANTS_YAML, free_port
+
+from agentroute.cli import main
+
+REPO = HERE.parent.parent
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    r = CliRunner().invoke(main, ["serve", *args], catch_exceptions=False)
+    return r.exit_code, r.output
+
+
+def test_help_lists_the_options() -> None:
+    code, out = _invoke("--help")
+    assert code == 0
+    for opt in ("--host", "--port", "--workers", "--tenants", "--store", "--ledger", "--policy"):
+        assert opt in out
+
+
+def test_mistakes_are_one_line_and_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(HERE)
+    bad = tmp_path / "tenants.yaml"
+    bad.write_text("tenants:\n  - name: a\n    budget: {usd: nope}\n")
+    code, out = _invoke("serve_helpers:SERVED", "--tenants", str(bad), "--store", "none")
+    assert code == 2 and f"{bad}:3:" in out and "not a number" in out and "Traceback" not in out
+    code, out = _invoke("serve_helpers:SERVED", "--workers", "2")
+    assert code == 2 and "needs a shared ledger" in out
+    code, out = _invoke("serve_helpers:NOPE", "--store", "none")
+    assert code == 2 and "has no attribute 'NOPE'" in out
+    code, out = _invoke("no_such_module_here:app", "--store", "none")
+    assert code == 2 and "no module 'no_such_module_here'" in out
+    code, out = _invoke("serve_helpers:support_graph", "--store", "none")
+    assert code == 2 and "cannot serve a function" in out
+
+
+def _serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text(TENANTS_YAML)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OTEL_TRACES_EXPORTER": "none"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from agentroute.cli import run; run()", "serve", "serve_helpers:SERVED",
+         "--port", str(port), "--tenants", str(tenants), "--store", f"sqlite:///{tmp_path / 'traces.db'}",
+         "--log-level", "warning", *extra],
+        cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read().decode() if proc.stdout else "serve exited")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("agentroute serve did not become ready")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _ask(url: str, model: str = "agentroute/support") -> str:
+    c = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-acme-ci-0001", max_retries=0)
+    raw = c.chat.completions.with_raw_response.create(model=model,
+                                                      messages=[{"role": "user", "content": "refund please"}])
+    assert raw.parse().choices[0].message.content
+    return raw.headers["x-agentroute-task-id"]
+
+
+@pytest.mark.slow
+def test_a_served_module_from_the_working_directory(tmp_path: Path) -> None:
+    proc, url = _serve(tmp_path)
+    try:
+        task_id = _ask(url)
+        h = {"authorization": "Bearer sk-acme-ci-0001"}
+        assert httpx.get(f"{url}/v1/traces/{task_id}", headers=h, timeout=60).status_code == 200
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_two_workers_share_one_redis_ledger(tmp_path: Path, redis_url: str) -> None:
+    import uuid
+
+    prefix = f"test-cli-{uuid.uuid4().hex[:8]}"
+    proc, url = _serve(tmp_path, "--workers", "2", "--ledger", redis_url, "--ledger-prefix", prefix)
+    try:
+        for _ in range(3):
+            _ask(url, "router/tiers")
+        usage = httpx.get(f"{url}/v1/usage", headers={"authorization": "Bearer sk-acme-ci-0001"}).json()
+        assert [lv["spent"]["steps"] for lv in usage["levels"]] == [3, 3, 3]  # whichever worker took each one
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        keys = client.keys(f"agentroute:ledger:{prefix}/*")
+        assert len(keys) == 3  # key, team and tenant of the one key used
+        client.delete(*keys)
+    finally:
+        _stop(proc)

@@ -371,19 +371,41 @@ def _node(spec: AgentSpec) -> Callable[..., Any]:
 
 
 def _checked_hooks(hooks: Sequence[Any]) -> list[RunHooks]:
-    """The hooks, refused at compile time when one is not a :class:`RunHooks` or misspells an ``on_*`` method."""
+    """The hooks, refused at compile time when one is no hook at all or misspells an ``on_*`` method.
+
+    A :class:`RunHooks` is taken as it is; an object that is not one but defines some of its ``on_*`` methods (a
+    duck-typed hook) is wrapped so the methods it lacks are no-ops.
+    """
     out: list[RunHooks] = []
     for h in hooks:
         name = type(h).__name__
-        if not isinstance(h, RunHooks):
+        defined = {attr for attr, value in inspect.getmembers(type(h)) if attr.startswith("on_") and callable(value)}
+        wrong = sorted(defined - _HOOK_METHODS)
+        if wrong:
+            raise ConfigError(f"hooks: {name}.{wrong[0]} is not a hook method, so it would never be called",
+                              name=f"{name}.{wrong[0]}", hint=f"hook methods: {', '.join(sorted(_HOOK_METHODS))}")
+        if isinstance(h, RunHooks):
+            out.append(h)
+        elif defined:
+            out.append(_DuckHooks(h, defined))
+        else:
             raise ConfigError(f"hooks: {name} is not a RunHooks", name=name,
                               hint="subclass agentroute.RunHooks and override the on_* methods you need")
-        for attr, value in inspect.getmembers(type(h)):
-            if attr.startswith("on_") and callable(value) and attr not in _HOOK_METHODS:
-                raise ConfigError(f"hooks: {name}.{attr} is not a hook method, so it would never be called",
-                                  name=f"{name}.{attr}", hint=f"hook methods: {', '.join(sorted(_HOOK_METHODS))}")
-        out.append(h)
     return out
+
+
+class _DuckHooks(RunHooks):
+    """A hook object that is not a :class:`RunHooks`: its own ``on_*`` methods are called, the rest do nothing."""
+
+    def __init__(self, hook: Any, methods: set[str]) -> None:
+        self.hook = hook
+        for m in methods:
+            setattr(self, m, getattr(hook, m))
+
+    def flush(self) -> None:
+        flush = getattr(self.hook, "flush", None)
+        if callable(flush):
+            flush()
 
 
 def _agent_options(graph: GraphDef, prices: Mapping[str, tuple[Decimal, Decimal] | None],

@@ -130,6 +130,18 @@ def test_misused_hooks_are_refused_at_compile_time():
     with pytest.raises(ar.ConfigError, match="not a RunHooks"):
         g.compile(policy=ar.policies.Cheapest(), hooks=[object()])
 
+    class Duck:  # not a RunHooks, but a hook: its methods are called, the others do nothing
+        def __init__(self) -> None:
+            self.ends: list = []
+
+        def on_task_end(self, result):
+            self.ends.append(result.task_id)
+
+    duck = Duck()
+    app = g.compile(policy=ar.policies.Cheapest(), provider=ar.providers.Simulated(), hooks=[duck])
+    res = app.run({"question": "q"})
+    assert duck.ends == [res.task_id]
+
 
 def test_every_public_error_lives_in_the_one_tree():
     from agentroute import errors

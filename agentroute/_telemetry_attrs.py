@@ -11,12 +11,13 @@ This module must stay import-light: no OpenTelemetry, no SQL.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from agentroute import records as _recs
 from agentroute._telemetry_redact import redact_text
+from agentroute.routing import record as _rec
 
 SEMCONV_VERSION = "1.41.0"
 """OpenTelemetry semantic conventions release whose GenAI span conventions (status: Development) we follow."""
@@ -28,93 +29,71 @@ OP_AGENT = "invoke_agent"
 OP_CHAT = "chat"
 OP_ROUTE = "route"  # no convention exists for a routing decision: our own operation name
 
-# -- GenAI semantic conventions (v1.41.0)
-GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
-GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
-GEN_AI_WORKFLOW_NAME = "gen_ai.workflow.name"
-GEN_AI_AGENT_NAME = "gen_ai.agent.name"
-GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
-GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
-GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
-GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
-GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
-GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
-ERROR_TYPE = "error.type"
-
-# -- agentroute.*
-RECORD = "agentroute.record"
-"""Which record a span carries: ``task``, ``step``, ``call`` or ``decision`` (the store dispatches on it)."""
-TASK_ID = "agentroute.task.id"
-TASK_STATUS = "agentroute.task.status"
-TASK_TRUNCATED = "agentroute.task.truncated"
-TASK_REASON = "agentroute.task.reason"
-TASK_QUALITY = "agentroute.task.quality"
-TASK_STEPS = "agentroute.task.steps"
-TASK_DECISIONS = "agentroute.task.decisions"
-TASK_FEATURES = "agentroute.task.features"
-TASK_INPUT = "agentroute.task.input"
-"""The task's input state as JSON: content, so only when capture is on."""
-GRAPH_NAME = "agentroute.graph.name"
-GRAPH_NODE = "agentroute.graph.node"
-STEP_INDEX = "agentroute.step.index"
-POLICY_NAME = "agentroute.policy.name"
-POLICY_VERSION = "agentroute.policy.version"
-POLICY_WEIGHTS_HASH = "agentroute.policy.weights_hash"
-BUDGET_SHARED = "agentroute.budget.shared"
-BUDGET_LIMIT = "agentroute.budget.limit."  # + usd | tokens | steps | seconds
-BUDGET_SPENT = "agentroute.budget.spent."  # + usd | tokens | steps | seconds
-BUDGET_BEFORE = "agentroute.budget.before"
-BUDGET_RESERVATION = "agentroute.budget.reservation"
-BUDGET_AFTER = "agentroute.budget.after"
-COST_USD = "agentroute.cost.usd"
-"""USD cost as a double, for dashboards (the GenAI conventions have no cost attribute yet)."""
-COST_USD_EXACT = "agentroute.cost.usd_exact"
-"""The same cost as an exact decimal string: the store keeps money exact."""
-USAGE_TOKENS = "agentroute.usage.tokens"
-ERROR_MESSAGE = "agentroute.error.message"
-
-TIER = "agentroute.tier"
-CALL_ATTEMPT = "agentroute.call.attempt"
-CALL_FALLBACK = "agentroute.call.fallback"
-CALL_TIMEOUT = "agentroute.call.timeout"
-
-ROUTE_INDEX = "agentroute.route.index"
-ROUTE_KIND = "agentroute.route.kind"
-ROUTE_POINT = "agentroute.route.point"
-ROUTE_CANDIDATES = "agentroute.route.candidates"
-"""Ids of the affordable candidates, cheapest first (string[])."""
-ROUTE_PROBABILITIES = "agentroute.route.probabilities"
-"""Probability of each candidate, aligned with :data:`ROUTE_CANDIDATES` (double[])."""
-ROUTE_SCORES = "agentroute.route.scores"
-"""JSON object ``{candidate: score}`` (policies score only some candidates)."""
-ROUTE_CANDIDATE_DETAILS = "agentroute.route.candidates.detail"
-"""JSON list of candidates with kind, rank, prices, cost and latency estimates and descriptor."""
-ROUTE_MASKED = "agentroute.route.masked"
-ROUTE_MASKED_REASONS = "agentroute.route.masked.reasons"
-ROUTE_CHOSEN = "agentroute.route.chosen"
-ROUTE_REASON = "agentroute.route.reason"
-ROUTE_PROPENSITY = "agentroute.route.propensity"
-ROUTE_EXPLORED = "agentroute.route.explored"
-ROUTE_QUALITY = "agentroute.route.quality"
-ROUTE_EVIDENCE = "agentroute.route.evidence"
-
-LEDGER_EVENT = "agentroute.ledger"
-LEDGER_OP = "agentroute.ledger.op"
-LEDGER_WHAT = "agentroute.ledger.what"
-LEDGER_AMOUNT = "agentroute.ledger.amount."  # + usd | tokens | steps | seconds
+# -- every key of a span: defined with the records they spell (agentroute.records, agentroute.routing.record)
+GEN_AI_OPERATION_NAME = _recs.GEN_AI_OPERATION_NAME
+GEN_AI_PROVIDER_NAME = _recs.GEN_AI_PROVIDER_NAME
+GEN_AI_WORKFLOW_NAME = _recs.GEN_AI_WORKFLOW_NAME
+GEN_AI_AGENT_NAME = _recs.GEN_AI_AGENT_NAME
+GEN_AI_REQUEST_MODEL = _recs.GEN_AI_REQUEST_MODEL
+GEN_AI_REQUEST_MAX_TOKENS = _recs.GEN_AI_REQUEST_MAX_TOKENS
+GEN_AI_RESPONSE_MODEL = _recs.GEN_AI_RESPONSE_MODEL
+GEN_AI_USAGE_INPUT_TOKENS = _recs.GEN_AI_USAGE_INPUT_TOKENS
+GEN_AI_USAGE_OUTPUT_TOKENS = _recs.GEN_AI_USAGE_OUTPUT_TOKENS
+GEN_AI_INPUT_MESSAGES = _recs.GEN_AI_INPUT_MESSAGES
+GEN_AI_OUTPUT_MESSAGES = _recs.GEN_AI_OUTPUT_MESSAGES
+ERROR_TYPE = _recs.ERROR_TYPE
+TASK_STATUS = _recs.TASK_STATUS
+TASK_TRUNCATED = _recs.TASK_TRUNCATED
+TASK_REASON = _recs.TASK_REASON
+TASK_QUALITY = _recs.TASK_QUALITY
+TASK_STEPS = _recs.TASK_STEPS
+TASK_DECISIONS = _recs.TASK_DECISIONS
+TASK_FEATURES = _recs.TASK_FEATURES
+TASK_INPUT = _recs.TASK_INPUT
+GRAPH_NAME = _recs.GRAPH_NAME
+BUDGET_SHARED = _recs.BUDGET_SHARED
+BUDGET_LIMIT = _recs.BUDGET_LIMIT
+BUDGET_SPENT = _recs.BUDGET_SPENT
+ERROR_MESSAGE = _recs.ERROR_MESSAGE
+TIER = _recs.TIER
+CALL_ATTEMPT = _recs.CALL_ATTEMPT
+CALL_FALLBACK = _recs.CALL_FALLBACK
+CALL_TIMEOUT = _recs.CALL_TIMEOUT
+LEDGER_EVENT = _recs.LEDGER_EVENT
+LEDGER_OP = _recs.LEDGER_OP
+LEDGER_WHAT = _recs.LEDGER_WHAT
+LEDGER_AMOUNT = _recs.LEDGER_AMOUNT
+BUDGET_AFTER = _rec.BUDGET_AFTER
+BUDGET_BEFORE = _rec.BUDGET_BEFORE
+BUDGET_RESERVATION = _rec.BUDGET_RESERVATION
+COST_USD = _rec.COST_USD
+COST_USD_EXACT = _rec.COST_USD_EXACT
+GRAPH_NODE = _rec.GRAPH_NODE
+POLICY_NAME = _rec.POLICY_NAME
+POLICY_VERSION = _rec.POLICY_VERSION
+POLICY_WEIGHTS_HASH = _rec.POLICY_WEIGHTS_HASH
+RECORD = _rec.RECORD
+ROUTE_CANDIDATE_DETAILS = _rec.ROUTE_CANDIDATE_DETAILS
+ROUTE_CANDIDATES = _rec.ROUTE_CANDIDATES
+ROUTE_CHOSEN = _rec.ROUTE_CHOSEN
+ROUTE_DECIDED_NS = _rec.ROUTE_DECIDED_NS
+ROUTE_EVIDENCE = _rec.ROUTE_EVIDENCE
+ROUTE_EXPLORED = _rec.ROUTE_EXPLORED
+ROUTE_INDEX = _rec.ROUTE_INDEX
+ROUTE_KIND = _rec.ROUTE_KIND
+ROUTE_MASKED = _rec.ROUTE_MASKED
+ROUTE_MASKED_REASONS = _rec.ROUTE_MASKED_REASONS
+ROUTE_POINT = _rec.ROUTE_POINT
+ROUTE_PROBABILITIES = _rec.ROUTE_PROBABILITIES
+ROUTE_PROPENSITY = _rec.ROUTE_PROPENSITY
+ROUTE_QUALITY = _rec.ROUTE_QUALITY
+ROUTE_REASON = _rec.ROUTE_REASON
+ROUTE_SCORES = _rec.ROUTE_SCORES
+STEP_INDEX = _rec.STEP_INDEX
+TASK_ID = _rec.TASK_ID
+USAGE_TOKENS = _rec.USAGE_TOKENS
 
 DIMENSIONS = ("usd", "tokens", "steps", "seconds")
-
-
-def _default(o: Any) -> Any:
-    if isinstance(o, Decimal):
-        return str(o)
-    if isinstance(o, set | frozenset | tuple):
-        return list(o)
-    if hasattr(o, "as_dict"):
-        return o.as_dict()
-    return repr(o)
 
 
 def to_json(value: Any, *, redact: bool = True) -> str:
@@ -122,7 +101,7 @@ def to_json(value: Any, *, redact: bool = True) -> str:
 
     Pass ``redact=False`` only for values built from numbers and the graph's own names, or already scrubbed.
     """
-    text = json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+    text = _rec.dumps(value)
     return redact_text(text) if redact else text
 
 

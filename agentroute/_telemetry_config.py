@@ -30,7 +30,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agentroute._telemetry_hooks import OTelHooks, capture_content_from_env, tracing_disabled
 from agentroute.errors import ConfigError
+from agentroute.records import FlushReport
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -50,26 +52,33 @@ class Tracing:
     hooks: list[RunHooks]
     exporters: tuple[str, ...] = ()
     """Names of the exporters in use, for messages (``agentroute:sqlite:///...``, ``otlp``, ``console``)."""
+    processors: tuple[Any, ...] = ()
+    """The span processors configured here (those with a ``report()`` feed :meth:`flush`'s report)."""
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.provider, self.hooks))
 
-    def flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export everything queued so far; True when every processor finished in time."""
-        return bool(self.provider.force_flush(timeout_millis))
+    def flush(self, timeout_millis: int = 30_000) -> FlushReport:
+        """Build the queued spans and export them; the report is true when nothing is pending or was dropped.
+
+        With the SQL store down, rows wait in its spool while the database stays unreachable (``pending_rows``);
+        they are written by a later flush, at shutdown, or by the next exporter of the same database.
+        """
+        for h in self.hooks:
+            if isinstance(h, OTelHooks):
+                h.drain(timeout_millis / 1000)
+        report = FlushReport(finished=bool(self.provider.force_flush(timeout_millis)))
+        for p in self.processors:
+            if hasattr(p, "report"):
+                report = report + p.report()
+        return report
 
     def shutdown(self) -> None:
         """Flush and stop the export threads (the provider also does this at interpreter exit)."""
+        for h in self.hooks:
+            if isinstance(h, OTelHooks):
+                h.close()
         self.provider.shutdown()
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def capture_content_from_env() -> bool:
-    """``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, the standard switch for message content."""
-    return _truthy(os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"))
 
 
 def exporter_names(
@@ -172,7 +181,6 @@ def configure_tracing(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-    from agentroute.telemetry import OTelHooks, tracing_disabled
 
     names = exporter_names(exporters, store_url=store_url, otlp=otlp, console=console)
     attrs: dict[str, Any] = {}
@@ -209,8 +217,12 @@ def configure_tracing(
             processors.append(SqlSpanProcessor(exporter, **opts))
             used.append(f"agentroute:{resolve_url(store_url, hide_password=True)}")
         elif name == "otlp":
+            from agentroute._telemetry_otlp_guard import guard
+
             endpoint = otlp if isinstance(otlp, str) else None
-            processors.append(BatchSpanProcessor(otlp_exporter(endpoint, otlp_protocol), **batch))
+            # A collector that is down costs one warning line, not retries on every batch and a slow shutdown.
+            guarded = guard(otlp_exporter(endpoint, otlp_protocol), endpoint, otlp_protocol)
+            processors.append(BatchSpanProcessor(guarded, **batch))
             used.append("otlp")
         elif name == "console":
             # Bind stdout now: the exporter's default is the stdout of the moment OpenTelemetry was imported.
@@ -221,11 +233,13 @@ def configure_tracing(
         used.append(type(exp).__name__)
     for p in processors:
         provider.add_span_processor(p)
-    return Tracing(provider, [OTelHooks(provider, capture_content=capture_content)], tuple(used))
+    hooks = OTelHooks(provider, capture_content=capture_content, background=True)
+    return Tracing(provider, [hooks], tuple(used), tuple(processors))
 
 
 __all__ = [
     "KNOWN_EXPORTERS",
+    "OTelHooks",
     "Tracing",
     "capture_content_from_env",
     "configure_tracing",

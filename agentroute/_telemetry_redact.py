@@ -8,14 +8,16 @@ string:
 * well-known key shapes (``sk-…``, ``sk-ant-…``, ``AKIA…``, ``AIza…``, ``ghp_…``, ``hf_…``, ``Bearer …``);
 * ``name=value`` / ``"name": "value"`` pairs whose name says it is a secret (``api_key``, ``password``, ...);
 * the literal values of environment variables whose names say they hold a secret (``OPENAI_API_KEY`` ...), and
-  any value registered with :func:`register_secret` (the model adapter registers the keys it is configured
-  with).
+  any value registered with :func:`register_secret` (the model adapter registers the keys, header values and
+  credential-like parameters it is configured with), whatever its shape, also JSON-escaped, URL-encoded or
+  repr'd.
 
 This module must stay free of OpenTelemetry and SQL imports: the hooks and the exporter both use it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -55,7 +57,8 @@ _RULES = tuple((triggers, re.compile(p)) for triggers, p in _SHAPES)
 _ALL_TRIGGERS = tuple(t for triggers, _ in _SHAPES for t in triggers) + _NAME_TRIGGERS
 
 _lock = threading.Lock()
-_registered: set[str] = set()
+_registered: dict[str, frozenset[str]] = {}
+"""Each registered value with the forms it may take in text: as is, JSON-escaped, URL-encoded, Python-repr'd."""
 _literals: tuple[str, ...] | None = None
 """Exact secret values (registered, or held by secret-named environment variables), longest first."""
 
@@ -68,8 +71,20 @@ def _env_secrets() -> set[str]:
     return found
 
 
+def _forms(value: str) -> frozenset[str]:
+    """The shapes a secret takes once it is embedded in a JSON body, a URL or a repr'd exception."""
+    from urllib.parse import quote, quote_plus
+
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], quote(value, safe=""),
+             quote_plus(value), repr(value)[1:-1]}
+    return frozenset(f for f in forms if len(f) >= 4)
+
+
 def _build() -> tuple[str, ...]:
-    return tuple(sorted(_registered | _env_secrets(), key=len, reverse=True))
+    found: set[str] = set(_env_secrets())
+    for forms in _registered.values():
+        found |= forms
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def _known() -> tuple[str, ...]:
@@ -91,13 +106,18 @@ def refresh() -> None:
 
 
 def register_secret(value: str | None) -> None:
-    """Never let ``value`` appear in telemetry (an API key a model tier was configured with, for example)."""
-    if not value or len(value) < 4:
+    """Never let ``value`` appear in telemetry: spans, store rows, ``traces show``, stored error texts.
+
+    For credentials of any shape (an ``api_key``, an ``extra_headers`` value, a credential-like parameter): the
+    value is scrubbed wherever it occurs in a string, as is and in the forms it takes inside a JSON body, a URL
+    or a ``repr``. Values shorter than 4 characters are ignored (they would scrub ordinary text).
+    """
+    if not value or not isinstance(value, str) or len(value) < 4:
         return
     global _literals
     with _lock:
         if value not in _registered:
-            _registered.add(value)
+            _registered[value] = _forms(value)
             _literals = _build()
 
 
@@ -105,8 +125,7 @@ def unregister_secret(value: str) -> None:
     """Stop scrubbing a value given to :func:`register_secret` (a rotated key; tests)."""
     global _literals
     with _lock:
-        if value in _registered:
-            _registered.discard(value)
+        if _registered.pop(value, None) is not None:
             _literals = _build()
 
 

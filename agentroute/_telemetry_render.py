@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.tree import Tree
 
+    from agentroute.routing import DecisionRecord
     from agentroute.store.models import DecisionRow, StepRow
     from agentroute.store.queries import TaskTree
 
@@ -112,29 +113,24 @@ def render_tree(tree: TaskTree) -> Tree:
     return root
 
 
-_JSON_COLUMNS = ("features", "text", "scores", "masked", "budget_before", "reservation", "budget_after")
+_SCALARS = (
+    ("task_id", "string"), ("index", "int64"), ("kind", "string"), ("point", "string"), ("node", "string"),
+    ("step", "int64"), ("chosen", "string"), ("propensity", "float64"), ("reason", "string"), ("policy", "string"),
+    ("policy_version", "string"), ("explored", "bool_"), ("cost_usd", "string"), ("tokens", "int64"),
+    ("quality", "float64"), ("decided_ns", "int64"),
+)  # fmt: skip
+_JSON_COLUMNS = ("probabilities", "scores", "candidates", "masked", "budget_before", "budget_after", "reservation",
+                 "evidence", "task")
 
 
 def _parquet_schema() -> Any:
     import pyarrow as pa
 
-    return pa.schema([
-        ("task_id", pa.string()), ("decision", pa.int64()), ("graph", pa.string()), ("kind", pa.string()),
-        ("point", pa.string()), ("node", pa.string()), ("step", pa.int64()), ("features", pa.string()),
-        ("text", pa.string()), ("candidates", pa.list_(pa.string())),
-        ("probabilities", pa.list_(pa.float64())), ("scores", pa.string()), ("masked", pa.string()),
-        ("chosen", pa.string()), ("propensity", pa.float64()),
-        ("explored", pa.bool_()), ("reason", pa.string()), ("policy", pa.string()),
-        ("policy_version", pa.string()), ("weights_hash", pa.string()), ("cost_usd", pa.string()),
-        ("tokens", pa.int64()), ("quality", pa.float64()), ("budget_before", pa.string()),
-        ("reservation", pa.string()), ("budget_after", pa.string()), ("task_status", pa.string()),
-        ("task_quality", pa.float64()), ("task_spent_usd", pa.string()), ("truncated", pa.bool_()),
-        ("task_reason", pa.string()), ("at_ns", pa.int64()),
-    ])  # fmt: skip
+    return pa.schema([(k, getattr(pa, t)()) for k, t in _SCALARS] + [(k, pa.string()) for k in _JSON_COLUMNS])
 
 
 def write_export(
-    rows: Iterable[dict[str, Any]],
+    records: Iterable[DecisionRecord],
     out: str | os.PathLike[str],
     fmt: str,
     *,
@@ -142,7 +138,12 @@ def write_export(
     progress: bool = False,
     chunk: int = 5000,
 ) -> int:
-    """Write decision records to ``out`` as ``jsonl`` or ``parquet``, atomically; return how many."""
+    """Write decision records to ``out`` as ``jsonl`` or ``parquet``, atomically; return how many.
+
+    A row is :meth:`DecisionRecord.to_dict` (read it back with :meth:`DecisionRecord.from_dict`); in Parquet the
+    structured columns (probabilities, candidates, budgets, evidence, task, ...) are JSON strings.
+    """
+    rows = (r.to_dict() for r in records)
     path = Path(out)
     tmp = path.with_name(path.name + ".part")
     bar: Any = None
@@ -175,8 +176,8 @@ def write_export(
             with pq.ParquetWriter(tmp, schema) as writer:
                 buf: list[dict[str, Any]] = []
                 for row in rows:
-                    buf.append({k: (None if row[k] is None else json.dumps(row[k], default=str))
-                                if k in _JSON_COLUMNS else row[k] for k in schema.names})
+                    buf.append({k: (None if row.get(k) is None else json.dumps(row[k], default=str))
+                                if k in _JSON_COLUMNS else row.get(k) for k in schema.names})
                     n += 1
                     if len(buf) >= chunk:
                         writer.write_table(pa.Table.from_pylist(buf, schema=schema))

@@ -13,6 +13,7 @@ It must never import LiteLLM, LangGraph or anything slow: the ledger sits on the
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import warnings
@@ -191,18 +192,35 @@ class LedgerBackend(Protocol):
     """Where a ledger's totals live: in this process (default) or in a shared store for many processes.
 
     Implementations must make ``try_reserve`` atomic: check every limit and add the amount, or change nothing.
+    ``hold`` identifies one reservation (:attr:`Reservation.hold`): a shared backend keeps it under a lease
+    renewed while the call runs, and uses it as the idempotency key of ``settle``, so a retried settle is not
+    counted twice. Every method has an ``a``-prefixed twin for event loops that never blocks the loop
+    (:class:`MemoryBackend` answers in place; :mod:`agentroute.ledgers` runs its I/O on worker threads).
+    Failures of a shared store raise :class:`~agentroute.errors.LedgerError`.
     """
 
-    def try_reserve(self, limits: Budget, amount: Spend) -> str | None:
+    def try_reserve(self, limits: Budget, amount: Spend, hold: str | None = None) -> str | None:
         """Reserve ``amount`` if it fits under ``limits``; return ``None`` or the name of the dimension that fails."""
         ...
 
-    def settle(self, reserved: Spend, actual: Spend | None) -> None:
+    def settle(self, reserved: Spend, actual: Spend | None, hold: str | None = None) -> None:
         """Drop ``reserved`` from the reservations and add ``actual`` (``None`` = release) to the spend."""
         ...
 
     def totals(self) -> tuple[Spend, Spend]:
         """``(spent, reserved)`` right now."""
+        ...
+
+    async def atry_reserve(self, limits: Budget, amount: Spend, hold: str | None = None) -> str | None:
+        """:meth:`try_reserve` for event loops."""
+        ...
+
+    async def asettle(self, reserved: Spend, actual: Spend | None, hold: str | None = None) -> None:
+        """:meth:`settle` for event loops."""
+        ...
+
+    async def atotals(self) -> tuple[Spend, Spend]:
+        """:meth:`totals` for event loops."""
         ...
 
 
@@ -216,15 +234,15 @@ class MemoryBackend:
         self.spent = Spend()
         self.reserved = Spend()
 
-    def try_reserve(self, limits: Budget, amount: Spend) -> str | None:
-        """Atomically reserve ``amount``; see :class:`LedgerBackend`."""
+    def try_reserve(self, limits: Budget, amount: Spend, hold: str | None = None) -> str | None:
+        """Atomically reserve ``amount``; see :class:`LedgerBackend` (one process needs no ``hold``)."""
         with self._lock:
             failed = _first_breach(limits, self.spent, self.reserved, amount)
             if failed is None:
                 self.reserved.add(amount)
             return failed
 
-    def settle(self, reserved: Spend, actual: Spend | None) -> None:
+    def settle(self, reserved: Spend, actual: Spend | None, hold: str | None = None) -> None:
         """See :class:`LedgerBackend`."""
         with self._lock:
             self.reserved.sub(reserved)
@@ -235,6 +253,18 @@ class MemoryBackend:
         """See :class:`LedgerBackend`."""
         with self._lock:
             return self.spent.copy(), self.reserved.copy()
+
+    async def atry_reserve(self, limits: Budget, amount: Spend, hold: str | None = None) -> str | None:
+        """:meth:`try_reserve` in place: the lock is held for microseconds, never across an await."""
+        return self.try_reserve(limits, amount, hold)
+
+    async def asettle(self, reserved: Spend, actual: Spend | None, hold: str | None = None) -> None:
+        """:meth:`settle` in place."""
+        self.settle(reserved, actual, hold)
+
+    async def atotals(self) -> tuple[Spend, Spend]:
+        """:meth:`totals` in place."""
+        return self.totals()
 
 
 def _first_breach(limits: Budget, spent: Spend, reserved: Spend, amount: Spend) -> str | None:
@@ -274,6 +304,9 @@ class SharedBudget:
                 name="seconds",
                 hint="pass per_task=Budget(seconds=...) instead",
             )
+        check = getattr(backend, "check_limits", None)
+        if callable(check):  # a shared store counts exactly only within its range: refuse a limit beyond it
+            check(limits)
         self.limits = limits
         self.per_task = per_task or Budget()
         self.name = name
@@ -295,41 +328,75 @@ class SharedBudget:
 
 @dataclass(slots=True)
 class Reservation:
-    """Worst-case amounts held on one or more ledgers until the step commits or releases them."""
+    """Worst-case amounts held on one or more ledgers until the step commits or releases them.
+
+    ``hold`` names the reservation on shared backends (its lease and the idempotency key of its settlement).
+    Settling goes ledger by ledger: if a shared ledger fails (:class:`~agentroute.errors.LedgerError`), calling
+    ``commit``/``release`` again settles only the ledgers not settled yet.
+    """
 
     ledgers: Sequence[Ledger]
     amount: Spend
     what: str = ""
     settled: bool = False
+    hold: str = ""
+    done: int = 0
+    """How many of :attr:`ledgers` are settled already."""
 
-    def commit(self, actual: Spend) -> None:
-        """Record what the step really spent and free the rest of the reservation. Idempotent per reservation."""
-        if self.settled:
-            return
-        self.settled = True
+    def _check(self, actual: Spend) -> None:
         if actual.usd is not None and self.amount.usd is not None and actual.usd > self.amount.usd:
             warnings.warn(
                 f"{self.what}: actual cost {actual.usd} exceeds its reservation {self.amount.usd}; the provider "
                 "reported more tokens than were reserved",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        for ledger in self.ledgers:
-            ledger.backend.settle(self.amount, actual)
+
+    def _settle(self, actual: Spend | None) -> None:
+        hold = self.hold or None
+        while self.done < len(self.ledgers):
+            self.ledgers[self.done].backend.settle(self.amount, actual, hold)
+            self.done += 1
+        self.settled = True
+
+    async def _asettle(self, actual: Spend | None) -> None:
+        hold = self.hold or None
+        while self.done < len(self.ledgers):
+            await self.ledgers[self.done].backend.asettle(self.amount, actual, hold)
+            self.done += 1
+        self.settled = True
+
+    def commit(self, actual: Spend) -> None:
+        """Record what the step really spent and free the rest of the reservation. Idempotent per reservation."""
+        if self.settled:
+            return
+        if not self.done:
+            self._check(actual)
+        self._settle(actual)
 
     def release(self) -> None:
         """Free the whole reservation (the step failed before spending, or was cancelled)."""
+        if not self.settled:
+            self._settle(None)
+
+    async def acommit(self, actual: Spend) -> None:
+        """:meth:`commit` for event loops (shared ledgers do their I/O off the loop)."""
         if self.settled:
             return
-        self.settled = True
-        for ledger in self.ledgers:
-            ledger.backend.settle(self.amount, None)
+        if not self.done:
+            self._check(actual)
+        await self._asettle(actual)
+
+    async def arelease(self) -> None:
+        """:meth:`release` for event loops."""
+        if not self.settled:
+            await self._asettle(None)
 
 
 class Ledger:
     """Spent and reserved amounts against a :class:`Budget`, for one task (with optional shared parents)."""
 
-    __slots__ = ("backend", "chain", "limits", "name", "parents", "started", "track_time")
+    __slots__ = ("backend", "chain", "limits", "name", "parents", "shared", "started", "track_time")
 
     def __init__(
         self,
@@ -347,6 +414,8 @@ class Ledger:
         self.name = name
         self.started = time.monotonic()
         self.chain: tuple[Ledger, ...] = (self, *self.parents)
+        self.shared = any(not isinstance(led.backend, MemoryBackend) for led in self.chain)
+        """True when a ledger of the chain lives outside this process (its reservations then carry a hold id)."""
 
     # -- reading -------------------------------------------------------------------------------------------
     @property
@@ -376,11 +445,15 @@ class Ledger:
 
     def remaining(self) -> Budget:
         """What is left on every dimension, across this ledger and its parents (``None`` = unlimited)."""
-        return self._remaining([ledger.backend.totals() for ledger in self.chain])
+        return self._remaining([led.backend.totals() for led in self.chain])
+
+    async def aremaining(self) -> Budget:
+        """:meth:`remaining` for event loops."""
+        return self._remaining([await led.backend.atotals() for led in self.chain])
 
     def snapshot(self) -> BudgetStatus:
         """Limits, spent, reserved and remaining, each backend read once: what one routing point looks at."""
-        totals = [ledger.backend.totals() for ledger in self.chain]
+        totals = [led.backend.totals() for led in self.chain]
         spent, reserved = totals[0]  # fresh objects from the backend: ours to set the time on
         spent.seconds = self.elapsed()
         return BudgetStatus(limits=self.limits, spent=spent, remaining=self._remaining(totals), reserved=reserved)
@@ -418,16 +491,37 @@ class Ledger:
         """
         if self.limits.seconds is not None and self.elapsed() >= self.limits.seconds:
             raise Unaffordable("seconds", amount.seconds, 0.0)
+        hold = os.urandom(12).hex() if self.shared else None
         done: list[Ledger] = []
-        for ledger in self.chain:
-            failed = ledger.backend.try_reserve(ledger.limits, amount)
-            if failed is not None:
-                for held in done:
-                    held.backend.settle(amount, None)
-                remaining = getattr(self.remaining(), failed)
-                raise Unaffordable(failed, getattr(amount, failed), remaining)
-            done.append(ledger)
-        return Reservation(self.chain, amount, what)
+        try:
+            for ledger in self.chain:
+                failed = ledger.backend.try_reserve(ledger.limits, amount, hold)
+                if failed is not None:
+                    raise Unaffordable(failed, getattr(amount, failed), getattr(self.remaining(), failed))
+                done.append(ledger)
+        except BaseException:
+            for held in done:
+                held.backend.settle(amount, None, hold)
+            raise
+        return Reservation(self.chain, amount, what, hold=hold or "")
+
+    async def areserve(self, amount: Spend, *, what: str = "") -> Reservation:
+        """:meth:`reserve` for event loops: shared ledgers do their I/O off the loop."""
+        if self.limits.seconds is not None and self.elapsed() >= self.limits.seconds:
+            raise Unaffordable("seconds", amount.seconds, 0.0)
+        hold = os.urandom(12).hex() if self.shared else None
+        done: list[Ledger] = []
+        try:
+            for ledger in self.chain:
+                failed = await ledger.backend.atry_reserve(ledger.limits, amount, hold)
+                if failed is not None:
+                    raise Unaffordable(failed, getattr(amount, failed), getattr(await self.aremaining(), failed))
+                done.append(ledger)
+        except BaseException:
+            for held in done:
+                await held.backend.asettle(amount, None, hold)
+            raise
+        return Reservation(self.chain, amount, what, hold=hold or "")
 
 
 @dataclass(frozen=True, slots=True)

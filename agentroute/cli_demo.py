@@ -2,12 +2,16 @@
 
 It shows the whole promise at once: the same graph and budget under different policies, the cost and quality each
 one buys, and that no task ever spends past its budget (the "violations" column must read 0). Decisions are traced
-to an SQLite file in the working directory (and to any OTLP collector named by the ``OTEL_*`` variables).
+to the trace store that ``agentroute traces`` reads by default (``$AGENTROUTE_DATABASE_URL``, else
+``./agentroute.db``), and to an OTLP collector only when the ``OTEL_*`` variables name one. Each policy is listed
+under the name its traces carry, so ``agentroute traces list --policy NAME`` finds its tasks.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import sys
 import time
 from decimal import Decimal
@@ -23,18 +27,21 @@ def register(main: click.Group) -> None:
 
 
 def shipped_policies(seed: int) -> dict[str, Any]:
-    """Every policy the demo compares, by name."""
+    """Every policy the demo compares, by the name its decisions are recorded under (``policy.name``).
+
+    The rule policy is the rule set ``policies/support.yaml``, whose name is ``support``.
+    """
     from agentroute import policies
     from agentroute.examples import support_rules
 
-    return {
-        "rules": support_rules(),
-        "cascade": policies.CascadePolicy(threshold=0.6),
-        "cheapest": policies.Cheapest(),
-        "strongest": policies.Strongest(),
-        "fixed:large": policies.Fixed("large"),
-        "random": policies.Random(seed=seed),
-    }
+    pols = [support_rules(), policies.CascadePolicy(threshold=0.6), policies.Cheapest(), policies.Strongest(),
+            policies.Fixed("large"), policies.Random(seed=seed)]
+    return {str(p.name): p for p in pols}
+
+
+def next_command(db: str | None) -> str:
+    """The ``agentroute traces list`` command that reads what the demo wrote to ``db`` (None: the default store)."""
+    return "agentroute traces list" if db is None else f"agentroute traces list --db {shlex.quote(db)}"
 
 
 def violations(result: Any) -> int:
@@ -52,20 +59,24 @@ def violations(result: Any) -> int:
 @click.option("--tokens", default=3000, show_default=True, type=click.IntRange(1), help="Token budget per task.")
 @click.option("--steps", default=4, show_default=True, type=click.IntRange(1), help="Agent steps per task.")
 @click.option("--policy", "only", multiple=True, help="Run only these policies (repeatable).")
-@click.option("--db", default="agentroute-demo.db", show_default=True, help="SQLite file for the decision traces.")
+@click.option("--db", default=None, metavar="URL",
+              help="Trace store for the decisions: a SQLite file or a database URL (default: "
+                   "$AGENTROUTE_DATABASE_URL, else ./agentroute.db, where `agentroute traces` looks).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False),
               help="Also write the table as JSON to this file.")
-def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...], db: str, seed: int,
+def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...], db: str | None, seed: int,
          concurrency: int, quiet: bool, json_out: str | None) -> None:
     """Run the support graph over a batch of tasks under each shipped policy (offline) and compare them."""
     from rich.console import Console
     from rich.table import Table
 
     from agentroute import Budget, providers
+    from agentroute._progress import enabled as progress_enabled
     from agentroute.examples import support_graph, support_tasks
+    from agentroute.store.engine import resolve_url
     from agentroute.telemetry import configure_tracing
 
     console = Console(width=None if sys.stdout.isatty() else 140)
@@ -77,8 +88,9 @@ def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...],
             raise click.BadParameter(f"unknown policy {unknown[0]!r}; choose from {', '.join(pols)}",
                                      param_hint="--policy")
         pols = {k: v for k, v in pols.items() if k in only}
-    db_path = Path(db).resolve()
-    tracing = configure_tracing(store_url=f"sqlite:///{db_path}")
+    store_url = resolve_url(db or os.environ.get("AGENTROUTE_DATABASE_URL"))
+    tracing = configure_tracing(store_url=store_url)
+    bars = progress_enabled(quiet)
     tasks = support_tasks(n_tasks, seed)
     graph = support_graph()
     table = Table(title=f"{n_tasks} support tasks per policy, budget per task: ${budget.usd}, "
@@ -90,10 +102,10 @@ def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...],
     summary: dict[str, dict[str, Any]] = {}
     for name, policy in pols.items():
         app = graph.compile(policy=policy, provider=providers.Simulated(seed=seed), hooks=tracing.hooks)
-        if not quiet:
+        if bars:
             console.print(f"[bold]{name}[/bold]")
         results = app.batch([{"question": t["question"]} for t in tasks], budget=budget, concurrency=concurrency,
-                            progress=not quiet, categories=[t["category"] for t in tasks])
+                            progress=bars, categories=[t["category"] for t in tasks])
         spent = [r.spent.usd or Decimal(0) for r in results]
         quals = [r.quality for r in results if r.quality is not None]
         model_decisions = [d for r in results for d in r.decisions if d.kind == "model"]
@@ -117,6 +129,9 @@ def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...],
     if json_out:
         Path(json_out).write_text(json.dumps({"tasks": n_tasks, "budget": budget.as_dict(), "policies": summary},
                                              indent=2))
-    console.print(f"{len(pols) * n_tasks} tasks in {time.perf_counter() - t0:.1f}s. Decisions traced to "
-                  f"[bold]{db_path}[/bold]; look at them with `agentroute traces list --db sqlite:///{db_path}`.")
     tracing.shutdown()
+    where = resolve_url(store_url, hide_password=True)
+    # Plain echo, not the console: a rich line wraps at the console width and breaks copy-paste of the command.
+    click.echo(f"{len(pols) * n_tasks} tasks in {time.perf_counter() - t0:.1f}s; decisions traced to {where}")
+    click.echo("Look at them with:")
+    click.echo(f"  {next_command(db)}")

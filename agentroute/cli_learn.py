@@ -37,9 +37,9 @@ def _echo(quiet: bool, msg: str) -> None:
 
 
 def _progress(items: list[Any], quiet: bool, desc: str) -> Any:
-    from tqdm import tqdm
+    from agentroute._progress import bar
 
-    return tqdm(items, desc=desc, disable=quiet or not sys.stderr.isatty(), leave=False)
+    return bar(items, desc=desc, quiet=quiet)
 
 
 def _read_table(path: str, prices: str | None, drop_incomplete: bool) -> Any:

@@ -19,9 +19,9 @@ FIT_KINDS = ("ppo", "rule", "ridge", "knn", "fitted-q")
 
 
 def _progress(total: int, label: str, quiet: bool) -> Any:
-    from tqdm import tqdm
+    from agentroute._progress import bar
 
-    return tqdm(total=total, desc=label, disable=quiet or not sys.stderr.isatty(), leave=False)
+    return bar(total=total, desc=label, quiet=quiet)
 
 
 def _memories(conversations: str | None, split_name: str, limit: int | None, embed: str = "hashing") -> list[Any]:
@@ -293,7 +293,8 @@ def register(main: click.Group) -> None:
             at60 = t["recall_at_60pct_of_all_high_cost"]
             extra = (f"; matches or beats {t['fixed_combinations_matched_or_beaten']} of 81 fixed combinations"
                      if t.get("fixed_combinations_matched_or_beaten") is not None else "")
-            click.echo(f"{name}: reaches all-high's evidence recall ({hi['evidence_recall']:.3f}) at "
-                       f"{'never' if reach is None else f'{reach:.0%} of its cost'}; at 60% of its cost "
-                       f"{'-' if at60 is None else f'{at60:.3f}'}{extra}")
+            reaches = "never reaches" if reach is None else "reaches"
+            at = "" if reach is None else f" at {reach:.0%} of its cost"
+            click.echo(f"{name}: {reaches} all-high's evidence recall ({hi['evidence_recall']:.3f}){at}; "
+                       f"at 60% of its cost {'-' if at60 is None else f'{at60:.3f}'}{extra}")
         click.echo(f"wrote {out / 'frontier.json'} and {out / 'frontier.png'}")

@@ -167,7 +167,10 @@ def _load_json(path: str) -> Any:
 def heat_panels(snap: dict[str, Any], *, task_type: str | None = None, point: str | None = None,
                 transitions: bool = False, alpha: float = 8.0
                 ) -> dict[str, tuple[list[str], list[str], list[list[float]], list[list[float]]]]:
-    """Per task type: (row labels, option labels, share τ^α per row, τ) of the snapshot's edges."""
+    """Per task type: (row labels, option labels, share τ^α per row, τ) of the snapshot's edges.
+
+    A cell whose option has no edge at that row (not an option there) holds NaN in both ``share`` and ``τ``.
+    """
     by_type: dict[str, dict[str, dict[str, float]]] = {}
     for e in snap["edges"]:
         if task_type is not None and e["task_type"] != task_type:
@@ -184,17 +187,21 @@ def heat_panels(snap: dict[str, Any], *, task_type: str | None = None, point: st
         names = sorted(rows)
         tau = [[rows[r].get(o, math.nan) for o in cols] for r in names]
         share = []
-        for row in tau:
+        for row in tau:  # an option with no edge at this point is not an option there: NaN, not a share of 0
             w = [0.0 if math.isnan(v) else v**alpha for v in row]
             z = sum(w) or 1.0
-            share.append([x / z for x in w])
+            share.append([math.nan if math.isnan(v) else x / z for v, x in zip(row, w, strict=True)])
         out[t] = (names, cols, share, tau)
     return out
 
 
 def draw_heatmap(panels: dict[str, Any], out: str, *, title: str = "") -> Path:
-    """Render :func:`heat_panels` to a PNG (one panel per task type, τ printed in each cell)."""
+    """Render :func:`heat_panels` to a PNG: one panel per task type, τ printed in each cell.
+
+    A cell whose option is not offered at that point is grey, hatched and marked "n/a", never a share of 0.
+    """
     import matplotlib
+    import matplotlib.patches
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -205,16 +212,23 @@ def draw_heatmap(panels: dict[str, Any], out: str, *, title: str = "") -> Path:
     fig, axes = plt.subplots(n, 1, figsize=(width, sum(heights) + 0.6), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     for ax, (t, (rows, cols, share, tau)) in zip(axes[:, 0], panels.items(), strict=True):
-        im = ax.imshow(share, aspect="auto", cmap="YlOrBr", vmin=0.0, vmax=1.0)
+        # grey, hatched below: not an option at this point (unlike a share of 0, pale yellow)
+        cmap = matplotlib.colormaps["YlOrBr"].with_extremes(bad="#d9d9d9")
+        im = ax.imshow(share, aspect="auto", cmap=cmap, vmin=0.0, vmax=1.0)
         ax.set_title(f"task type: {t}", fontsize=10, loc="left")
         ax.set_yticks(range(len(rows)), rows, fontsize=8)
         ax.set_xticks(range(len(cols)), cols, fontsize=8, rotation=35, ha="right")
         for i, row in enumerate(tau):
             for j, v in enumerate(row):
-                if not math.isnan(v):
+                if math.isnan(v):
+                    ax.add_patch(matplotlib.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//",
+                                                              edgecolor="#a0a0a0", linewidth=0))
+                    ax.text(j, i, "n/a", ha="center", va="center", fontsize=6, color="dimgrey")
+                else:
                     ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
                             color="white" if share[i][j] > 0.6 else "black")
-        fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01)
+        bar = fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01)
+        bar.set_label(r"share of choices $\tau^\alpha / \Sigma\,\tau^\alpha$ (n/a: not an option)", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

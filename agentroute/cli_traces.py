@@ -66,7 +66,8 @@ def _ago(ns: int | None) -> str:
 @_db_option
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1), help="How many tasks.")
 @click.option("--graph", default=None, help="Only tasks of this graph.")
-@click.option("--policy", default=None, help="Only tasks run under this policy.")
+@click.option("--policy", default=None,
+              help="Only tasks run under this policy or its family (learned matches learned:maskable_ppo).")
 @click.option("--status", type=click.Choice(["running", "completed", "truncated", "error"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
 @_friendly
@@ -131,7 +132,8 @@ def show_cmd(task_id: str, db: str | None, as_json: bool) -> None:
 @_db_option
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="File to write.")
-@click.option("--policy", default=None, help="Only decisions of tasks run under this policy.")
+@click.option("--policy", default=None,
+              help="Only decisions of tasks run under this policy or its family (learned matches learned:ppo).")
 @click.option("--graph", default=None, help="Only decisions of this graph.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly

@@ -1,5 +1,8 @@
 """``agentroute train``: train a routing policy in a Gymnasium environment and export it for numpy serving.
 
+``--builtin NAME`` trains on the *train* part of the split ``agentroute data split NAME --test-size 0.2 --seed 0``
+writes (``--split all`` takes every query), so ``agentroute eval`` on that split's test file scores queries the
+policy never saw. ``--graph module:attr`` imports from the working directory, as ``python -m`` would.
 Top-level imports stay light (click only): Gymnasium, torch and stable-baselines3 load inside the command.
 """
 
@@ -80,7 +83,12 @@ def register(main: click.Group) -> None:
                        "its texts as tasks.")
     @click.option("--builtin", type=click.Choice(("routerbench", "llmrouter", "routellm")), default=None,
                   help="Use a release from the shared data folder instead of --table.")
-    @click.option("--graph", default=None, help="GraphRouting: 'module:attr' of an AgentGraph (default: support).")
+    @click.option("--split", "split_part", type=click.Choice(("train", "all")), default="train", show_default=True,
+                  help="With --builtin: train on the train part of `agentroute data split NAME --test-size 0.2 "
+                       "--seed 0` (its test part is held out for `agentroute eval`), or on all the queries.")
+    @click.option("--graph", default=None,
+                  help="GraphRouting: 'module:attr' of an AgentGraph or a function returning one, imported from the "
+                       "working directory (default: the support example).")
     @click.option("--timesteps", type=click.IntRange(min=1), default=50_000, show_default=True)
     @click.option("--out", required=True, type=click.Path(dir_okay=False),
                   help="Policy path: writes POLICY.npz (weights) and POLICY.json (card).")
@@ -95,7 +103,7 @@ def register(main: click.Group) -> None:
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     @click.pass_context
     def train(ctx: click.Context, scenario: str | None, env_id: str, algo: str, table: str | None,
-              builtin: str | None, graph: str | None, timesteps: int,
+              builtin: str | None, split_part: str, graph: str | None, timesteps: int,
               out: str, seed: int, cost_weight: float | None, cost_weight_range: tuple[float, float] | None,
               reward: str, n_envs: int | None, quiet: bool) -> None:
         """Train a routing policy with PPO or MaskablePPO and export it (no pickle; numpy serving)."""
@@ -123,7 +131,19 @@ def register(main: click.Group) -> None:
             weights = cost_weight
         elif cost_weight_range:
             weights = (cost_weight_range[0], cost_weight_range[1])
-        progress = False if quiet else None
+        from agentroute._progress import enabled as progress_enabled
+
+        progress = progress_enabled(quiet)
+        if graph:
+            from agentroute._cli_util import import_object
+
+            import_object(graph, option="--graph")  # the env imports it again, from sys.modules
+        train_part: Any = None
+        if builtin and split_part == "train":
+            from agentroute.data import load_builtin
+            from agentroute.data.split import split_table
+
+            train_part = split_table(load_builtin(builtin))[0]
         if env_id == _QUERY:
             if not (table or builtin):
                 raise click.UsageError(f"{_QUERY} needs --table (or --builtin)")
@@ -138,7 +158,7 @@ def register(main: click.Group) -> None:
             from agentroute.envs.query_routing import resolve_table
             from agentroute.training import fit_query_policy
 
-            tbl = resolve_table(table, builtin)
+            tbl = train_part if train_part is not None else resolve_table(table, builtin)
             policy = fit_query_policy(tbl, None, seed=seed, cost_weights=weights, out=out, total_timesteps=timesteps,
                                       algo=algo, reward=reward, n_envs=n_envs or 8, progress=progress)
         else:
@@ -163,7 +183,9 @@ def register(main: click.Group) -> None:
                 kw["graph"] = graph
             if table:
                 kw["table"] = table
-            if builtin:
+            if train_part is not None:
+                kw["table"] = train_part
+            elif builtin:
                 kw["builtin"] = builtin
             policy = fit_env_policy(env_id, env_kwargs=kw, algo=algo, total_timesteps=timesteps, seed=seed, out=out,
                                     n_envs=n_envs or 1, progress=progress)

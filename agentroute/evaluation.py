@@ -380,7 +380,8 @@ def plot_frontier(result: dict[str, Any], path: str | Path, *, title: str = "") 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for o, v in result["single_options"].items():
         ax.scatter(v["cost"], v["quality"], marker="s", color="grey", s=22, zorder=3)
-        ax.annotate(o.split("/")[-1], (v["cost"], v["quality"]), fontsize=6, color="dimgrey")
+        ax.annotate(o.split("/")[-1], (v["cost"], v["quality"]), xytext=(4, 2), textcoords="offset points",
+                    fontsize=6, color="dimgrey")  # offset: the marker would hide the first letter
 
     def dense(h: np.ndarray) -> np.ndarray:  # mixtures are straight in linear cost, curved on the log axis
         if len(h) < 2:

@@ -18,8 +18,61 @@ from typing import Any, Literal
 
 from agentroute.budget import Budget, Spend
 from agentroute.routing import DecisionRecord
+from agentroute.routing import record as _keys
 
 log = logging.getLogger("agentroute")
+
+# -- span attribute keys of these records (telemetry writes them, the store reads them back; a decision's keys live
+# with DecisionRecord in agentroute.routing.record). Where the OpenTelemetry GenAI semantic conventions name a value,
+# theirs is used; routing, budgets and cost live under ``agentroute.*``.
+# GenAI semantic conventions (v1.41.0)
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_WORKFLOW_NAME = "gen_ai.workflow.name"
+GEN_AI_AGENT_NAME = "gen_ai.agent.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
+ERROR_TYPE = "error.type"
+
+# agentroute.*
+TASK_STATUS = "agentroute.task.status"
+TASK_TRUNCATED = "agentroute.task.truncated"
+TASK_REASON = "agentroute.task.reason"
+TASK_QUALITY = "agentroute.task.quality"
+TASK_STEPS = "agentroute.task.steps"
+TASK_DECISIONS = "agentroute.task.decisions"
+TASK_FEATURES = "agentroute.task.features"
+TASK_INPUT = "agentroute.task.input"
+"""The task's input state as JSON: content, so only when capture is on."""
+GRAPH_NAME = "agentroute.graph.name"
+BUDGET_SHARED = "agentroute.budget.shared"
+BUDGET_LIMIT = "agentroute.budget.limit."  # + usd | tokens | steps | seconds
+BUDGET_SPENT = "agentroute.budget.spent."  # + usd | tokens | steps | seconds
+ERROR_MESSAGE = "agentroute.error.message"
+
+TIER = "agentroute.tier"
+CALL_ATTEMPT = "agentroute.call.attempt"
+CALL_FALLBACK = "agentroute.call.fallback"
+CALL_TIMEOUT = "agentroute.call.timeout"
+LEDGER_EVENT = "agentroute.ledger"
+LEDGER_OP = "agentroute.ledger.op"
+LEDGER_WHAT = "agentroute.ledger.what"
+LEDGER_AMOUNT = "agentroute.ledger.amount."  # + usd | tokens | steps | seconds
+# shared with the decision record
+RECORD = _keys.RECORD
+TASK_ID = _keys.TASK_ID
+GRAPH_NODE = _keys.GRAPH_NODE
+STEP_INDEX = _keys.STEP_INDEX
+POLICY_NAME = _keys.POLICY_NAME
+POLICY_VERSION = _keys.POLICY_VERSION
+COST_USD = _keys.COST_USD
+COST_USD_EXACT = _keys.COST_USD_EXACT
+USAGE_TOKENS = _keys.USAGE_TOKENS
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +195,27 @@ class RunResult:
         }
 
 
+@dataclass(frozen=True)
+class FlushReport:
+    """What a flush left undone: rows still spooled (the database is down), rows and spans dropped for good.
+
+    True when nothing is pending and nothing was dropped.
+    """
+
+    pending_rows: int = 0
+    dropped_rows: int = 0
+    dropped_spans: int = 0
+    finished: bool = True
+    """False when some exporter did not finish within the timeout."""
+
+    def __bool__(self) -> bool:
+        return self.finished and not (self.pending_rows or self.dropped_rows or self.dropped_spans)
+
+    def __add__(self, other: FlushReport) -> FlushReport:
+        return FlushReport(self.pending_rows + other.pending_rows, self.dropped_rows + other.dropped_rows,
+                           self.dropped_spans + other.dropped_spans, self.finished and other.finished)
+
+
 class RunHooks:
     """Receives the records of every run. Subclass and override what you need; every method defaults to a no-op."""
 
@@ -216,6 +290,7 @@ class HookList(RunHooks):
 
 __all__ = [
     "CallRecord",
+    "FlushReport",
     "HookList",
     "LedgerEntry",
     "RunHooks",

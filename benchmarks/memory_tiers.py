@@ -166,7 +166,9 @@ def main() -> None:
         reach = t["cost_share_to_reach_all_high_recall"]
         at60 = t["recall_at_60pct_of_all_high_cost"]
         at_low = t["recall_at_all_low_cost"]
-        print(f"{family:40s} reaches all-high recall at {'never' if reach is None else f'{reach:.0%}'} of its cost; "
+        reaches = ("never reaches all-high recall" if reach is None
+                   else f"reaches all-high recall at {reach:.0%} of its cost")
+        print(f"{family:40s} {reaches}; "
               f"at 60%: {'-' if at60 is None else f'{at60:.3f}'}; at all-low cost: "
               f"{'-' if at_low is None else f'{at_low:.3f}'} (all-low {lo['evidence_recall']:.3f})")
     print(f"wrote {out / 'results.json'} and {out / 'frontier.png'} in {res['seconds']:.0f} s")

@@ -212,7 +212,7 @@ def _reachable(host: str, port: int) -> bool:
 
 def worker_throughput(n: int) -> dict[str, Any]:
     """Outcomes applied per second by one background worker (3 task types each: 3 edge updates per outcome)."""
-    from agentroute.policies._pheromone_store import open_table
+    from agentroute.policies._pheromone_open import open_table
 
     def signal(u: PheromoneUpdate) -> float:
         return 0.0 if u.quality is None else u.quality

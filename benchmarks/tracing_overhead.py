@@ -1,10 +1,11 @@
 """Per-step cost of the routing loop with tracing off, with the SQL store, and with OTLP to a local receiver.
 
 Runs the support graph (offline, simulated provider) task after task under each configuration, interleaved round
-by round so drift hits them all alike, and reports the median wall time per agent step, its ratio to tracing off,
-the time spent inside the hooks on the task's own thread, and how long the exporters took to drain afterwards.
-Two extra rows prove export never blocks a step: a SQL store whose every batch takes 200 ms longer, and an OTLP
-endpoint where nothing listens. Target: tracing adds at most 50% to the loop's per-step cost.
+by round so drift hits them all alike, and reports the median CPU per agent step: on the task's own thread (the
+hooks: a queue put per record), on the hooks' span-building thread, and on the exporters' threads; the ratio of
+the task thread's CPU to tracing off (target: at most 1.25), the ratio of all of it, the wall time, and how long
+the exporters took to drain afterwards. Two extra rows prove export never blocks a step: a SQL store whose every
+batch takes 200 ms longer, and an OTLP endpoint where nothing listens.
 
     .venv/bin/python benchmarks/tracing_overhead.py                  # about a minute
     .venv/bin/python benchmarks/tracing_overhead.py --tasks 20 --rounds 2 --json out/tracing.json
@@ -187,19 +188,24 @@ def one_round(name: str, make: Callable[[], Setup | None], tasks: list[dict[str,
     for t in tasks:
         steps += app.run(t, budget=BUDGET).steps
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    drain, export_cpu = 0.0, 0.0
+    drain, export_cpu, spans_cpu = 0.0, 0.0, 0.0
     if setup is not None:
         tracing, exporters = setup
         t1 = time.perf_counter()
         if name != "otlp, dead endpoint":  # a dead endpoint cannot drain; it is only there to show no blocking
             tracing.flush()
+        else:
+            for h in tracing.hooks:  # the spans are still built; only their export waits for the timeout
+                getattr(h, "drain", lambda: None)()
         drain = time.perf_counter() - t1
+        spans_cpu = sum(getattr(h, "cpu", 0.0) for h in tracing.hooks)  # the hooks' span-building thread
         tracing.shutdown()  # bounded by the exporter timeout for the dead endpoint
         export_cpu = sum(e.cpu for e in exporters)
     return {
         "wall": wall / steps,
         "cpu": cpu / steps,
         "hooks": timed.cpu / steps,
+        "spans": spans_cpu / steps,
         "export": export_cpu / steps,
         "drain": drain,
         "steps": steps,
@@ -233,11 +239,14 @@ def main() -> None:
     rows = []
     for name, xs in rounds.items():
         hooks, export = med(x["hooks"] for x in xs), med(x["export"] for x in xs)
+        spans = med(x["spans"] for x in xs)
         rows.append({
             "config": name,
             "hooks_ms_per_step": hooks * 1e3,
+            "spans_cpu_ms_per_step": spans * 1e3,
             "export_cpu_ms_per_step": export * 1e3,
-            "tracing_cost_ratio": (loop + hooks + export) / loop,
+            "task_thread_ratio": (loop + hooks) / loop,
+            "tracing_cost_ratio": (loop + hooks + spans + export) / loop,
             "wall_ms_per_step": med(x["wall"] for x in xs) * 1e3,
             "wall_ratio": med(x["wall"] for x in xs) / med(x["wall"] for x in rounds["off"]),
             "cpu_ratio": med(x["cpu"] for x in xs) / loop,
@@ -248,26 +257,31 @@ def main() -> None:
         f"interleaved rounds, medians); {received} spans reached the OTLP/HTTP receiver, {received_grpc} the "
         "gRPC one (in another process)"
     )
-    head = ("configuration", "hooks ms", "export ms", "cost x", "wall ms", "wall x", "cpu x", "drain s")
-    print(f"{head[0]:<22}" + "".join(f"{h:>11}" for h in head[1:]))
+    head = ("configuration", "hooks ms", "spans ms", "export ms", "thread x", "cost x", "wall ms", "wall x", "cpu x",
+            "drain s")
+    print(f"{head[0]:<22}" + "".join(f"{h:>10}" for h in head[1:]))
     for r in rows:
         vals = (
             r["hooks_ms_per_step"],
+            r["spans_cpu_ms_per_step"],
             r["export_cpu_ms_per_step"],
+            r["task_thread_ratio"],
             r["tracing_cost_ratio"],
             r["wall_ms_per_step"],
             r["wall_ratio"],
             r["cpu_ratio"],
             r["drain_s"],
         )
-        print(f"{r['config']:<22}" + "".join(f"{v:>11.3f}" for v in vals))
-    worst = max(r["tracing_cost_ratio"] for r in rows)
+        print(f"{r['config']:<22}" + "".join(f"{v:>10.3f}" for v in vals))
+    worst = max(r["task_thread_ratio"] for r in rows)
+    worst_all = max(r["tracing_cost_ratio"] for r in rows)
     print(
-        "\nhooks ms: CPU on the task's thread per step; export ms: CPU of the export threads per step; cost x:"
-        " (loop + hooks + export) / loop.\nwall x and cpu x are measured end to end and move with other load on"
-        " the machine."
+        "\nhooks ms: CPU on the task's thread per step; spans ms: CPU of the hooks' span-building thread; export ms:"
+        " CPU of the export threads; thread x: (loop + hooks) / loop; cost x: (loop + hooks + spans + export) / loop."
+        "\nwall x and cpu x are measured end to end and move with other load on the machine."
     )
-    print(f"worst cost ratio {worst:.2f}; target <= 1.50: {'OK' if worst <= 1.5 else 'OVER TARGET'}")
+    print(f"worst task-thread ratio {worst:.2f}; target <= 1.25: {'OK' if worst <= 1.25 else 'OVER TARGET'}; "
+          f"worst total cost ratio {worst_all:.2f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {"tasks": args.tasks, "rounds": args.rounds, "rows": rows, "per_round": rounds}

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
@@ -16,6 +17,14 @@ from agentroute.testing import no_network
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parent.parent
+
+# No hypothesis deadlines anywhere: on a loaded, shared machine one slow example is not a bug (speed belongs in
+# benchmarks/). Examples are derandomized, so two runs of the suite try the same examples;
+# `HYPOTHESIS_PROFILE=explore` searches afresh (and keeps failures in the example database).
+settings.register_profile("agentroute", deadline=None, derandomize=True, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", parent=settings.get_profile("agentroute"), derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "agentroute")
 
 
 @pytest.fixture(autouse=True)
@@ -53,12 +62,42 @@ def data_dir() -> Path:
     return d
 
 
-@pytest.fixture()
-def postgres_url() -> str:
-    """A SQLAlchemy URL of the test PostgreSQL database."""
-    url = os.environ.get("AGENTROUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+@pytest.fixture(scope="session")
+def _postgres_schema() -> Iterator[str]:
+    """A PostgreSQL schema of this test session's own, dropped at the end.
+
+    The test database outlives every run (CI uses the machine as the last session left it), so tables an older
+    agentroute wrote there, or another run's tables, must never be seen: every test URL points its search_path at a
+    fresh schema.
+    """
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    base = os.environ.get("AGENTROUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     need_service("PostgreSQL", "127.0.0.1", 5432)
-    return url
+    schema = f"agentroute_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in base else "?"
+    url = f"{base}{sep}options=-csearch_path%3D{schema}"
+    try:
+        yield url
+    finally:
+        from agentroute.store.engine import forget
+
+        forget(url)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture()
+def postgres_url(_postgres_schema: str) -> str:
+    """A SQLAlchemy URL of the test PostgreSQL database, in this session's own schema."""
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    return _postgres_schema
 
 
 @pytest.fixture()

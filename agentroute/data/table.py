@@ -128,6 +128,19 @@ class RoutingTable:
     def __len__(self) -> int:
         return len(self.query_ids)
 
+    def __repr__(self) -> str:
+        # A summary, never the arrays: printing a table of thousands of queries must stay one readable line.
+        def few(items: list[str], k: int = 4) -> str:
+            return ", ".join(items[:k]) + (f", ... (+{len(items) - k})" if len(items) > k else "")
+
+        cats = sorted({str(c) for c in self.categories if c is not None})
+        source = self.meta.get("source")
+        return (f"RoutingTable({len(self)} queries x {self.n_options} options [{few(list(self.options))}], "
+                f"{len(cats)} categories [{few(cats)}], cost {'known' if self.has_cost else 'partly unknown'}"
+                + (f", source {source!r}" if source else "") + ")")
+
+    __str__ = __repr__
+
     @property
     def n_options(self) -> int:
         """Number of options (columns)."""

@@ -8,7 +8,8 @@ an atomic counter in the meta row: exactly one writer crosses each multiple of `
 table once. Decisions never read the database: they read the in-process mirror (:class:`PheromoneTable`), which
 each batch refreshes from the rows it wrote and :meth:`SQLPheromoneTable.refresh` reloads whole.
 
-Imported lazily (SQLModel is slow to import); owns only the ``agentroute_pheromone*`` tables.
+Imported lazily (SQLModel is slow to import). The ``agentroute_pheromone*`` tables belong to the store
+(:mod:`agentroute.store.tables`), created and versioned with every other table of the database.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import Engine, Float, String, bindparam, case, delete, func, inspect, select, tuple_, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
-from sqlmodel import Field, SQLModel
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from agentroute.errors import ConfigError
 from agentroute.policies._pheromone_store import (
@@ -34,65 +34,21 @@ from agentroute.policies._pheromone_store import (
     merge_rows,
     parse_snapshot,
 )
+from agentroute.store.schema import ensure_schema
+from agentroute.store.tables import (
+    PHEROMONE_EDGES,
+    PHEROMONE_EVENTS,
+    PHEROMONE_META,
+    PheromoneEdgeRow,
+    PheromoneEventRow,
+    PheromoneMetaRow,
+)
 
 log = logging.getLogger("agentroute.pheromone")
 _RETRIES = 8
 
 
-class PheromoneEdgeRow(SQLModel, table=True):
-    """One edge of one colony (namespace): its level τ, weighted visits, update count and row version."""
-
-    __tablename__: ClassVar[str] = "agentroute_pheromone"
-
-    namespace: str = Field(primary_key=True, max_length=200)
-    task_type: str = Field(primary_key=True, max_length=200)
-    point: str = Field(primary_key=True, max_length=300)
-    prev: str = Field(default="", primary_key=True, max_length=600)
-    option: str = Field(primary_key=True, max_length=300)
-    tau: float
-    visits: float = 0.0
-    updates: int = 0
-    version: int = 0
-    updated_at: float = 0.0
-    fast: float = 0.0
-    resets: int = 0
-
-
-class PheromoneMetaRow(SQLModel, table=True):
-    """Per colony: the update rule's parameters and the global counters that drive the decay schedule."""
-
-    __tablename__: ClassVar[str] = "agentroute_pheromone_meta"
-
-    namespace: str = Field(primary_key=True, max_length=200)
-    params: str = ""
-    total_updates: int = 0
-    decays: int = 0
-    created_at: float = 0.0
-
-
-class PheromoneEventRow(SQLModel, table=True):
-    """One outcome the worker handled: ``applied`` (deposited), ``gated`` (evaporation only) or ``discarded``."""
-
-    __tablename__: ClassVar[str] = "agentroute_pheromone_event"
-
-    id: int | None = Field(default=None, primary_key=True)
-    namespace: str = Field(index=True, max_length=200)
-    ts: float = 0.0
-    task_id: str = ""
-    point: str = ""
-    option: str = ""
-    outcome: str = ""
-    quality: float | None = None
-    cost_usd: float | None = None
-    signal: float = 0.0
-    weights: str = ""
-    reason: str = ""
-
-
-_TABLES = [PheromoneEdgeRow.__table__, PheromoneMetaRow.__table__, PheromoneEventRow.__table__]  # type: ignore[attr-defined]
-E = PheromoneEdgeRow.__table__  # type: ignore[attr-defined]
-M = PheromoneMetaRow.__table__  # type: ignore[attr-defined]
-V = PheromoneEventRow.__table__  # type: ignore[attr-defined]
+E, M, V = PHEROMONE_EDGES, PHEROMONE_META, PHEROMONE_EVENTS
 
 
 def _insert(engine: Engine) -> Any:
@@ -111,34 +67,8 @@ def _retryable(e: BaseException) -> bool:
 
 
 def ensure_tables(engine: Engine) -> None:
-    """Create the pheromone tables if missing (safe when several processes race to do it)."""
-    for attempt in range(_RETRIES):
-        try:
-            insp = inspect(engine)
-            names = set(insp.get_table_names())
-            if all(t.name in names for t in _TABLES):
-                for t in _TABLES:
-                    have = {c["name"] for c in insp.get_columns(t.name)}
-                    missing = sorted(c.name for c in t.columns if c.name not in have)
-                    if missing:
-                        from agentroute.errors import ConfigError
-
-                        shown = engine.url.render_as_string(hide_password=True)
-                        raise ConfigError(
-                            f"{shown}: table {t.name} lacks column(s) {', '.join(missing)} (an older agentroute "
-                            "wrote it)",
-                            name=t.name,
-                            hint="export the colonies with the old version, drop the agentroute_pheromone* tables, "
-                            "then import them again",
-                        )
-                return
-            SQLModel.metadata.create_all(engine, tables=_TABLES, checkfirst=True)
-            return
-        except (IntegrityError, ProgrammingError, OperationalError) as e:
-            if attempt == _RETRIES - 1:
-                raise
-            log.debug("pheromone tables: create raced (%s), retrying", e)
-            time.sleep(0.05 * (attempt + 1))
+    """Make sure the store holds the pheromone tables (created with every other table, at the current version)."""
+    ensure_schema(engine)
 
 
 class SQLPheromoneTable(PheromoneTable):

@@ -444,27 +444,6 @@ def merge_rows(
     return out
 
 
-def open_table(
-    url: str | None = None,
-    *,
-    namespace: str = "default",
-    params: PheromoneParams | None = None,
-    record_events: bool = True,
-    memory: bool = False,
-) -> PheromoneTable:
-    """A pheromone table: in process with ``memory=True``, else durable in the SQL store at ``url``.
-
-    ``url`` defaults to ``AGENTROUTE_DATABASE_URL``, else the SQLite file ``agentroute.db``; a plain path is a
-    SQLite file; PostgreSQL URLs (``postgresql+psycopg://...``) let many workers share one table. The durable
-    table loads what is already stored, so a restarted worker resumes where the colony was.
-    """
-    if memory:
-        return PheromoneTable(params, namespace=namespace)
-    from agentroute.policies._pheromone_sql import SQLPheromoneTable
-
-    return SQLPheromoneTable(url, namespace=namespace, params=params, record_events=record_events)
-
-
 def edge_updates(
     weights: Mapping[str, float], point: str, prev: str, option: str, signal: float, *, min_weight: float = 1e-3
 ) -> list[EdgeUpdate]:
@@ -495,6 +474,5 @@ __all__ = [
     "edge_updates",
     "keys_of",
     "merge_rows",
-    "open_table",
     "parse_snapshot",
 ]

@@ -51,7 +51,8 @@ from agentroute.policies._pheromone_math import (
     softmax,
     utility,
 )
-from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable, open_table
+from agentroute.policies._pheromone_open import open_table
+from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable
 from agentroute.policies._pheromone_warmup import warm_snapshot
 from agentroute.policies._pheromone_worker import Gate, PheromoneUpdate, QualityGate, UpdateWorker
 from agentroute.routing import Decision, Feedback, Observation, PolicyBase, TaskOutcome

@@ -1,12 +1,16 @@
-"""The SQL trace store: SQLModel tables, engines for SQLite and PostgreSQL, and the span exporter filling it.
+"""The one store: every agentroute table (traces, shared budgets, pheromones) in one SQL database.
 
-``get_engine()`` opens ``AGENTROUTE_DATABASE_URL`` or ``./agentroute.db``; :class:`SqlSpanExporter` writes
-spans as rows; :mod:`agentroute.store.queries` reads them back for ``agentroute traces``. This package imports
-SQLAlchemy and the OpenTelemetry SDK, so ``agentroute/__init__.py`` must not import it eagerly.
+``get_engine()`` opens ``AGENTROUTE_DATABASE_URL`` or ``./agentroute.db`` (one engine per URL, shared by the whole
+process); :func:`ensure_schema` creates the tables at the current :data:`SCHEMA_VERSION` or refuses another one,
+and :func:`upgrade` (``agentroute store upgrade``) migrates an older database with Alembic.
+:class:`SqlSpanExporter` writes spans as rows; :mod:`agentroute.store.queries` reads them back for
+``agentroute traces``, decisions as :class:`~agentroute.routing.DecisionRecord`. This package imports SQLAlchemy
+and the OpenTelemetry SDK, so ``agentroute/__init__.py`` must not import it eagerly.
 """
 
-from agentroute.store.engine import SchemaMismatch, StoreError, ensure_schema, get_engine, resolve_url
-from agentroute.store.exporter import SqlSpanExporter, SqlSpanProcessor
+from agentroute.errors import SchemaMismatch, StoreError
+from agentroute.store.engine import get_engine, resolve_url
+from agentroute.store.exporter import FlushReport, SqlSpanExporter, SqlSpanProcessor
 from agentroute.store.models import (
     SCHEMA_VERSION,
     CallRow,
@@ -16,11 +20,13 @@ from agentroute.store.models import (
     StepRow,
     TaskRow,
 )
+from agentroute.store.schema import current_version, ensure_schema, upgrade
 
 __all__ = [
     "SCHEMA_VERSION",
     "CallRow",
     "DecisionRow",
+    "FlushReport",
     "LedgerRow",
     "SchemaInfo",
     "SchemaMismatch",
@@ -29,7 +35,9 @@ __all__ = [
     "StepRow",
     "StoreError",
     "TaskRow",
+    "current_version",
     "ensure_schema",
     "get_engine",
     "resolve_url",
+    "upgrade",
 ]

@@ -1,10 +1,9 @@
-"""Where the trace store lives: engines for SQLite (default) and PostgreSQL, and the schema check.
+"""Where the store lives: one engine per database URL, SQLite (default) or PostgreSQL.
 
 ``get_engine(url=None)`` reads ``AGENTROUTE_DATABASE_URL`` and defaults to the SQLite file ``agentroute.db``
-in the working directory; a plain path is taken as a SQLite file. Engines are cached per URL, so the exporter
-thread and the CLI share a pool. :func:`ensure_schema` creates the tables on first use and refuses a database
-whose schema version differs from :data:`~agentroute.store.models.SCHEMA_VERSION`, with a message that says
-what to do.
+in the working directory; a plain path is taken as a SQLite file. Engines are kept in one registry keyed by the
+resolved URL, so the trace exporter, the shared ledgers, the pheromone tables and the CLI of one process share
+one pool per database. The schema is :mod:`agentroute.store.schema`'s business.
 
 Errors a user can fix (unreachable database, wrong schema, no traces yet) are :class:`StoreError`, a
 :class:`~agentroute.errors.ConfigError`, so ``agentroute`` prints one line and exits 2.
@@ -14,18 +13,15 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import col
 
-from agentroute.errors import SchemaMismatch, StoreError
-from agentroute.store.models import SCHEMA_VERSION, TABLES, SchemaInfo, table
+from agentroute.errors import StoreError
 
 ENV_URL = "AGENTROUTE_DATABASE_URL"
 DEFAULT_FILE = "agentroute.db"
@@ -33,6 +29,7 @@ DEFAULT_FILE = "agentroute.db"
 
 _engines: dict[str, Engine] = {}
 _checked: set[str] = set()
+"""Engines whose schema was found current (see :func:`agentroute.store.schema.ensure_schema`)."""
 _lock = threading.Lock()
 
 
@@ -78,7 +75,8 @@ def get_engine(url: str | None = None) -> Engine:
         if u.get_backend_name() == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs["pool_pre_ping"] = True
+            # a dead server must fail fast (the exporter spools, the ledgers raise LedgerError), never hang
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 5})
         try:
             eng = create_engine(resolved, **kwargs)
         except (NoSuchModuleError, ImportError) as e:
@@ -98,56 +96,25 @@ def sqlite_path(url: str | None = None) -> Path | None:
     return Path(u.database)
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """The first line of a database error (drivers add long hints below it)."""
     text = str(getattr(e, "orig", None) or e).strip()
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def ensure_schema(engine: Engine, *, create: bool = True) -> int:
-    """Check (and with ``create``, make) the store's tables; return the schema version.
-
-    Raises :class:`SchemaMismatch` for another version, :class:`StoreError` when the database cannot be
-    reached or (``create=False``) holds no agentroute tables.
-    """
-    key = _key(engine)
-    if key in _checked:
-        return SCHEMA_VERSION
-    shown = engine.url.render_as_string(hide_password=True)
-    try:
-        with engine.connect() as conn:
-            names = set(inspect(conn).get_table_names())
-            ours = {table(t).name for t in TABLES} & names
-            if SchemaInfo.__tablename__ in names:
-                row = conn.execute(select(col(SchemaInfo.version))).first()
-                found = int(row[0]) if row is not None else 0
-            else:
-                found = 0 if ours else -1
-    except OperationalError as e:
-        raise StoreError(f"cannot reach the trace database {shown}: {_first_line(e)}", name=ENV_URL,
-                         hint="check the URL, or set AGENTROUTE_DATABASE_URL / --db") from None
-    except DBAPIError as e:
-        raise StoreError(f"trace database {shown} failed: {_first_line(e)}", name=ENV_URL) from None
-    if found == -1:
-        if not create:
-            raise StoreError(f"no agentroute traces in {shown}", name=ENV_URL,
-                             hint="run a task with tracing on first, or point --db at the right database")
-        _create(engine)
-        found = SCHEMA_VERSION
-    if found != SCHEMA_VERSION:
-        what = "an older" if found < SCHEMA_VERSION else "a newer"
-        raise SchemaMismatch(
-            f"{shown} holds {what} agentroute trace schema (version {found}; "
-            f"this agentroute uses {SCHEMA_VERSION})."
-            " Export what you need with the agentroute that wrote it, then use a new database"
-            " (set AGENTROUTE_DATABASE_URL or --db) or move the old one aside",
-            found=found, expected=SCHEMA_VERSION,
-        )
-    _checked.add(key)
-    return found
-
-
-def _key(engine: Engine) -> str:
+def engine_key(engine: Engine) -> str:
+    """The registry key of an engine (its full URL)."""
     return engine.url.render_as_string(hide_password=False)
+
+
+def is_checked(engine: Engine) -> bool:
+    """True once the schema of ``engine``'s database was found current in this process."""
+    return engine_key(engine) in _checked
+
+
+def mark_checked(engine: Engine) -> None:
+    """Remember that ``engine``'s schema is current (until :func:`forget`)."""
+    _checked.add(engine_key(engine))
 
 
 def upsert(engine: Engine, table: Any) -> Any:
@@ -161,34 +128,26 @@ def upsert(engine: Engine, table: Any) -> Any:
     return sqlite_insert(table)
 
 
-def _create(engine: Engine) -> None:
-    tables = [table(t) for t in TABLES]
-    with engine.begin() as conn:
-        SchemaInfo.metadata.create_all(conn, tables=tables, checkfirst=True)
-        stmt = upsert(engine, table(SchemaInfo)).values(
-            id=1, version=SCHEMA_VERSION, created_ns=time.time_ns()
-        )
-        conn.execute(stmt.on_conflict_do_nothing())
-
-
 def forget(url: str | None = None) -> None:
     """Dispose the cached engine for ``url`` (tests; after dropping a database)."""
     resolved = resolve_url(url)
     with _lock:
         eng = _engines.pop(resolved, None)
     if eng is not None:
-        _checked.discard(_key(eng))
+        _checked.discard(engine_key(eng))
         eng.dispose()
 
 
 __all__ = [
     "DEFAULT_FILE",
     "ENV_URL",
-    "SchemaMismatch",
     "StoreError",
-    "ensure_schema",
+    "engine_key",
+    "first_line",
     "forget",
     "get_engine",
+    "is_checked",
+    "mark_checked",
     "resolve_url",
     "sqlite_path",
     "upsert",

@@ -3,12 +3,14 @@
 One row per task, step, routing decision, model-call attempt and ledger move, all keyed by ``task_id``. Rows
 are written by :class:`~agentroute.store.exporter.SqlSpanExporter` from spans, so they hold exactly what the
 traces say. Money is an exact decimal *string* (``"0.000125"``), never a float: SQLite has no exact numeric
-type, and a sum of floats drifts. Times are ``time.time_ns()`` integers. Structured values (candidates, budget
-snapshots) are JSON.
+type, and a sum of floats drifts. A task's spend is also kept as two integers (nano-USD and the atto-USD below
+them) so ``traces stats`` sums it exactly in SQL. Times are ``time.time_ns()`` integers. Structured values
+(candidates, budget snapshots) are JSON.
 
-Changing a column means bumping :data:`SCHEMA_VERSION`; the engine refuses a database of another version with
-a message that says what to do. There are no foreign keys on purpose: rows of a step may land before the task
-row's final update, and a crashed task must leave its finished steps readable.
+Changing a column means a new migration in :mod:`agentroute.store.migrations` and a new
+:data:`SCHEMA_VERSION`. There are no foreign keys on purpose: rows of a step may land before the task row's
+final update, and a crashed task must leave its finished steps readable. Every insert is idempotent (a unique
+key per row), so a batch replayed from the spool after an outage adds nothing twice.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import Any, ClassVar
 from sqlalchemy import BigInteger, Column, Dialect, Index, Table, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
-"""Bump when a table changes; :func:`agentroute.store.engine.ensure_schema` checks it."""
+SCHEMA_VERSION = 2
+"""The store's schema version (every table: traces, budgets, pheromones); each migration sets the next one."""
 
 
 class RawJSON(str):
@@ -52,7 +54,7 @@ def _json() -> Any:
     return Field(default=None, sa_column=Column(JSONText, nullable=True))
 
 
-def _ns(nullable: bool = False, index: bool = False) -> Any:
+def _big(nullable: bool = False, index: bool = False) -> Any:
     column = Column(BigInteger, nullable=nullable, index=index)
     return Field(default=None if nullable else 0, sa_column=column)
 
@@ -64,7 +66,7 @@ class SchemaInfo(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     version: int
-    created_ns: int = _ns()
+    created_ns: int = _big()
 
 
 class TaskRow(SQLModel, table=True):
@@ -92,14 +94,20 @@ class TaskRow(SQLModel, table=True):
     spent_tokens: int | None = None
     spent_steps: int | None = None
     spent_seconds: float | None = None
+    spent_usd_nano: int | None = _big(nullable=True)
+    """``floor(spent_usd * 1e9)``: with :attr:`spent_usd_atto`, the spend as integers SQL can sum exactly."""
+    spent_usd_atto: int | None = _big(nullable=True)
+    """The next nine digits of the spend, in atto-USD (``0 <= x < 1e9``)."""
+    spent_usd_rest: bool = False
+    """True when the spend has digits below 1e-18 USD (``stats`` then sums that group's strings instead)."""
     quality: float | None = None
     steps: int | None = None
     decisions: int | None = None
     features: Any = _json()
     input: Any = _json()
     """The task's input state: only when content capture was on."""
-    started_ns: int = _ns(index=True)
-    ended_ns: int | None = _ns(nullable=True)
+    started_ns: int = _big(index=True)
+    ended_ns: int | None = _big(nullable=True)
 
 
 class StepRow(SQLModel, table=True):
@@ -116,8 +124,8 @@ class StepRow(SQLModel, table=True):
     cost_usd: str | None = None
     tokens: int = 0
     error_type: str | None = None
-    started_ns: int = _ns()
-    ended_ns: int = _ns()
+    started_ns: int = _big()
+    ended_ns: int = _big()
 
 
 class DecisionRow(SQLModel, table=True):
@@ -135,6 +143,8 @@ class DecisionRow(SQLModel, table=True):
     step: int
     chosen: str
     reason: str = ""
+    graph: str = ""
+    """The task's graph (copied from the task, so ``stats --by graph`` needs no join)."""
     policy: str = ""
     policy_version: str = ""
     weights_hash: str | None = None
@@ -155,11 +165,14 @@ class DecisionRow(SQLModel, table=True):
     tokens: int = 0
     quality: float | None = None
     evidence: Any = _json()
-    at_ns: int = _ns()
+    decided_ns: int = _big()
+    """When the policy decided, as the runtime stamped it (0: not stamped)."""
+    at_ns: int = _big()
+    """When the decision's span was placed (``decided_ns``, else when the record arrived)."""
 
 
 class CallRow(SQLModel, table=True):
-    """One model-call attempt (retries and fallbacks each get a row)."""
+    """One model-call attempt (retries and fallbacks each get a row; ``(task_id, span_id)`` is unique)."""
 
     __tablename__: ClassVar[str] = "agentroute_model_calls"
 
@@ -183,17 +196,22 @@ class CallRow(SQLModel, table=True):
     input_messages: Any = _json()
     output_messages: Any = _json()
     span_id: str = ""
-    started_ns: int = _ns()
-    ended_ns: int = _ns()
+    started_ns: int = _big()
+    ended_ns: int = _big()
 
 
 class LedgerRow(SQLModel, table=True):
-    """One move on a task's ledger: ``reserve``, ``commit`` or ``release`` (``step`` NULL between steps)."""
+    """One move on a task's ledger: ``reserve``, ``commit`` or ``release`` (``step`` NULL between steps).
 
-    __tablename__: ClassVar[str] = "agentroute_ledger"
+    ``(task_id, span_id, seq)`` is unique: the span that carried the move as its ``seq``-th event.
+    """
+
+    __tablename__: ClassVar[str] = "agentroute_ledger_events"
 
     id: int | None = Field(default=None, primary_key=True)
     task_id: str = Field(index=True)
+    span_id: str = ""
+    seq: int = 0
     step: int | None = None
     op: str
     what: str = ""
@@ -201,7 +219,7 @@ class LedgerRow(SQLModel, table=True):
     tokens: int | None = None
     steps: int | None = None
     seconds: float | None = None
-    at_ns: int = _ns()
+    at_ns: int = _big()
 
 
 def table(model: type[SQLModel]) -> Table:
@@ -211,12 +229,23 @@ def table(model: type[SQLModel]) -> Table:
 
 
 TABLES = (SchemaInfo, TaskRow, StepRow, DecisionRow, CallRow, LedgerRow)
-"""Every table of the store; created together, in this order."""
+"""The trace tables (budgets and pheromones are in :mod:`agentroute.store.tables`)."""
 
+_T, _D = table(TaskRow), table(DecisionRow)
 Index("ix_agentroute_calls_task_step", table(CallRow).c.task_id, table(CallRow).c.step)
+# task-scoped keys: span ids come from `random`, which a user may seed, so only (task, span) is surely unique
+Index("ux_agentroute_model_calls_span", table(CallRow).c.task_id, table(CallRow).c.span_id, unique=True)
+Index("ux_agentroute_ledger_events_span_seq", table(LedgerRow).c.task_id, table(LedgerRow).c.span_id,
+      table(LedgerRow).c.seq, unique=True)
+# `traces stats` reads only these indexes (covering): one ordered scan per grouping, no table access on SQLite.
+STATS_COLUMNS = ("status", "truncated", "reason", "quality", "spent_usd_nano", "spent_usd_atto", "spent_usd_rest")
+for _key in ("policy", "graph"):
+    Index(f"ix_agentroute_tasks_stats_{_key}", _T.c[_key], *(_T.c[c] for c in STATS_COLUMNS))
+    Index(f"ix_agentroute_decisions_tiers_{_key}", _D.c.kind, _D.c[_key], _D.c.chosen)
 
 __all__ = [
     "SCHEMA_VERSION",
+    "STATS_COLUMNS",
     "TABLES",
     "CallRow",
     "DecisionRow",

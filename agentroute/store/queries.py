@@ -1,4 +1,4 @@
-"""Reading the trace store: recent tasks, one task's full tree, decision records for training, and statistics.
+"""Reading the trace store: recent tasks, one task's full tree, decision records, and statistics.
 
 Everything here is read-only and opens the store with ``create=False``: pointing ``agentroute traces`` at the
 wrong database never creates tables in it. Errors a user can fix raise
@@ -7,17 +7,18 @@ wrong database never creates tables in it. Errors a user can fix raise
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, false, func, or_, select
 from sqlmodel import Session, col
 
-from agentroute.store.engine import StoreError, ensure_schema, get_engine, sqlite_path
-from agentroute.store.models import CallRow, DecisionRow, LedgerRow, StepRow, TaskRow
+from agentroute.routing import DecisionRecord
+from agentroute.store.engine import StoreError, get_engine, sqlite_path
+from agentroute.store.models import CallRow, DecisionRow, LedgerRow, StepRow, TaskRow, table
+from agentroute.store.schema import ensure_schema
 
 
 def open_store(url: str | None = None) -> Engine:
@@ -44,6 +45,12 @@ def dec(value: str | None) -> Decimal | None:
         return None
 
 
+def policy_filter(column: Any, policy: str) -> Any:
+    """``policy`` itself or a policy of that family: ``learned`` matches ``learned`` and ``learned:maskable_ppo``."""
+    family = policy.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"
+    return or_(col(column) == policy, col(column).like(family, escape="\\"))
+
+
 def list_tasks(
     engine: Engine,
     *,
@@ -57,7 +64,7 @@ def list_tasks(
     if graph:
         stmt = stmt.where(col(TaskRow.graph) == graph)
     if policy:
-        stmt = stmt.where(col(TaskRow.policy) == policy)
+        stmt = stmt.where(policy_filter(TaskRow.policy, policy))
     if status:
         stmt = stmt.where(col(TaskRow.status) == status)
     with Session(engine) as s:
@@ -124,7 +131,7 @@ def count_decisions(engine: Engine, *, policy: str | None = None, graph: str | N
     if policy or graph:
         stmt = stmt.join(TaskRow, col(TaskRow.task_id) == col(DecisionRow.task_id))
         if policy:
-            stmt = stmt.where(col(TaskRow.policy) == policy)
+            stmt = stmt.where(policy_filter(TaskRow.policy, policy))
         if graph:
             stmt = stmt.where(col(TaskRow.graph) == graph)
     with engine.connect() as conn:
@@ -133,116 +140,120 @@ def count_decisions(engine: Engine, *, policy: str | None = None, graph: str | N
 
 def decision_records(
     engine: Engine, *, policy: str | None = None, graph: str | None = None, batch: int = 1000
-) -> Iterator[dict[str, Any]]:
-    """One plain row per decision, with its task's features and outcome: the input of off-policy evaluation.
+) -> Iterator[DecisionRecord]:
+    """Every stored decision as the :class:`DecisionRecord` the run recorded, oldest task first.
 
-    Fields: task and decision ids, point and position, ``features`` (numeric task features), ``text`` (the
-    task input, only when content was captured), ``candidates`` / ``probabilities`` / ``scores`` / ``masked``,
-    ``chosen``, ``propensity``, ``explored``, ``reason``, policy name/version/weights hash, ``cost_usd``
-    (exact string) and ``tokens`` of the decision, its ``quality`` when known, and the task outcome
-    (``task_status``, ``task_quality``, ``task_spent_usd``, ``truncated``, ``task_reason``). Budget snapshots
-    come as mappings.
+    Each record's :attr:`~DecisionRecord.task` holds what the store knows of its task: ``graph``, ``features``
+    (numeric task features), ``text`` (the task input, only when content was captured), ``status``, ``quality``,
+    ``spent_usd`` (exact string), ``truncated`` and ``reason``. The input of off-policy evaluation
+    (:func:`agentroute.evaluation.ips_from_records` reads these records as they are) and of exports.
     """
+    d_cols = [c for c in table(DecisionRow).c if c.name not in ("id", "graph")]
+    t = table(TaskRow).c
+    task_cols = (t.graph, t.features, t.input, t.status, t.quality, t.spent_usd, t.truncated, t.reason)
     stmt = (
-        select(DecisionRow, TaskRow)
-        .join(TaskRow, col(TaskRow.task_id) == col(DecisionRow.task_id))
-        .order_by(col(TaskRow.started_ns), col(DecisionRow.task_id), col(DecisionRow.idx))
+        select(*d_cols, *task_cols)
+        .join_from(table(DecisionRow), table(TaskRow), t.task_id == table(DecisionRow).c.task_id)
+        .order_by(t.started_ns, table(DecisionRow).c.task_id, table(DecisionRow).c.idx)
         .execution_options(yield_per=batch)
     )
     if policy:
-        stmt = stmt.where(col(TaskRow.policy) == policy)
+        stmt = stmt.where(policy_filter(t.policy, policy))
     if graph:
-        stmt = stmt.where(col(TaskRow.graph) == graph)
-    with Session(engine) as s:
-        for d, t in s.execute(stmt):
-            yield {
-                "task_id": d.task_id,
-                "decision": d.idx,
-                "graph": t.graph,
-                "kind": d.kind,
-                "point": d.point,
-                "node": d.node,
-                "step": d.step,
-                "features": t.features or {},
-                "text": t.input,
-                "candidates": list(d.candidates or []),
-                "probabilities": list(d.probabilities or []),
-                "scores": d.scores or {},
-                "masked": d.masked or [],
-                "chosen": d.chosen,
-                "propensity": d.propensity,
-                "explored": d.explored,
-                "reason": d.reason,
-                "policy": d.policy,
-                "policy_version": d.policy_version,
-                "weights_hash": d.weights_hash,
-                "cost_usd": d.cost_usd,
-                "tokens": d.tokens,
-                "quality": d.quality,
-                "budget_before": d.budget_before,
-                "reservation": d.reservation,
-                "budget_after": d.budget_after,
-                "task_status": t.status,
-                "task_quality": t.quality,
-                "task_spent_usd": t.spent_usd,
-                "truncated": t.truncated,
-                "task_reason": t.reason,
-                "at_ns": d.at_ns,
-            }
+        stmt = stmt.where(t.graph == graph)
+    n = len(d_cols)
+    names = [c.name for c in d_cols]
+    with engine.connect() as conn:
+        for r in conn.execute(stmt):
+            g, features, text, status, quality, spent, truncated, reason = r[n:]
+            task = {"graph": g, "features": features or {}, "text": text, "status": status, "quality": quality,
+                    "spent_usd": spent, "truncated": bool(truncated), "reason": reason}
+            yield DecisionRecord.from_row(dict(zip(names, r[:n], strict=True)), task)
 
 
 def stats(engine: Engine, *, by: str = "policy") -> list[dict[str, Any]]:
-    """Per policy (or graph): tasks, outcomes, spend, quality, budget-exhaustion rate and model-tier mix."""
+    """Per policy (or graph): tasks, outcomes, spend, quality, budget-exhaustion rate and model-tier mix.
+
+    Aggregated by the database over covering indexes (two grouped scans), never row by row in Python: spend is
+    summed exactly from its integer parts (nano- and atto-USD); a group holding a spend with digits below 1e-18
+    USD is summed from its exact strings instead.
+    """
     if by not in ("policy", "graph"):
         raise StoreError(f"cannot group by {by!r}", name="--by", hint="use policy or graph")
-    groups: dict[str, dict[str, Any]] = defaultdict(lambda: {
-        "tasks": 0, "completed": 0, "truncated": 0, "error": 0, "running": 0, "exhausted": 0,
-        "spend": Decimal(0), "spend_unknown": 0, "quality": [], "tiers": Counter(),
-    })  # fmt: skip
-    key_of: dict[str, str] = {}
-    with Session(engine) as s:
-        for t in s.scalars(select(TaskRow)):
-            key = t.policy if by == "policy" else t.graph
-            key_of[t.task_id] = key
-            g = groups[key]
-            g["tasks"] += 1
-            g[t.status if t.status in ("completed", "truncated", "error", "running") else "error"] += 1
-            if t.truncated and (t.reason or "").startswith("budget"):
-                g["exhausted"] += 1
-            spent = dec(t.spent_usd)
-            if spent is None:
-                g["spend_unknown"] += int(t.status != "running")
+    stmt, tiers_stmt = _stats_statements(by)
+    acc: dict[str, list[Any]] = {}
+    with engine.connect() as conn:
+        # one row per (group, status, truncated, reason): few rows, folded here
+        for g, status, truncated, reason, n, priced, nano, atto, rest, qsum, qn in conn.execute(stmt):
+            a = acc.setdefault(g, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0])
+            n, priced = int(n), int(priced)
+            a[0] += n
+            if status == "running":
+                a[3] += n
             else:
-                g["spend"] += spent
-            if t.quality is not None:
-                g["quality"].append(t.quality)
-        model_choices = s.execute(
-            select(col(DecisionRow.task_id), col(DecisionRow.chosen)).where(col(DecisionRow.kind) == "model")
-        )
-        for task_id, chosen in model_choices:
-            if task_id in key_of:
-                groups[key_of[task_id]]["tiers"][chosen] += 1
-    out = []
-    for key in sorted(groups):
-        g = groups[key]
-        finished = g["tasks"] - g["running"]
-        priced = finished - g["spend_unknown"]
-        tiers: Counter[str] = g["tiers"]
-        total_tiers = sum(tiers.values())
-        out.append({
-            by: key,
-            "tasks": g["tasks"],
-            "completed": g["completed"],
-            "truncated": g["truncated"],
-            "error": g["error"],
-            "running": g["running"],
-            "spend_usd": str(g["spend"]),
-            "mean_spend_usd": str(g["spend"] / priced) if priced > 0 else None,
-            "mean_quality": sum(g["quality"]) / len(g["quality"]) if g["quality"] else None,
-            "exhaustion_rate": g["exhausted"] / finished if finished else None,
-            "tier_mix": {k: v / total_tiers for k, v in sorted(tiers.items())} if total_tiers else {},
-        })  # fmt: skip
-    return out
+                a[{"completed": 1, "truncated": 2}.get(status, 4)] += n
+                a[5] += n if truncated and (reason or "").startswith("budget") else 0
+                a[6] += priced
+            a[7] += int(nano or 0) * 10**9 + int(atto or 0)  # atto-USD: an exact Python int
+            a[8] += int(rest or 0)
+            a[9] += float(qsum or 0.0)
+            a[10] += int(qn)
+        groups: dict[str, dict[str, Any]] = {}
+        for g, (n, done, trunc, running, err, exhausted, priced, atto, rest, qsum, qn) in acc.items():
+            fin = n - running
+            with localcontext() as ctx:
+                ctx.prec = 60  # exact: the sum is never rounded
+                spend = _exact(conn, by, g) if rest else Decimal(atto).scaleb(-18)
+                total = format(spend.normalize(), "f") if spend else "0"
+            groups[g] = {
+                by: g,
+                "tasks": n,
+                "completed": done,
+                "truncated": trunc,
+                "error": err,
+                "running": running,
+                "spend_usd": total,
+                "mean_spend_usd": str(spend / priced) if priced > 0 else None,
+                "mean_quality": qsum / qn if qn else None,
+                "exhaustion_rate": exhausted / fin if fin else None,
+                "tier_mix": {},
+            }
+        tiers: dict[str, dict[str, int]] = {}
+        for g, chosen, n in conn.execute(tiers_stmt):
+            tiers.setdefault(g, {})[chosen] = int(n)
+    for g, mix in tiers.items():
+        if g in groups:
+            n_model = sum(mix.values())
+            groups[g]["tier_mix"] = {k: v / n_model for k, v in sorted(mix.items())}
+    return [groups[k] for k in sorted(groups)]
+
+
+def _stats_statements(by: str) -> list[Any]:
+    """The two grouped scans of :func:`stats`: tasks (outcomes, spend, quality), and the model-tier mix."""
+    t = table(TaskRow).c
+    key = t[by]
+    # grouped along the covering index's own order (key, status, truncated, reason): a streaming scan, no sort
+    tasks = select(
+        key, t.status, t.truncated, t.reason,
+        func.count(),
+        func.count(t.spent_usd_nano),
+        func.sum(t.spent_usd_nano),
+        func.sum(t.spent_usd_atto),
+        func.count(func.nullif(t.spent_usd_rest, false())),
+        func.sum(t.quality),
+        func.count(t.quality),
+    ).group_by(key, t.status, t.truncated, t.reason)  # fmt: skip
+    d = table(DecisionRow).c
+    tiers = select(d[by], d.chosen, func.count()).where(d.kind == "model").group_by(d[by], d.chosen)
+    return [tasks, tiers]
+
+
+def _exact(conn: Any, by: str, group: str) -> Decimal:
+    t = table(TaskRow).c
+    total = Decimal(0)
+    for (v,) in conn.execute(select(t.spent_usd).where(t[by] == group, t.spent_usd.is_not(None))):
+        total += dec(v) or 0  # the caller's context is exact enough
+    return total
 
 
 __all__ = [

@@ -20,6 +20,7 @@ def synthetic_table(n=300, seed=0):
         input_tokens=np.full((n, 3), 50.0), output_tokens=np.full((n, 3), 150.0)), ability, difficulty
 
 
+@pytest.mark.slow
 def test_fit_recovers_the_order_of_abilities_and_difficulties():
     table, _, difficulty = synthetic_table()
     sim = ar.providers.Simulated.from_table(table)

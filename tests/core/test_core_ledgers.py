@@ -45,7 +45,7 @@ def run_workers(kind, url, processes=3, n=90):
     with ctx.Pool(processes) as pool:
         done = sum(pool.starmap(hammer, [(kind, url, name, s, n) for s in range(processes)]))
     spent, reserved = backend.totals()
-    backend.reset()
+    backend.reset(spend=True)
     return spent, reserved, done
 
 
@@ -61,11 +61,13 @@ def test_redis_ledger_across_processes(redis_url):
     check(*run_workers("redis", redis_url))
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_postgres_ledger_across_processes(postgres_url):
     check(*run_workers("sql", postgres_url))
 
 
+@pytest.mark.slow
 def test_sqlite_ledger_across_processes(tmp_path):
     check(*run_workers("sql", f"sqlite:///{tmp_path / 'ledger.db'}", processes=2, n=120))
 
@@ -80,6 +82,7 @@ def run_app_tasks(url, name, seed):
     return [str(r.spent.usd) for r in results]
 
 
+@pytest.mark.slow
 @pytest.mark.redis
 def test_real_tasks_in_many_processes_share_one_redis_budget(redis_url):
     name = f"app-{uuid.uuid4().hex[:8]}"
@@ -88,7 +91,7 @@ def test_real_tasks_in_many_processes_share_one_redis_budget(redis_url):
                     for x in xs]
     backend = RedisLedger(redis_url, name=name)
     spent, reserved = backend.totals()
-    backend.reset()
+    backend.reset(spend=True)
     assert reserved.usd == 0 and spent.usd <= Decimal("0.03")
     assert abs(spent.usd - sum(per_task)) < Decimal("1e-8") * len(per_task)  # rounding up to 1e-10 per entry
     assert spent.usd > Decimal("0.025")  # 75 strong tasks want far more than $0.03: the limit was what stopped them

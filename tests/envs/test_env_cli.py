@@ -86,6 +86,7 @@ def test_a_missing_table_is_a_one_line_error(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif("agentroute.cli_train" not in cli._COMMAND_MODULES,
                     reason="the lead has not yet listed agentroute.cli_train in agentroute.cli._COMMAND_MODULES")
+@pytest.mark.slow
 def test_installed_command(table_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "p.npz"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}

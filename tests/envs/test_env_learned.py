@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -106,17 +105,13 @@ assert "stable_baselines3" not in sys.modules, "sb3 imported"
     assert res.stdout.strip() == "strong"
 
 
-def test_decision_latency_is_small(trained: tuple[LearnedPolicy, Path]) -> None:
+def test_the_serving_hot_path_agrees_with_the_batch_path(trained: tuple[LearnedPolicy, Path]) -> None:
+    # Decision latency is measured by benchmarks/env_throughput.py, never asserted here (a shared CI core is no clock).
     pol, _ = trained
-    x = np.zeros(pol.input_dim, dtype=np.float32)
-    for _ in range(100):
-        pol.act(x)
-    n = 2000
-    t = time.perf_counter()
-    for _ in range(n):
-        pol.act(x)
-    per_call = (time.perf_counter() - t) / n
-    assert per_call < 200e-6, f"{per_call * 1e6:.1f} µs"  # the target is 50 µs; a loaded CI core gets slack
+    rows = np.random.default_rng(0).normal(size=(50, pol.input_dim)).astype(np.float32)
+    batch = pol.batch_logits(rows).argmax(axis=1)
+    for _ in range(3):  # repeated calls reuse the preallocated buffers: still the same answers
+        assert [pol.act(r) for r in rows] == [int(i) for i in batch]
 
 
 def test_a_table_policy_routes_model_tiers_in_the_runtime() -> None:

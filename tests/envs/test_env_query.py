@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 import warnings
 
 import gymnasium as gym
@@ -136,18 +135,18 @@ def test_default_featurizer_is_fitted_on_the_table() -> None:
     assert obs.dtype == np.float32 and np.isfinite(obs).all()
 
 
-def test_steps_are_fast_without_a_policy() -> None:
+def test_many_steps_without_a_policy_keep_valid_observations() -> None:
+    # Steps per second are measured by benchmarks/env_throughput.py, never asserted here.
     env = QueryRoutingEnv(TABLE, features=X, cost_weight_range=(0, 1))
-    env.reset(seed=0)
-    n = 20_000
-    t = time.perf_counter()
-    for k in range(n):
-        _, _, term, _, _ = env.step(k % 3)
-        if term:
-            env.reset()
-    rate = n / (time.perf_counter() - t)
-    # the target is 20,000/s per core; a loaded CI core still clears a quarter of it
-    assert rate > 5_000, f"{rate:.0f} steps/s"
+    obs, _ = env.reset(seed=0)
+    resets = 0
+    for k in range(2_000):
+        obs, reward, term, trunc, _ = env.step(k % 3)
+        assert np.isfinite(reward) and env.observation_space.contains(obs)
+        if term or trunc:
+            obs, _ = env.reset()
+            resets += 1
+    assert resets > 0
 
 
 def test_budgetmem_and_boundary_rewards_in_the_env() -> None:
@@ -169,6 +168,7 @@ def test_budgetmem_and_boundary_rewards_in_the_env() -> None:
     assert all(np.isfinite(rs))
 
 
+@pytest.mark.slow
 def test_real_table_env(data_dir: object) -> None:
     from agentroute.data import load_builtin
 

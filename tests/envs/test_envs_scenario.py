@@ -37,6 +37,7 @@ def test_the_repository_ships_scenarios_for_each_environment() -> None:
     assert ids == {"agentroute/QueryRouting-v0", "agentroute/GraphRouting-v0", "agentroute/MemoryTier-v0"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_each_shipped_scenario_makes_a_working_env(path: Path, data_dir: Path) -> None:
     sc = load_scenario(path)

@@ -30,6 +30,7 @@ def _ok(args: list[str]) -> str:
     return res.output
 
 
+@pytest.mark.slow
 def test_fit_route_eval(tables: tuple[Path, Path], tmp_path: Path) -> None:
     train, test = tables
     out = _ok(["fit", "--table", str(train), "--policy", "linear", "--out", str(tmp_path / "lin"), "--seed", "1"])

@@ -101,6 +101,7 @@ def test_ensemble_keeps_the_policy_contract() -> None:
         assert set(d.probabilities) == set(ids) and d.reason.startswith("ensemble")
 
 
+@pytest.mark.slow
 def test_cli_fits_and_evaluates_an_ensemble(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from mem_helpers import memory, write_conversations
 
@@ -101,6 +101,8 @@ def _random_table(n: int, seed: int):
                       usd, usd * 1e6)
 
 
+@pytest.mark.slow
+@settings(max_examples=20)  # each example brute-forces 3,240 pairs of the 81 combinations
 @given(st.integers(1, 12), st.integers(0, 2**16))
 def test_cascade_ceiling_with_a_perfect_verifier_keeps_the_better_context(n, seed):
     import numpy as np

@@ -1,7 +1,5 @@
 """On the real LoCoMo conversations (skipped when ../shared/data is absent, failing in CI)."""
 
-import statistics
-import time
 from dataclasses import replace
 
 from mem_helpers import PRICES, locomo_folder
@@ -23,24 +21,16 @@ def test_loads_the_eight_and_holds_out_two():
     assert sum(e in ids for e in gold) / len(gold) > 0.99
 
 
-def test_build_and_low_recall_are_fast():
+def test_the_longest_conversation_builds_and_low_recall_is_repeatable():
+    # Build and recall times are measured by benchmarks/memory_tiers.py, never asserted here.
     conv = max(load_conversations(locomo_folder()), key=lambda c: len(c.turns))
     assert len(conv.turns) >= 600
-    builds = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        mem = Memory(conv, prices=PRICES)
-        builds.append(time.perf_counter() - t0)
-    assert min(builds) < 1.0
-    qs = [q.question for q in conv.questions[:60]]
-    for q in qs:
-        mem.recall_with(q, "low")
-    times = []
-    for q in qs:
-        t0 = time.perf_counter()
-        mem.recall_with(q, "low")
-        times.append(time.perf_counter() - t0)
-    assert statistics.median(times) < 0.002
+    mem = Memory(conv, prices=PRICES)
+    qs = [q.question for q in conv.questions[:30]]
+    first = [mem.recall_with(q, "low") for q in qs]
+    again = [mem.recall_with(q, "low") for q in qs]
+    assert [r.ids for r in first] == [r.ids for r in again]
+    assert all(r.ids and r.context_tokens > 0 for r in first)
 
 
 def test_high_tiers_recall_more_on_held_out_questions():

@@ -14,7 +14,8 @@ from _pher_helpers import synthetic_table
 from click.testing import CliRunner
 
 from agentroute.cli import main
-from agentroute.policies._pheromone_store import EdgeUpdate, PheromoneParams, open_table
+from agentroute.policies._pheromone_open import open_table
+from agentroute.policies._pheromone_store import EdgeUpdate, PheromoneParams
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,6 +99,7 @@ def test_replay_usage_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2
 
 
+@pytest.mark.slow
 def test_replay_through_the_installed_entry_point(tmp_path: Path) -> None:
     t = synthetic_table(40)
     table = tmp_path / "t.csv"

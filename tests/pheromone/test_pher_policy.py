@@ -109,6 +109,7 @@ def test_intent_sources_category_classifier_rules_uniform() -> None:
         IntentModel(rules={"x": ["("]})
 
 
+@pytest.mark.slow
 def test_learns_the_best_option_per_task_type() -> None:
     t = synthetic_table(1200, seed=1)
     p = PheromonePolicy(seed=0, asynchronous=False).fit_intent(t.texts, t.categories)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from agentroute.errors import ConfigError, DataError
+from agentroute.policies._pheromone_open import open_table
 from agentroute.policies._pheromone_sql import SQLPheromoneTable, read_snapshot
-from agentroute.policies._pheromone_store import EdgeUpdate, PheromoneParams, open_table
+from agentroute.policies._pheromone_store import EdgeUpdate, PheromoneParams
 
 K = ("math", "model", "", "big")
 K2 = ("math", "model", "route=a", "big")

@@ -90,7 +90,7 @@ async def test_concurrent_requests_on_two_workers_never_overspend_with_redis(red
         _check(apps, await _hammer(apps, 48))
     finally:
         for ledger in apps[0].state.agentroute.levels.ledgers.values():
-            ledger.backend.reset()
+            ledger.backend.reset(spend=True)
         for a in apps:
             a.state.agentroute.close()
 
@@ -107,6 +107,7 @@ async def test_concurrent_requests_on_two_workers_never_overspend_with_postgres(
         import sqlalchemy as sa
 
         with levels._engine.begin() as cx:
-            cx.execute(sa.text("DELETE FROM agentroute_ledger WHERE name LIKE :p"), {"p": f"{prefix}/%"})
+            for table, col in (("agentroute_budget_holds", "budget"), ("agentroute_budgets", "name")):
+                cx.execute(sa.text(f"DELETE FROM {table} WHERE {col} LIKE :p"), {"p": f"{prefix}/%"})
         for a in apps:
             a.state.agentroute.close()

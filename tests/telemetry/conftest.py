@@ -34,7 +34,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     plain = base.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = f"{base}?options=-csearch_path%3D{schema}"
+    url = f"{base.split('?', 1)[0]}?options=-csearch_path%3D{schema}"
     try:
         yield url
     finally:

@@ -24,5 +24,6 @@ def test_the_benchmark_runs_and_reports_every_configuration(tmp_path):
     assert set(rows) == {"off", "sql (sqlite)", "otlp http", "otlp grpc", "sql + otlp http", "sql, +200 ms/batch",
                          "otlp, dead endpoint"}  # fmt: skip
     assert rows["off"]["hooks_ms_per_step"] == 0 and rows["sql (sqlite)"]["hooks_ms_per_step"] > 0
-    assert rows["sql (sqlite)"]["export_cpu_ms_per_step"] > 0
-    assert "worst cost ratio" in proc.stdout
+    assert rows["sql (sqlite)"]["export_cpu_ms_per_step"] > 0 and rows["sql (sqlite)"]["spans_cpu_ms_per_step"] > 0
+    assert rows["sql (sqlite)"]["task_thread_ratio"] >= 1.0
+    assert "worst task-thread ratio" in proc.stdout

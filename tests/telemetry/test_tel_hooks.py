@@ -163,7 +163,7 @@ def test_a_task_that_fails_inside_a_step_closes_everything(capture):
     assert step.end_time == 50 and step.status.status_code is StatusCode.ERROR
     assert task.status.status_code is StatusCode.ERROR and task.attributes["error.type"] == "AgentError"
     assert task.attributes[A.TASK_STATUS] == "error" and "boom" in task.attributes[A.ERROR_MESSAGE]
-    assert h._tasks == {}
+    assert h._builder._tasks == {}
 
 
 def test_records_without_a_task_start_still_make_spans(capture):

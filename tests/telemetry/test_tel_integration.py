@@ -219,7 +219,7 @@ def test_an_api_key_never_reaches_a_span_or_a_row(tmp_path, monkeypatch, shape, 
             "agentroute_steps",
             "agentroute_decisions",
             "agentroute_model_calls",
-            "agentroute_ledger",
+            "agentroute_ledger_events",
         ):
             texts += [json.dumps(list(row), default=str) for row in conn.execute(text(f"select * from {table}"))]
     assert contains_secret(texts, [key]) == []

@@ -81,18 +81,34 @@ def test_spans_arrive_over_otlp_grpc(monkeypatch):
     _check_tree(rx)
 
 
-def test_an_unreachable_collector_never_blocks_the_task(monkeypatch):
+def test_an_unreachable_collector_never_blocks_the_task_and_warns_once(monkeypatch, caplog):
+    import logging
     import socket
-    import time
+    import threading
+
+    from agentroute._telemetry_otlp_guard import GuardedExporter
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1")
+    exported_on: list[threading.Thread] = []
+    export = GuardedExporter.export
+
+    def spy(self, spans):
+        exported_on.append(threading.current_thread())
+        return export(self, spans)
+
+    monkeypatch.setattr(GuardedExporter, "export", spy)
     tracing = configure_tracing(exporters="none", otlp=f"http://127.0.0.1:{port}", schedule_delay_millis=1)
-    t0 = time.perf_counter()
-    for i in range(20):
-        emit_run(tracing.hooks[0], task_id=f"t{i}", n_steps=2)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 1.0, f"20 tasks took {elapsed:.2f}s: export must stay off the task's thread"
-    tracing.provider.shutdown()
+    with caplog.at_level(logging.DEBUG):
+        for i in range(20):
+            emit_run(tracing.hooks[0], task_id=f"t{i}", n_steps=2)
+        during_tasks = list(exported_on)
+        tracing.flush()
+        tracing.provider.shutdown()
+    # while tasks run, export happens on the processor's thread, never on the task's (speed is measured by
+    # benchmarks/tracing_overhead.py, not asserted here); the flush then sends what is left
+    assert threading.current_thread() not in during_tasks
+    assert exported_on
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "no OTLP collector" in lines[0], lines

@@ -165,11 +165,11 @@ def test_a_database_of_another_schema_version_is_refused(store_url):
         conn.execute(text("update agentroute_schema set version = 0"))
     forget(store_url)
     with pytest.raises(
-        SchemaMismatch, match=r"older agentroute trace schema \(version 0; this agentroute uses 1\)"
+        SchemaMismatch, match=r"older agentroute schema \(version 0; this agentroute uses 2\)"
     ) as info:
         ensure_schema(get_engine(store_url))
     assert info.value.found == 0 and info.value.expected == SCHEMA_VERSION
-    assert "new database" in str(info.value)
+    assert "agentroute store upgrade --db" in str(info.value)
     with pytest.raises(SchemaMismatch):
         SqlSpanExporter(store_url)  # the exporter refuses before any task runs
 

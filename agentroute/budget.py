@@ -451,6 +451,13 @@ class Ledger:
         """:meth:`remaining` for event loops."""
         return self._remaining([await led.backend.atotals() for led in self.chain])
 
+    def snapshot(self) -> BudgetStatus:
+        """Limits, spent, reserved and remaining, each backend read once: what one routing point looks at."""
+        totals = [led.backend.totals() for led in self.chain]
+        spent, reserved = totals[0]  # fresh objects from the backend: ours to set the time on
+        spent.seconds = self.elapsed()
+        return BudgetStatus(limits=self.limits, spent=spent, remaining=self._remaining(totals), reserved=reserved)
+
     def _remaining(self, totals: Sequence[tuple[Spend, Spend]]) -> Budget:
         usd: Decimal | None = None
         tokens: int | None = None

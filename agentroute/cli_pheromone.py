@@ -276,9 +276,8 @@ def replay_cmd(table_spec: str, policy_name: str, cost_weight: float, order: str
     if cost_weight < 0 or not math.isfinite(cost_weight):
         raise click.BadParameter("must be a finite number >= 0", param_hint="--cost-weight")
     table = _read_table(table_spec)
-    lam = cost_weight * float(table.cost_scale())  # the replay driver takes λ per cost unit of the table
-    policy = make_policy(policy_name, table, seed=seed, cost_weight=lam)
-    res = replay(table, policy, cost_weight=lam, order=order, seed=seed, drift_at=drift_at, limit=limit,
+    policy = make_policy(policy_name, table, seed=seed, cost_weight=cost_weight)  # λ per USD, as replay takes it
+    res = replay(table, policy, cost_weight=cost_weight, order=order, seed=seed, drift_at=drift_at, limit=limit,
                  progress=not quiet and sys.stderr.isatty())
     close = getattr(policy, "close", None)
     if callable(close):

@@ -2,58 +2,30 @@
 
 ``ctx.complete(messages)`` (and its async twin ``ctx.acomplete``) is a model routing point: the policy picks the tier,
 the worst case is reserved, ``max_tokens`` is capped to what the budget affords, failed attempts are retried with
-backoff and then fall back to another affordable tier, and a cascade policy may ask for a stronger tier. ``ctx.route``
-is the generic routing point that memory modules (and users) use for any other choice. ``ctx.memory`` is the agent's
-memory, bound to this step so its tier choices and model calls are budgeted like everything else.
+backoff and then fall back to another affordable tier, and a cascade policy may ask for a stronger tier
+(:mod:`agentroute._calls`). ``ctx.route`` is the generic routing point for any other choice. ``ctx.memory`` is the
+agent's memory, bound to this step: its tier choices go through the task's routing kernel and its model step through
+``ctx.complete``. All of them are the one routing point of :mod:`agentroute.routing.point`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agentroute import llm
-from agentroute._loop import Reply, Stop, TaskRun, _reason_key
-from agentroute.budget import ZERO, Reservation, Spend, Unaffordable
+from agentroute._calls import call_steps
+from agentroute._loop import Reply, Stop, TaskRun
+from agentroute._spec import AgentSpec
+from agentroute.budget import Budget
 from agentroute.errors import ConfigError
-from agentroute.routing import Candidate, Decision, Kind, Masked, Observation
-
-if TYPE_CHECKING:
-    from agentroute.graph import AgentSpec
+from agentroute.routing import Candidate, Choice, Kind, Option, TaskRouter, option
 
 Messages = Sequence[Mapping[str, Any]]
-
-
-@dataclass(slots=True)
-class Choice:
-    """An open routing decision made with :meth:`StepContext.route`: run the option, then :meth:`settle` it."""
-
-    chosen: str
-    observation: Observation
-    decision: Decision
-    _run: TaskRun
-    _reservation: Reservation
-    _started: float
-
-    def settle(self, actual: Spend | None = None, *, quality: float | None = None) -> None:
-        """Commit what the option really cost (``None`` = nothing) and give the policy its feedback."""
-        spent = actual or Spend()
-        self._run.commit(self._reservation, spent)
-        self._run.record(self.observation, self.decision, reservation=self._reservation.amount,
-                         cost=spent.usd, tokens=spent.tokens, quality=quality)
-        self._run.give_feedback(self.observation, self.decision, spent.usd, spent.tokens,
-                                time.monotonic() - self._started, quality)
-
-    def fail(self, error: str) -> None:
-        """Release the reservation: the option failed before spending anything."""
-        self._run.release(self._reservation)
-        self._run.record(self.observation, self.decision, reservation=self._reservation.amount)
-        self._run.give_feedback(self.observation, self.decision, ZERO, 0, time.monotonic() - self._started, None,
-                                ok=False, error=error)
+LLMCall = Callable[[Sequence[Mapping[str, str]], int], tuple[str, int, int, Decimal | None]]
 
 
 class StepContext:
@@ -73,8 +45,18 @@ class StepContext:
         return self._run.id
 
     @property
-    def remaining(self) -> Any:
-        """What is left of the budget right now (a :class:`~agentroute.budget.Budget`; ``None`` = unlimited)."""
+    def node(self) -> str:
+        """The agent running this step (routing points made here are named after it)."""
+        return self.agent.name
+
+    @property
+    def router(self) -> TaskRouter:
+        """The task's routing kernel, positioned at this step (what memory drives its tiers through)."""
+        return self._run.router
+
+    @property
+    def remaining(self) -> Budget:
+        """What is left of the budget right now (``None`` = unlimited on that dimension)."""
         return self._run.ledger.remaining()
 
     @property
@@ -106,10 +88,20 @@ class StepContext:
             exclude = {t: "not offered for this call" for t in known - set(tiers)}
         return exclude
 
+    def _steps(self, messages: Messages, max_tokens: int | None, tiers: Sequence[str] | None,
+               extra: Mapping[str, Any], point: str | None) -> Generator[tuple[str, Any], Any, Reply]:
+        exclude = self._check(messages, tiers)
+        return call_steps(self._run, self.agent, messages, max_tokens, exclude, extra,
+                          point or f"{self.agent.name}.model")
+
     def complete(self, messages: Messages, *, max_tokens: int | None = None, tiers: Sequence[str] | None = None,
                  **extra: Any) -> Reply:
         """Call a model: the policy picks the tier, the budget caps the answer. Sync twin of :meth:`acomplete`."""
-        steps = self._call_steps(messages, max_tokens, tiers, extra)
+        return self._complete(messages, max_tokens, tiers, extra, None)
+
+    def _complete(self, messages: Messages, max_tokens: int | None, tiers: Sequence[str] | None,
+                  extra: Mapping[str, Any], point: str | None) -> Reply:
+        steps = self._steps(messages, max_tokens, tiers, extra, point)
         request = next(steps)
         while True:
             try:
@@ -128,7 +120,7 @@ class StepContext:
     async def acomplete(self, messages: Messages, *, max_tokens: int | None = None,
                         tiers: Sequence[str] | None = None, **extra: Any) -> Reply:
         """Async twin of :meth:`complete`."""
-        steps = self._call_steps(messages, max_tokens, tiers, extra)
+        steps = self._steps(messages, max_tokens, tiers, extra, None)
         request = next(steps)
         while True:
             try:
@@ -147,130 +139,37 @@ class StepContext:
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
 
-    def _call_steps(self, messages: Messages, max_tokens: int | None, tiers: Sequence[str] | None,
-                    extra: Mapping[str, Any]) -> Generator[tuple[str, Any], Any, Reply]:
-        """The whole model routing point, written once for both twins.
+    def model_call(self, point: str) -> LLMCall | None:
+        """Memory's model step as a model routing point of this task (``<point>.model``), or ``None``.
 
-        It yields ``("call", litellm_kwargs)`` and is sent back the raw reply or the exception raised, and yields
-        ``("sleep", seconds)`` for backoff and contention waits; it returns the :class:`Reply`. The sync and async
-        twins only differ in how they perform those two requests.
+        The call goes through :meth:`complete`: the policy picks one of the agent's tiers, and the call is reserved,
+        charged, retried and traced like any other. ``None`` when the agent has no tiers (memory then uses its
+        deterministic stand-in, charged at its own routing point).
         """
-        run, spec = self._run, self.agent
-        exclude = self._check(messages, tiers)
-        tried_any = False
-        last: Reply | None = None
-        waited = 0.0
-        while True:
-            try:
-                obs, d, plan = run.choose_tier(spec, messages, max_tokens, exclude, extra)
-            except Stop as stop:
-                if last is not None:  # escalation ran out of budget: keep the answer we have
-                    return last
-                pause = self._contended(stop, waited)
-                if pause is None:
-                    raise
-                waited += pause
-                yield ("sleep", pause)
-                continue
-            reply, error = None, None
-            spent: Decimal | None = ZERO
-            tokens, t0 = 0, time.monotonic()
-            for attempt in range(1, run.app.max_retries + 2):
-                try:
-                    r, kwargs = run.begin_attempt(spec, plan, messages)
-                except Unaffordable as e:
-                    error = f"budget:{e.dimension}: reservation refused"
-                    break
-                started = time.time_ns()
-                try:
-                    outcome = yield ("call", kwargs)
-                except BaseException:  # cancelled while the call was in flight
-                    run.release(r)
-                    raise
-                if isinstance(outcome, BaseException):
-                    run.end_attempt(spec, plan, r, kwargs, messages, None, outcome, started, attempt, tried_any)
-                    error = f"{type(outcome).__name__}: {str(outcome)[:200]}"
-                    if not llm.is_retryable(outcome) or attempt > run.app.max_retries:
-                        break
-                    yield ("sleep", self._backoff(attempt))
-                    continue
-                reply = run.end_attempt(spec, plan, r, kwargs, messages, outcome, None, started, attempt, tried_any)
-                break
-            if reply is not None:
-                spent, tokens = reply.cost_usd, reply.input_tokens + reply.output_tokens
-            run.settle_choice(obs, d, plan, reply, spent, tokens, time.monotonic() - t0, error)
-            if reply is None:
-                exclude[plan.tier.name] = error if error and error.startswith("budget:") else f"failed: {error}"
-                tried_any = True
-                continue
-            last = reply
-            if run.accepts(obs, d, reply) or not self._stronger_left(obs, plan.tier.name):
-                return reply
-            exclude[plan.tier.name] = "tried: answer rejected by the cascade"
-            tried_any = True
-
-    def _contended(self, stop: Stop, waited: float) -> float | None:
-        """How long to wait before trying again, when only other calls' reservations stand in the way; else None.
-
-        Concurrent tasks on a shared budget each hold their worst case while their calls run. Rather than
-        truncate a task because of money that is merely held (and mostly about to be released), wait for it to
-        settle, up to ``App.contention_wait`` seconds (and never past the task's own time limit).
-        """
-        dim = stop.reason.removeprefix("budget:")
-        limit = self._run.app.contention_wait
-        rem = self._run.ledger.remaining().seconds
-        if rem is not None:
-            limit = min(limit, waited + rem)
-        if dim not in ("usd", "tokens", "steps") or waited >= limit or not self._run.ledger.held(dim):
+        if not self.agent.tiers:
             return None
-        return min(0.05, 0.002 * (1 + waited * 50), limit - waited)
 
-    def _backoff(self, attempt: int) -> float:
-        wait = llm.backoff(attempt, base=self._run.app.retry_backoff)
-        rem = self._run.ledger.remaining().seconds
-        return wait if rem is None else max(0.0, min(wait, rem))
+        def call(messages: Sequence[Mapping[str, str]], max_tokens: int) -> tuple[str, int, int, Decimal | None]:
+            r = self._complete(messages, max_tokens, None, {}, f"{point}.model")
+            return r.text, r.input_tokens, r.output_tokens, r.cost_usd
 
-    @staticmethod
-    def _stronger_left(obs: Observation, tier: str) -> bool:
-        cur = obs.candidate(tier)
-        return cur is not None and any(c.rank > cur.rank for c in obs.candidates)
+        return call
 
     # -- any other routing point ------------------------------------------------------------------------------
-    def route(self, kind: Kind, point: str, candidates: Sequence[Candidate], *,
+    def route(self, kind: Kind, point: str, candidates: Sequence[Candidate | Option], *,
               extra: Mapping[str, Any] | None = None) -> Choice:
-        """A routing point of your own (memory tiers use it): mask, decide, reserve each option's worst case.
+        """A routing point of your own: mask, decide, reserve the chosen option's worst case.
 
-        Each candidate's ``cost_estimate`` (USD) and ``descriptor["tokens"]`` (worst-case tokens) are reserved for
-        the chosen one; candidates the budget cannot afford are masked. Run the chosen option, then call
-        :meth:`Choice.settle` with what it really cost (or :meth:`Choice.fail`). Raises :class:`Stop` (the task ends
-        truncated) when nothing is affordable.
+        Each candidate's ``cost_estimate`` (USD) and ``descriptor["tokens"]`` (worst-case tokens) are what it needs
+        and what is reserved when it is chosen (pass :class:`~agentroute.routing.Option` s to say more); candidates
+        the budget cannot afford are masked. Run the chosen option, then call :meth:`Choice.settle` with what it
+        really cost (or :meth:`Choice.fail`). When nothing is affordable the task ends, truncated, at the next edge.
         """
-        run = self._run
-        rem = run.ledger.remaining()
-        cands: list[Candidate] = []
-        masked: list[Masked] = []
-        for c in candidates:
-            tok = int(c.descriptor.get("tokens", 0) or 0)
-            if rem.usd is not None and c.cost_estimate is not None and c.cost_estimate > rem.usd:
-                masked.append(Masked(c.id, f"budget:usd: worst case ${c.cost_estimate}, ${rem.usd} left"))
-            elif rem.tokens is not None and tok > rem.tokens:
-                masked.append(Masked(c.id, f"budget:tokens: worst case {tok}, {rem.tokens} left"))
-            else:
-                cands.append(c)
-        obs = run.observe(kind, point, cands, masked, extra)
-        if not cands:
-            raise Stop(_reason_key(masked[0].reason) if masked else "budget")
-        d = run.decide(obs)
-        pick = obs.candidate(d.chosen)
-        assert pick is not None  # decide() checked it
-        amount = Spend(usd=pick.cost_estimate if pick.cost_estimate is not None else ZERO,
-                       tokens=int(pick.descriptor.get("tokens", 0) or 0))
-        try:
-            r = run.reserve(amount, f"{kind}:{point}:{pick.id}")
-        except Unaffordable as e:
-            raise Stop(f"budget:{e.dimension}") from None
-        return Choice(pick.id, obs, d, run, r, time.monotonic())
+        options = [c if isinstance(c, Option) else option(c) for c in candidates]
+        choice = self._run.router.route(kind, point, options, extra=extra)
+        if choice.stop is not None:
+            raise Stop(choice.stop)
+        return choice
 
 
 __all__ = ["Choice", "Reply", "StepContext"]
-

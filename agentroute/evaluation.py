@@ -1,11 +1,15 @@
 """Cost–quality frontiers of routing policies on a routing table, and the metrics that compare them.
 
-For a policy and a table, every query is routed at each λ of a sweep (λ in the table's cost-scale units, see
-:meth:`~agentroute.data.table.RoutingTable.cost_scale`: a fixed log grid plus, for policies that predict outcomes
-and for the oracle, quantiles of the λ at which their own choices switch, :func:`breakeven_weights`); each λ gives
-one point (mean USD cost per query, mean
-quality). Against those points stand every single option, the **zero router** (convex mixtures of single options:
-their upper hull) and the **oracle** (per query, the best ``quality − λ·cost`` with the true outcomes).
+For a policy and a table, every query is routed at each λ of a sweep; each λ gives one point (mean USD cost per
+query, mean quality). **λ (``cost_weight``) is per USD** in every argument and in every reported point. The default
+sweeps are worked out in units of the cost scale, so they fit any table (a fixed log grid in units of
+:meth:`~agentroute.data.table.RoutingTable.cost_scale` plus, for policies that predict outcomes and for the oracle,
+quantiles of the λ at which their own choices switch, :func:`breakeven_weights`), and reported per USD. A policy
+that predicts outcomes is swept in batch (``predict_outcomes`` and ``choose``); any other policy goes through the
+routing kernel one query at a time (:class:`~agentroute.table_routing.TableRouter`: the same candidates and
+observation as ``replay`` and a graph run, ``obs.extra["cost_weight"]`` in the policy's own unit). Against those
+points stand every single option, the **zero router** (convex mixtures of single options: their upper hull) and the
+**oracle** (per query, the best ``quality − λ·cost`` with the true outcomes).
 
 Metrics (all on the evaluated table):
 
@@ -28,8 +32,10 @@ Metrics (all on the evaluated table):
   For policies that predict both outcomes, the curve sweeps the threshold on their predicted
   ``Δquality / Δcost`` (as RouteLLM sweeps its win-rate threshold), else λ.
 
-Off-policy estimates from logged decisions (:func:`ips_estimate`): inverse propensity scoring, self-normalised IPS
-and, given a reward model, doubly robust. This module imports matplotlib only inside :func:`plot_frontier`.
+Off-policy estimates from logged decisions (:func:`ips_estimate`, in :mod:`agentroute._offpolicy`): inverse
+propensity scoring, self-normalised IPS and, given a reward model, doubly robust. The hull geometry lives in
+:mod:`agentroute.policies._frontier` (hulls, AIQ, break-even λ) and :mod:`agentroute._metrics` (RouteLLM's
+APGR and CPT, the capped hull). This module imports matplotlib only inside :func:`plot_frontier`.
 """
 
 from __future__ import annotations
@@ -37,12 +43,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agentroute._metrics import apgr, cap_hull, cost_at_quality, cpt
+from agentroute._offpolicy import ips_estimate, ips_from_records
 from agentroute.data.table import RoutingTable
 from agentroute.errors import ConfigError
 from agentroute.policies._frontier import (  # the geometry lives with the routers that select by it
@@ -53,9 +60,13 @@ from agentroute.policies._frontier import (  # the geometry lives with the route
     upper_hull,
 )
 from agentroute.routing import implements
+from agentroute.table_routing import TableRouter, lambda_extra
 
 GENERIC_COST_WEIGHTS: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 20.0, math.inf)
-"""A shorter sweep for policies evaluated one decision at a time (no batch interface)."""
+"""A shorter grid (cost-scale units) for policies evaluated one decision at a time (no batch interface).
+
+:data:`DEFAULT_COST_WEIGHTS` (:mod:`agentroute.policies._frontier`) is the default grid, also in units of the cost
+scale, so it fits every table; curves report each point's λ per USD."""
 
 
 @dataclass
@@ -72,56 +83,6 @@ class Curve:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------------- geometry
-
-
-def cap_hull(hull: np.ndarray, q: float) -> np.ndarray:
-    """``min(H, q)`` as a hull: the vertices under ``q`` and the point where ``H`` reaches it (flat after)."""
-    if len(hull) == 0 or hull[-1, 1] <= q:
-        return hull
-    c = cost_at_quality(hull, q)
-    assert c is not None  # the hull reaches past q
-    return np.vstack([hull[hull[:, 1] < q], [[c, q]]])  # H crosses q after its last vertex below q
-
-
-def cost_at_quality(hull: np.ndarray, q: float) -> float | None:
-    """Least cost at which ``H`` reaches quality ``q`` (``None`` if it never does)."""
-    if len(hull) == 0 or hull[-1, 1] < q - 1e-12:
-        return None
-    if hull[0, 1] >= q:
-        return float(hull[0, 0])
-    return float(np.interp(q, hull[:, 1], hull[:, 0]))  # hull quality is increasing
-
-
-def apgr(share: np.ndarray, quality: np.ndarray, q_weak: float, q_strong: float) -> float:
-    """RouteLLM's average performance gap recovered over the (strong share, quality) curve."""
-    s, q = _share_curve(share, quality, q_weak, q_strong)
-    gap = q_strong - q_weak
-    if abs(gap) < 1e-12:
-        return float("nan")
-    return float(np.trapezoid((q - q_weak) / gap, s))
-
-
-def cpt(share: np.ndarray, quality: np.ndarray, q_weak: float, q_strong: float, p: float) -> float | None:
-    """RouteLLM's call-performance threshold: least strong share reaching ``q_weak + p·(q_strong − q_weak)``."""
-    s, q = _share_curve(share, quality, q_weak, q_strong)
-    target = q_weak + p * (q_strong - q_weak)
-    for i in range(len(s)):
-        if q[i] >= target - 1e-12:
-            if i == 0:
-                return float(s[0])
-            s0, s1, q0, q1 = s[i - 1], s[i], q[i - 1], q[i]
-            return float(s0 + (s1 - s0) * ((target - q0) / (q1 - q0))) if q1 != q0 else float(s1)
-    return None
-
-
-def _share_curve(
-    share: np.ndarray, quality: np.ndarray, q_weak: float, q_strong: float
-) -> tuple[np.ndarray, np.ndarray]:
-    s = np.concatenate([[0.0], np.asarray(share, dtype=np.float64), [1.0]])
-    q = np.concatenate([[q_weak], np.asarray(quality, dtype=np.float64), [q_strong]])
-    order = np.lexsort((q, s))
-    return s[order], q[order]
 
 
 # ---------------------------------------------------------------------- sweeps
@@ -153,18 +114,36 @@ def strong_weak(table: RoutingTable) -> tuple[int, int]:
     return strong, 1 - strong
 
 
-def oracle_curve(table: RoutingTable, cost_weights: Sequence[float] = DEFAULT_COST_WEIGHTS) -> Curve:
-    """Per query and λ, the option with the best true ``quality − λ·cost/scale`` (ties to the cheaper)."""
-    return _choice_curve("oracle", table, table.quality, table.cost, cost_weights, table.cost_scale())
+def _scaled(cost_weights: Sequence[float] | None, scale: float) -> tuple[float, ...] | None:
+    """λ per USD (as given) in units of ``scale`` (the sweep's working unit); ``None`` stays ``None``."""
+    return None if cost_weights is None else tuple(float(lam) * scale for lam in cost_weights)
+
+
+def _curve(name: str, lams: Sequence[float], scale: float, cost: np.ndarray, quality: np.ndarray,
+           share: np.ndarray | None = None) -> Curve:
+    """A curve whose λ, worked out in units of ``scale``, is reported per USD."""
+    per_usd = np.asarray(lams, dtype=np.float64) / scale
+    return Curve(name, per_usd, cost, quality, share)
+
+
+def oracle_curve(table: RoutingTable, cost_weights: Sequence[float] | None = None) -> Curve:
+    """Per query and λ, the option with the best true ``quality − λ·cost`` (ties to the cheaper).
+
+    ``cost_weights``: λ per USD (default: :data:`DEFAULT_COST_WEIGHTS`, a grid in units of the table's cost scale).
+    """
+    scale = table.cost_scale()
+    lams = _scaled(cost_weights, scale) or DEFAULT_COST_WEIGHTS
+    return _choice_curve("oracle", table, table.quality, table.cost, lams, scale)
 
 
 def category_oracle_curve(table: RoutingTable, cost_weights: Sequence[float] | None = None) -> Curve:
     """The best any router can do from the query's category alone (a reference, not a policy).
 
-    Per query and λ, the option with the best ``quality − λ·cost/scale`` where quality and cost are the *true*
-    means over the query's category in ``table``. Like the oracle it reads the evaluated outcomes: on tables whose
-    quality is 0/1 the per-query oracle also profits from luck no predictor can see, and this curve shows how much
-    of the zero router → oracle gap the category carries. Queries without a category form one group.
+    Per query and λ (per USD; default: the break-even points), the option with the best ``quality − λ·cost`` where
+    quality and cost are the *true* means over the query's category in ``table``. Like the oracle it reads the
+    evaluated outcomes: on tables whose quality is 0/1 the per-query oracle also profits from luck no predictor can
+    see, and this curve shows how much of the zero router → oracle gap the category carries. Queries without a
+    category form one group.
     """
     keys = [str(c) if c is not None else "" for c in table.categories]
     q, c = np.empty_like(table.quality), np.empty_like(table.cost)
@@ -173,7 +152,7 @@ def category_oracle_curve(table: RoutingTable, cost_weights: Sequence[float] | N
         m = col == k
         q[m], c[m] = table.quality[m].mean(axis=0), table.cost[m].mean(axis=0)
     scale = table.cost_scale()
-    lams = breakeven_weights(q, c, scale) if cost_weights is None else tuple(cost_weights)
+    lams = _scaled(cost_weights, scale) or breakeven_weights(q, c, scale)
     return _choice_curve("category_oracle", table, q, c, lams, scale)
 
 
@@ -189,7 +168,7 @@ def _choice_curve(
 ) -> Curve:
     pts = [_point(table, _choose(q, c, lam, scale)) for lam in lams]
     cost, qual = (np.asarray(v) for v in zip(*pts, strict=True))
-    cur = Curve(name, np.asarray(lams, dtype=np.float64), cost, qual)
+    cur = _curve(name, lams, scale, cost, qual)
     if table.n_options == 2:
         strong, _ = strong_weak(table)
         cur.strong_share = np.asarray([float((_choose(q, c, lam, scale) == strong).mean()) for lam in lams])
@@ -199,10 +178,15 @@ def _choice_curve(
 def sweep(
     policy: Any, table: RoutingTable, cost_weights: Sequence[float] | None = None, *, name: str | None = None
 ) -> Curve:
-    """The policy's operating points on ``table`` over the λ sweep (see the module docstring for the dispatch)."""
+    """The policy's operating points on ``table`` over the λ sweep (see the module docstring for the dispatch).
+
+    ``cost_weights`` is λ **per USD** (``None``: the default sweep of each path); the curve reports λ per USD.
+    """
     label = name or str(getattr(policy, "name", type(policy).__name__))
     rows = np.arange(len(table))
     strong = strong_weak(table)[0] if table.n_options == 2 else None
+    own = getattr(policy, "cost_scale", None)
+    pscale = float(own) if isinstance(own, int | float) and own > 0 else float(table.cost_scale())
     predicted = policy.predict_outcomes(table.texts, table.categories) if implements(policy, "predict_outcomes") \
         else None
     if predicted is not None:
@@ -210,15 +194,9 @@ def sweep(
         qh, ch = predicted
         qh, ch = np.asarray(qh)[:, cols], np.asarray(ch)[:, cols]
         routes = getattr(policy, "kind", "") not in ("constant", "random")  # its choices depend on the query
-        scale = float(getattr(policy, "cost_scale", table.cost_scale()))
-        if cost_weights is not None:
-            lams = tuple(cost_weights)
-        elif routes:
-            lams = breakeven_weights(qh, ch, scale)
-        else:
-            lams = DEFAULT_COST_WEIGHTS
-        choices = [np.asarray(policy.choose(qh, ch, lam / scale)) for lam in lams]  # policies take λ per USD
-        cur = _from_choices(label, table, lams, choices, strong)
+        lams = _scaled(cost_weights, pscale) or (breakeven_weights(qh, ch, pscale) if routes else DEFAULT_COST_WEIGHTS)
+        choices = [np.asarray(policy.choose(qh, ch, lam / pscale)) for lam in lams]  # policies take λ per USD
+        cur = _from_choices(label, table, lams, pscale, choices, strong)
         if strong is not None and routes:
             weak = 1 - strong
             dq, dc = qh[:, strong] - qh[:, weak], ch[:, strong] - ch[:, weak]
@@ -232,60 +210,44 @@ def sweep(
             cur.share_curve = (np.asarray(shares), np.asarray(quals))
         return cur
     if hasattr(policy, "predict") and getattr(policy, "featurizer", None) is not None:
-        lams = DEFAULT_COST_WEIGHTS if cost_weights is None else tuple(cost_weights)
-        lams = tuple(lam for lam in lams if math.isfinite(lam))
+        lams = tuple(lam for lam in (_scaled(cost_weights, pscale) or DEFAULT_COST_WEIGHTS) if math.isfinite(lam))
         cols = _columns(policy, table)
         inv = {int(c): j for j, c in enumerate(cols)}
         x = policy.featurizer.transform(table.texts, table.categories)
         choices = []
         for lam in lams:
-            idx, _ = policy.predict(x, lam / table.cost_scale())  # policies take λ per USD
+            idx, _ = policy.predict(x, lam / pscale)  # policies take λ per USD
             choices.append(np.asarray([inv.get(int(i), -1) for i in idx]))
-        return _from_choices(label, table, lams, choices, strong)
-    lams = GENERIC_COST_WEIGHTS if cost_weights is None else tuple(cost_weights)
-    return _from_choices(label, table, lams, [_decide_all(policy, table, lam) for lam in lams], strong)
+        return _from_choices(label, table, lams, pscale, choices, strong)
+    scale = float(table.cost_scale())
+    lams = _scaled(cost_weights, scale) or GENERIC_COST_WEIGHTS
+    return _from_choices(label, table, lams, scale, [_decide_all(policy, table, lam / scale) for lam in lams],
+                         strong)
 
 
-def _from_choices(
-    name: str, table: RoutingTable, lams: Sequence[float], choices: Sequence[np.ndarray], strong: int | None
-) -> Curve:
+def _from_choices(name: str, table: RoutingTable, lams: Sequence[float], scale: float,
+                  choices: Sequence[np.ndarray], strong: int | None) -> Curve:
     for ch in choices:
         if (ch < 0).any():
             raise ConfigError(f"policy {name!r} chose an option that is not in the table", name=name)
     pts = [_point(table, ch) for ch in choices]
     cost, qual = (np.asarray(v) for v in zip(*pts, strict=True))
     share = None if strong is None else np.asarray([float((ch == strong).mean()) for ch in choices])
-    return Curve(name, np.asarray(lams, dtype=np.float64), cost, qual, share)
+    return _curve(name, lams, scale, cost, qual, share)
 
 
-def _decide_all(policy: Any, table: RoutingTable, lam: float) -> np.ndarray:
-    """Route every query through ``policy.decide`` (any RouterPolicy), one Observation at a time."""
-    from agentroute.budget import Budget, BudgetStatus, Spend
-    from agentroute.routing import Candidate, Observation, TaskInfo
+def _decide_all(policy: Any, table: RoutingTable, cost_weight: float) -> np.ndarray:
+    """The table's option index chosen for every query, through the kernel and ``policy.decide``.
 
-    mean_cost = np.nan_to_num(table.cost.mean(axis=0))
-    ranks = np.argsort(np.argsort(mean_cost, kind="stable"), kind="stable")
-    cands = tuple(
-        Candidate(o, "model", rank=int(ranks[j]), cost_estimate=Decimal(str(mean_cost[j])), descriptor={"model": o})
-        for j, o in enumerate(table.options)
-    )
-    status = BudgetStatus(limits=Budget(), spent=Spend(), remaining=Budget())
-    col = {o: j for j, o in enumerate(table.options)}
+    λ is ``cost_weight`` per USD; the policy is frozen (no feedback).
+    """
+    driver = TableRouter(table, policy, extra=lambda_extra(cost_weight, policy), node="eval", learn=False,
+                         reveal_category=True)
     out = np.empty(len(table), dtype=np.int64)
-    extra = {"cost_weight": lam, "cost_scale": table.cost_scale()}  # λ per cost unit of the table
     for i in range(len(table)):
-        obs = Observation(
-            task=TaskInfo(table.query_ids[i], table.texts[i], table.categories[i]),
-            kind="model",
-            point="eval.model",
-            node="eval",
-            step=0,
-            history=(),
-            budget=status,
-            candidates=cands,
-            extra=extra,
-        )
-        out[i] = col.get(policy.decide(obs).chosen, -1)
+        choice = driver.decide(i)
+        out[i] = driver.column_of(choice)
+        choice.release()
     return out
 
 
@@ -299,7 +261,11 @@ def _hull_list(h: np.ndarray) -> list[list[float]]:
 def evaluate(
     table: RoutingTable, policies: Mapping[str, Any], cost_weights: Sequence[float] | None = None
 ) -> dict[str, Any]:
-    """Frontier metrics of every policy on ``table`` (a JSON-safe dict, the content of ``metrics.json``)."""
+    """Frontier metrics of every policy on ``table`` (a JSON-safe dict, the content of ``metrics.json``).
+
+    ``cost_weights``: the λ to sweep, **per USD** (``None``: each curve's default sweep); every point's
+    ``cost_weight`` in the report is per USD.
+    """
     if not table.has_cost:
         raise ConfigError("evaluation needs every cost of the table", name="cost_usd", hint="add prices first")
     q_opt, c_opt = table.quality.mean(axis=0), table.cost.mean(axis=0)
@@ -307,9 +273,9 @@ def evaluate(
     best = int(np.lexsort((c_opt, -q_opt))[0])
     q_best, c_best = float(q_opt[best]), float(c_opt[best])
     zero = upper_hull(c_opt, q_opt)
-    oracle_lams = (
-        breakeven_weights(table.quality, table.cost, table.cost_scale()) if cost_weights is None else cost_weights
-    )
+    scale = table.cost_scale()
+    oracle_lams = cost_weights if cost_weights is not None else [
+        lam / scale for lam in breakeven_weights(table.quality, table.cost, scale)]
     oracle = oracle_curve(table, oracle_lams)
     oracle_hull = upper_hull(oracle.cost, oracle.quality)
     aiq_zero, aiq_oracle = aiq(zero, c_lo, c_hi), aiq(oracle_hull, c_lo, c_hi)
@@ -323,6 +289,7 @@ def evaluate(
             "options": list(table.options),
             "cost_range": [c_lo, c_hi],
             "cost_scale": table.cost_scale(),
+            "cost_weight_unit": "usd",
             "meta": {k: v for k, v in table.meta.items() if isinstance(v, str | int | float)},
         },
         "single_options": {
@@ -445,66 +412,6 @@ def plot_frontier(result: dict[str, Any], path: str | Path, *, title: str = "") 
     plt.close(fig)
 
 
-# ---------------------------------------------------------------------- off-policy
-
-
-def ips_estimate(
-    rewards: Sequence[float] | np.ndarray,
-    propensities: Sequence[float] | np.ndarray,
-    target_probs: Sequence[float] | np.ndarray,
-    *,
-    reward_hat_logged: Sequence[float] | np.ndarray | None = None,
-    reward_hat_target: Sequence[float] | np.ndarray | None = None,
-    clip: float | None = None,
-) -> dict[str, float]:
-    """Off-policy value of a target policy from logged decisions.
-
-    ``rewards[i]`` was observed after the logging policy chose action ``a_i`` with probability
-    ``propensities[i]``; ``target_probs[i]`` is the target policy's probability of that same ``a_i``. Returns
-    ``ips`` (mean of ``w·r`` with ``w = target/propensity``), ``snips`` (self-normalised: ``Σ w·r / Σ w``), the
-    effective sample size ``ess = (Σ w)² / Σ w²`` and ``n``. With a reward model — ``reward_hat_logged[i]`` its
-    prediction for ``a_i``, ``reward_hat_target[i]`` its expectation under the target policy — also ``dr``
-    (doubly robust: ``mean(r̂_target + w·(r − r̂_logged))``). ``clip`` caps the weights.
-    """
-    r = np.asarray(rewards, dtype=np.float64)
-    p = np.asarray(propensities, dtype=np.float64)
-    t = np.asarray(target_probs, dtype=np.float64)
-    if not (r.shape == p.shape == t.shape) or r.ndim != 1:
-        raise ConfigError("ips_estimate: rewards, propensities and target_probs must be 1-D of one length")
-    if len(r) == 0:
-        raise ConfigError("ips_estimate: no logged decisions", name="rewards")
-    if (p <= 0).any() or (p > 1).any():
-        raise ConfigError("ips_estimate: propensities must be in (0, 1]", name="propensities")
-    if (t < 0).any() or (t > 1).any():
-        raise ConfigError("ips_estimate: target_probs must be in [0, 1]", name="target_probs")
-    w = t / p
-    if clip is not None:
-        w = np.minimum(w, clip)
-    out = {
-        "n": float(len(r)),
-        "ips": float(np.mean(w * r)),
-        "snips": float(np.sum(w * r) / np.sum(w)) if w.sum() > 0 else float("nan"),
-        "ess": float(w.sum() ** 2 / np.sum(w * w)) if np.sum(w * w) > 0 else 0.0,
-    }
-    if reward_hat_logged is not None and reward_hat_target is not None:
-        rl = np.asarray(reward_hat_logged, dtype=np.float64)
-        rt = np.asarray(reward_hat_target, dtype=np.float64)
-        out["dr"] = float(np.mean(rt + w * (r - rl)))
-    return out
-
-
-def ips_from_records(records: Sequence[Any], target: Any, *, reward: str = "quality") -> dict[str, float]:
-    """:func:`ips_estimate` over :class:`~agentroute.routing.DecisionRecord` rows that carry a ``quality``.
-
-    ``target(record) -> Mapping[str, float]`` gives the target policy's probabilities over the record's candidates.
-    """
-    rows = [r for r in records if getattr(r, reward, None) is not None]
-    if not rows:
-        raise ConfigError(f"no record carries a {reward!r}", name=reward)
-    rewards = [float(getattr(r, reward)) for r in rows]
-    props = [float(r.propensity) for r in rows]
-    tprobs = [float(target(r).get(r.chosen, 0.0)) for r in rows]
-    return ips_estimate(rewards, props, tprobs)
 
 
 __all__ = [

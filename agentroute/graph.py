@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from agentroute._spec import END, AgentFn, AgentSpec
 from agentroute.budget import Budget
 from agentroute.errors import ConfigError
 from agentroute.llm import ModelTier
@@ -24,26 +24,9 @@ if TYPE_CHECKING:
     from agentroute.providers import Provider
     from agentroute.records import RunHooks
     from agentroute.routing import RouterPolicy
-    from agentroute.runtime import App
+    from agentroute.runtime import App  # graph -> runtime only: the runtime never imports this module
 
-END = "__end__"
-"""Where a task stops: use it as a route target (``graph.route("triage", to=["expert", END])``)."""
-
-AgentFn = Callable[..., Any]
 F = TypeVar("F", bound=AgentFn)
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSpec:
-    """One agent: its function, the model tiers it may call (cheapest first after compile) and its memory."""
-
-    name: str
-    fn: AgentFn
-    tiers: tuple[ModelTier, ...]
-    memory: Any = None
-    description: str = ""
-    is_async: bool = False
-    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _check_name(name: Any, what: str) -> str:

@@ -15,7 +15,7 @@ import functools
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import ModuleType
@@ -106,25 +106,89 @@ def price_of(model: str) -> tuple[Decimal, Decimal] | None:
 def count_tokens(model: str, messages: Sequence[Message]) -> int:
     """Input tokens of ``messages`` for ``model``, with LiteLLM's counter (chat-template overhead included).
 
-    Plain text messages are counted once per model and remembered (system prompts and retries repeat).
+    Plain text messages are counted once per *tokenizer* and remembered (models that share a tokenizer share the
+    count; system prompts and retries repeat). Other messages (images, tool calls) are counted each time.
     """
     if all(isinstance(m.get("content"), str) and len(m) <= 3 for m in messages):
         key = tuple((str(m.get("role")), m["content"], str(m.get("name", ""))) for m in messages)
-        return _count_cached(model, key)
+        tokenizer = tokenizer_key(model)
+        _COUNT_WITH.setdefault(tokenizer, model)
+        return _count_cached(tokenizer, key)
     return _count(model, messages)
+
+
+@functools.lru_cache(maxsize=512)
+def tokenizer_key(model: str) -> str:
+    """What decides ``model``'s token count in LiteLLM: its tokenizer (and message accounting), as a string.
+
+    Models with the same key get the same count for the same messages, so a call priced on several tiers is counted
+    once per distinct key. Falls back to the model name when LiteLLM's choice cannot be read.
+    """
+    ensure_litellm()
+    try:
+        from litellm.litellm_core_utils import token_counter as tc
+        from litellm.utils import huggingface_tokenizer_kind
+
+        kind = huggingface_tokenizer_kind(model)
+        if kind is not None:
+            return f"hf:{kind}"
+        legacy = "legacy" if tc.uses_legacy_message_accounting(model) else "chat"
+        return f"tiktoken:{tc.openai_tokenizer_encoding_name(model)}:{legacy}"
+    except Exception:  # another LiteLLM layout: count per model, as LiteLLM itself would
+        return f"model:{model}"
+
+
+def rough_tokens(messages: Sequence[Message]) -> int:
+    """A rough input-token estimate without a tokenizer: four characters a token, plus four per message."""
+    return sum(len(str(m.get("content") or "")) // 4 + 4 for m in messages)
 
 
 def _count(model: str, messages: Sequence[Message]) -> int:
     litellm = ensure_litellm()
+    if getattr(litellm, "disable_token_counter", False):
+        return 0
+    counter = _counter(model)
+    if counter is not None:
+        return counter([dict(m) for m in messages])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return int(litellm.token_counter(model=model, messages=[dict(m) for m in messages]))
 
 
+@functools.lru_cache(maxsize=64)
+def _counter(model: str) -> Callable[[list[dict[str, Any]]], int] | None:
+    """LiteLLM's own message count for ``model``, its encoder chosen once (``token_counter`` chooses it each call).
+
+    ``None`` when this LiteLLM does not expose the parts: ``token_counter`` is used then.
+    """
+    try:
+        from litellm.litellm_core_utils import token_counter as tc
+        from litellm.utils import convert_list_message_to_dict
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params = tc._MessageCountParams(model, None)
+        count_messages, count_extra = tc._count_messages, tc._count_extra
+    except Exception:
+        return None
+
+    def count(messages: list[dict[str, Any]]) -> int:
+        msgs = convert_list_message_to_dict(messages)
+        n = count_messages(params, msgs, False, None)
+        return int(n + count_extra(params.count_function, None, None, any(m.get("role") == "system" for m in msgs)))
+
+    return count
+
+
+_COUNT_WITH: dict[str, str] = {}
+"""Tokenizer key -> the model counted with (the first seen with that tokenizer: all of them count alike)."""
+
+
 @functools.lru_cache(maxsize=4096)
-def _count_cached(model: str, key: tuple[tuple[str, str, str], ...]) -> int:
+def _count_cached(tokenizer: str, key: tuple[tuple[str, str, str], ...]) -> int:
+    """The count of plain messages, cached per tokenizer (not per model)."""
     msgs = [{"role": r, "content": c, **({"name": n} if n else {})} for r, c, n in key]
-    return _count(model, msgs)
+    return _count(_COUNT_WITH[tokenizer], msgs)
 
 
 def cost_of(prices: tuple[Decimal, Decimal] | None, input_tokens: int, output_tokens: int) -> Decimal | None:
@@ -159,8 +223,33 @@ _RETRYABLE_NAMES = frozenset(
 )
 
 
+_CREDENTIAL_NAMES = frozenset({"AuthenticationError", "PermissionDeniedError"})
+_CREDENTIAL_HINTS = ("missing credentials", "api key", "api_key", "invalid_api_key", "incorrect api key",
+                     "unauthorized", "no auth credentials")
+
+
+def is_credential_error(exc: BaseException) -> bool:
+    """True when a call failed for want of a valid key: retrying cannot help (401/403, or a missing key).
+
+    LiteLLM reports a missing OpenAI key as an ``InternalServerError`` (status 500) whose message says
+    "Missing credentials", so the message is read as well as the type and status.
+    """
+    if type(exc).__name__ in _CREDENTIAL_NAMES:
+        return True
+    status = getattr(exc, "status_code", None)
+    if status in (401, 403):
+        return True
+    text = str(exc).lower()
+    return any(h in text for h in _CREDENTIAL_HINTS)
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """True for failures worth another try of the same tier: 429, 5xx, timeouts and dropped connections."""
+    """True for failures worth another try of the same tier: 429, 5xx, timeouts and dropped connections.
+
+    Credential errors (a missing or invalid API key) are never retried, whatever status they come with.
+    """
+    if is_credential_error(exc):
+        return False
     if type(exc).__name__ in _RETRYABLE_NAMES:
         return True
     status = getattr(exc, "status_code", None)
@@ -223,6 +312,9 @@ __all__ = [
     "cost_of",
     "count_tokens",
     "ensure_litellm",
+    "is_credential_error",
     "is_retryable",
     "price_of",
+    "rough_tokens",
+    "tokenizer_key",
 ]

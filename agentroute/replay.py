@@ -1,11 +1,12 @@
 """Prequential (online) evaluation of a routing policy over a stream built from a routing table.
 
 For each query in turn the policy decides among the table's options, sees *only* the outcome of the option it
-chose (bandit feedback, through ``policy.feedback``), and the next query comes. Every policy goes through the
-same :class:`~agentroute.routing.Observation` it would see live: candidates are the table's options ranked by
-mean cost, and ``obs.extra`` carries ``cost_weight`` (λ) and ``cost_scale`` (the table's cost unit, as in the
-environments: the mean USD cost of its priciest option), so the reward is ``quality − λ·cost/cost_scale``.
-A drift scenario permutes the options' outcomes among the options from step ``drift_at`` on, to show recovery.
+chose (bandit feedback, through ``policy.feedback``), and the next query comes. Every query goes through the one
+routing point (:class:`~agentroute.table_routing.TableRouter`: the kernel, the candidates of
+:func:`~agentroute.table_routing.candidates_of`, the same observation a sweep and a graph run give). **λ
+(``cost_weight``) is per USD**: the reward is ``quality − λ·cost_usd`` (``cost_unit="scale"`` reads λ in the
+table's cost scale instead: the mean USD cost of its priciest option, as before). A drift scenario permutes the
+options' outcomes among the options from step ``drift_at`` on, to show recovery.
 
 The results file is a stable contract: ``step,query_id,option,quality,cost_usd`` (one row per step; an unknown
 cost is an empty field). This module never imports the runtime; the policy is the only thing under test.
@@ -18,15 +19,14 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agentroute.budget import Budget, BudgetStatus, Spend
-from agentroute.errors import ConfigError, DataError, PolicyError
-from agentroute.routing import Candidate, Feedback, Observation, RouterPolicy, TaskInfo
+from agentroute.errors import ConfigError, DataError
+from agentroute.routing import Feedback, Observation, RouterPolicy
+from agentroute.table_routing import TableRouter, candidates_of, lambda_extra
 
 if TYPE_CHECKING:
     from agentroute.data.table import RoutingTable
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 RESULT_COLUMNS = ("step", "query_id", "option", "quality", "cost_usd")
 POLICY_NAMES = ("pheromone", "bandit", "random", "cheapest", "strongest")
 ORDERS = ("given", "shuffle")
+COST_UNITS = ("usd", "scale")
 
 
 @dataclass
@@ -51,7 +52,9 @@ class ReplayResult:
     """USD of each step (NaN where the table does not know it)."""
     options: list[str]
     cost_weight: float
+    """λ per USD."""
     cost_scale: float
+    """The table's cost scale (the mean USD cost of its priciest option), for reference."""
     drift_at: int | None = None
     permutation: list[int] | None = None
     """After the drift, option ``j`` yields the table's outcomes of option ``permutation[j]``."""
@@ -59,9 +62,9 @@ class ReplayResult:
 
     @property
     def reward(self) -> np.ndarray:
-        """``quality − λ·cost/cost_scale`` per step (unknown costs count as 0)."""
+        """``quality − λ·cost`` per step, λ per USD (unknown costs count as 0)."""
         c = np.nan_to_num(self.cost, nan=0.0)
-        out: np.ndarray = self.quality - self.cost_weight * c / self.cost_scale
+        out: np.ndarray = self.quality - self.cost_weight * c
         return out
 
     def write_csv(self, path: str | Path) -> Path:
@@ -79,11 +82,14 @@ class ReplayResult:
 
 
 def outcome_matrix(table: RoutingTable, rows: np.ndarray, drift_at: int | None, perm: Sequence[int] | None,
-                   cost_weight: float, cost_scale: float) -> np.ndarray:
-    """Reward of every option at every step of the stream, ``(n_steps, n_options)``, drift applied."""
+                   cost_weight: float, cost_unit_usd: float = 1.0) -> np.ndarray:
+    """Reward ``quality − λ·cost/cost_unit_usd`` of every option at every step, drift applied.
+
+    Shape ``(n_steps, n_options)``; λ is per USD unless ``cost_unit_usd`` says otherwise.
+    """
     q = table.quality[rows]
     c = np.nan_to_num(table.cost[rows], nan=0.0)
-    r: np.ndarray = q - cost_weight * c / cost_scale
+    r: np.ndarray = q - cost_weight * c / cost_unit_usd
     if drift_at is not None and perm is not None:
         r[drift_at:] = r[drift_at:][:, list(perm)]
     return r
@@ -99,28 +105,6 @@ def derangement(k: int, rng: np.random.Generator) -> list[int]:
             return [int(x) for x in p]
 
 
-def candidates_of(table: RoutingTable) -> tuple[Candidate, ...]:
-    """The table's options as model candidates, ranked by mean cost (cheapest first), priced at their mean."""
-    costs = table.cost
-    means = []
-    for j in range(costs.shape[1]):
-        col = costs[:, j]
-        known = col[~np.isnan(col)]
-        means.append(float(known.mean()) if known.size else math.nan)
-    order = sorted(range(len(means)), key=lambda j: (math.isnan(means[j]), means[j], table.options[j]))
-    rank = {j: r for r, j in enumerate(order)}
-    return tuple(
-        Candidate(
-            id=table.options[j],
-            kind="model",
-            rank=rank[j],
-            cost_estimate=None if math.isnan(means[j]) else Decimal(repr(means[j])),
-            descriptor={"option": table.options[j]},
-        )
-        for j in order
-    )
-
-
 def replay(
     table: RoutingTable,
     policy: RouterPolicy,
@@ -132,12 +116,18 @@ def replay(
     point: str = "model",
     limit: int | None = None,
     progress: bool = False,
+    cost_unit: str = "usd",
 ) -> ReplayResult:
-    """Run ``policy`` over the table's queries, one at a time, with bandit feedback; see the module docstring."""
+    """Run ``policy`` over the table's queries, one at a time, with bandit feedback; see the module docstring.
+
+    ``cost_weight`` is λ per USD (``cost_unit="scale"``: in units of the table's cost scale).
+    """
     if order not in ORDERS:
         raise ConfigError(f"replay: order must be one of {ORDERS}, got {order!r}", name="order")
     if not (isinstance(cost_weight, int | float) and math.isfinite(cost_weight) and cost_weight >= 0):
         raise ConfigError(f"replay: cost weight must be a number >= 0, got {cost_weight!r}", name="cost_weight")
+    if cost_unit not in COST_UNITS:
+        raise ConfigError(f"replay: cost_unit must be one of {COST_UNITS}, got {cost_unit!r}", name="cost_unit")
     n = len(table)
     if n == 0:
         raise DataError("replay: the table has no queries", name="table")
@@ -152,10 +142,8 @@ def replay(
             raise ConfigError(f"replay: drift_at={drift_at} must be in [0, {steps})", name="drift_at")
         perm = derangement(table.n_options, np.random.default_rng(seed + 1))
     scale = float(table.cost_scale())
-    cands = candidates_of(table)
-    col = {o: j for j, o in enumerate(table.options)}
-    budget = BudgetStatus(limits=Budget(), spent=Spend(), remaining=Budget())
-    extra = {"cost_weight": float(cost_weight), "cost_scale": scale}
+    lam = float(cost_weight) / (scale if cost_unit == "scale" else 1.0)
+    driver = TableRouter(table, policy, extra=lambda_extra(lam, policy), point=point, node="replay")
     chosen = np.zeros(steps, dtype=np.int64)
     quality = np.zeros(steps)
     cost = np.zeros(steps)
@@ -164,36 +152,21 @@ def replay(
     if progress and sys.stderr.isatty():
         from tqdm import tqdm
 
-        it = tqdm(it, desc=f"replay {getattr(policy, 'name', 'policy')}", unit="q")
+        it = tqdm(it, desc=f"replay {driver.policy.name}", unit="q")
     for s in it:
         i = int(rows[s])
-        qid = str(table.query_ids[i])
-        qids.append(qid)
-        obs = Observation(
-            task=TaskInfo(id=qid, text=str(table.texts[i])),
-            kind="model",
-            point=point,
-            node="replay",
-            step=0,
-            history=(),
-            budget=budget,
-            candidates=cands,
-            extra=extra,
-        )
-        d = policy.decide(obs)
-        j = col.get(d.chosen)
-        if j is None:
-            raise PolicyError(f"policy {getattr(policy, 'name', '?')!r} chose {d.chosen!r}, not an option",
-                              chosen=d.chosen)
+        qids.append(str(table.query_ids[i]))
+        choice = driver.decide(i)
+        j = driver.column_of(choice)
         src = perm[j] if perm is not None and drift_at is not None and s >= drift_at else j
         qv, cv = float(table.quality[i, src]), float(table.cost[i, src])
         chosen[s], quality[s], cost[s] = j, qv, cv
-        policy.feedback(Feedback(obs, d, None if math.isnan(cv) else Decimal(repr(cv)), 0, 0.0, quality=qv))
+        driver.settle(choice, qv, cv)
     flush = getattr(policy, "flush", None)
     if callable(flush):
         flush()
-    return ReplayResult(getattr(policy, "name", type(policy).__name__), qids, rows, chosen, quality, cost,
-                        list(table.options), float(cost_weight), scale, drift_at, perm, {"order": order, "seed": seed})
+    return ReplayResult(driver.policy.name, qids, rows, chosen, quality, cost, list(table.options), lam, scale,
+                        drift_at, perm, {"order": order, "seed": seed, "cost_weight_unit": "usd"})
 
 
 def summarize(res: ReplayResult, table: RoutingTable, *, warmup: int = 300, window: int = 100) -> dict[str, Any]:
@@ -202,7 +175,7 @@ def summarize(res: ReplayResult, table: RoutingTable, *, warmup: int = 300, wind
     After a drift: the steps until the rolling mean (``window``) is back within 10% of the new best.
     """
     r = res.reward
-    full = outcome_matrix(table, res.rows, res.drift_at, res.permutation, res.cost_weight, res.cost_scale)
+    full = outcome_matrix(table, res.rows, res.drift_at, res.permutation, res.cost_weight)
     end = len(r) if res.drift_at is None else res.drift_at
     lo = min(warmup, max(end - 1, 0))
     seg_best = float(full[lo:end].mean(axis=0).max()) if end > lo else math.nan
@@ -237,9 +210,10 @@ def summarize(res: ReplayResult, table: RoutingTable, *, warmup: int = 300, wind
 def make_policy(name: str, table: RoutingTable, *, seed: int = 0, cost_weight: float = 0.0, **kw: Any) -> Any:
     """A policy for ``agentroute replay --policy NAME``: a built-in name or the path of a fitted policy file.
 
-    ``pheromone`` gets its task types and intent classifier from the table's categories (labels only, never
-    outcomes); ``bandit`` is :class:`agentroute.policies.bandit.LinUCBPolicy` when installed, else a small
-    built-in LinUCB on the same hashed features.
+    ``cost_weight`` is λ per USD (each policy gets it in the unit it prices costs in). ``pheromone`` gets its task
+    types and intent classifier from the table's categories (labels only, never outcomes); ``bandit`` is
+    :class:`agentroute.policies.bandit.LinUCBPolicy` when installed, else a small built-in LinUCB on the same
+    hashed features.
     """
     from agentroute.policies.baselines import Cheapest, Random, Strongest
 
@@ -247,7 +221,7 @@ def make_policy(name: str, table: RoutingTable, *, seed: int = 0, cost_weight: f
     if name == "pheromone":
         from agentroute.policies.pheromone import PheromonePolicy
 
-        pol = PheromonePolicy(seed=seed, cost_weight=cost_weight / scale, cost_scale=scale, asynchronous=False, **kw)
+        pol = PheromonePolicy(seed=seed, cost_weight=cost_weight, cost_scale=scale, asynchronous=False, **kw)
         labels = [c for c in table.categories]
         if any(c is not None for c in labels):
             pol.fit_intent(table.texts, labels)
@@ -265,12 +239,13 @@ def make_policy(name: str, table: RoutingTable, *, seed: int = 0, cost_weight: f
     if p.exists() or p.with_suffix(".json").exists():
         from agentroute.policies import load_policy
 
-        return load_policy(p, cost_weight=cost_weight / scale)  # policies take λ per USD
+        return load_policy(p, cost_weight=cost_weight)  # policies take λ per USD, as replay does
     raise ConfigError(f"unknown replay policy {name!r}", name=name,
                       hint=f"use one of {', '.join(POLICY_NAMES)} or the path of a fitted policy")
 
 
 def _bandit(table: RoutingTable, *, seed: int, cost_weight: float) -> Any:
+    """A bandit starting empty; ``cost_weight`` is λ per USD."""
     try:
         from agentroute.policies.bandit import LinUCBPolicy
     except ImportError:
@@ -280,7 +255,7 @@ def _bandit(table: RoutingTable, *, seed: int, cost_weight: float) -> Any:
     # Start empty: fitting the bandit on the table would replay the very outcomes the stream is about to reveal.
     # Its featurizer sees the texts only (IDF and projection; no labels, no outcomes).
     feat = HashingFeaturizer(1024, n_components=48, seed=seed, use_category=False).fit(list(table.texts))
-    return LinUCBPolicy.empty(list(table.options), feat, cost_weight=cost_weight / table.cost_scale(), seed=seed,
+    return LinUCBPolicy.empty(list(table.options), feat, cost_weight=cost_weight, seed=seed,
                               cost_scale=table.cost_scale())
 
 
@@ -306,7 +281,10 @@ class MiniLinUCB:
     @classmethod
     def for_table(cls, table: RoutingTable, *, seed: int = 0, cost_weight: float = 0.0, dim: int = 32,
                   alpha: float = 1.0) -> MiniLinUCB:
-        """Featurize the table's texts once (unsupervised) and start with no knowledge of the options."""
+        """Featurize the table's texts once (unsupervised) and start with no knowledge of the options.
+
+        ``cost_weight`` is λ per USD (kept in the table's cost-scale units, the unit this bandit scores in).
+        """
         from agentroute.features import HashingFeaturizer
 
         texts = [str(t) for t in table.texts]
@@ -314,7 +292,8 @@ class MiniLinUCB:
         x = feat.fit(texts).transform(texts).astype(np.float64)
         x = np.hstack([x, np.ones((len(texts), 1))])
         features = {str(q): x[i] for i, q in enumerate(table.query_ids)}
-        return cls(table.options, features, alpha=alpha, cost_weight=cost_weight, cost_scale=table.cost_scale())
+        scale = table.cost_scale()
+        return cls(table.options, features, alpha=alpha, cost_weight=cost_weight * scale, cost_scale=scale)
 
     def decide(self, obs: Observation) -> Any:
         """The candidate with the highest upper confidence bound on its reward."""
@@ -340,7 +319,8 @@ class MiniLinUCB:
         x = self.features[fb.observation.task.id]
         c = float(fb.cost_usd) if fb.cost_usd is not None else 0.0
         lam = float(fb.observation.extra.get("cost_weight", self.cost_weight))
-        r = fb.quality - lam * c / self.cost_scale
+        scale = float(fb.observation.extra.get("cost_scale", self.cost_scale))
+        r = fb.quality - lam * c / scale
         ai = self.a_inv[o]
         ax = ai @ x
         self.a_inv[o] = ai - np.outer(ax, ax) / (1.0 + float(x @ ax))

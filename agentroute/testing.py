@@ -38,7 +38,11 @@ class Say:
 
 @dataclass(frozen=True, slots=True)
 class Fail:
-    """One scripted failure: ``status`` 429 or 5xx (retryable), 400/401 (not), or ``"timeout"``."""
+    """One scripted failure: ``status`` 429 or 5xx (retryable), 400/401 (not), ``"timeout"``, or ``"credentials"``.
+
+    ``"credentials"`` is a missing API key as LiteLLM reports it for OpenAI: a 500 saying "Missing credentials"
+    (never retried).
+    """
 
     status: int | str = 429
 
@@ -132,6 +136,10 @@ def _raise(litellm: Any, status: int | str, model: str) -> NoReturn:
     kw = {"message": f"scripted {status}", "llm_provider": "scripted", "model": model}
     if status == "timeout":
         raise litellm.Timeout(**kw)
+    if status == "credentials":
+        raise litellm.InternalServerError(**{**kw, "message": "OpenAIException - Missing credentials. Please pass an "
+                                                            "`api_key`, or set the `OPENAI_API_KEY` environment "
+                                                            "variable."})
     if status == 429:
         raise litellm.RateLimitError(**kw)
     if status == 401:

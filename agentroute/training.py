@@ -143,6 +143,7 @@ def fit_query_policy(
     else:
         env_kw["cost_weight_range"] = tuple(float(v) for v in cost_weights)
         env_kw["cost_weight_sampling"] = sampling
+    env_kw["cost_unit"] = "scale"  # λ in the table's cost units, as this loop gives it
     vec = make_vec([lambda: QueryRoutingEnv(tbl, **env_kw)] * n_envs, seed=seed)
     cbs = list(callbacks)
     if progress is not False:
@@ -288,7 +289,8 @@ def fit_memory_ppo(
         raise ConfigError(f"timesteps={timesteps} is too few for PPO", name="timesteps",
                           hint="use at least 64 (or 0 with a warm start: the cloned teacher alone)")
     torch.set_num_threads(1)
-    env = MemoryTierEnv(list(memories), reward=reward, cost_weight=_env_lambda(cost_weight, unit_usd(memories)),
+    env = MemoryTierEnv(list(memories), reward=reward, cost_unit="scale",
+                        cost_weight=_env_lambda(cost_weight, unit_usd(memories)),
                         mix=mix, budget_usd=budget_usd)
     n_steps = min(1024, max(64, timesteps // 8))
     model = PPO(

@@ -55,19 +55,20 @@ def stream_runs(name: str, lams: list[float], seeds: int, warmup: int, drift_at:
     drift = drift_at if drift_at is not None else n // 2
     out: dict[str, Any] = {"queries": n, "options": table.options, "cost_scale": table.cost_scale(), "lambda": {}}
     for lam in lams:
+        usd = lam / table.cost_scale()  # λ is given in cost-scale units here; replay takes it per USD
         rec: dict[str, Any] = {"stationary": {}, "drift": {}, "curves": {}, "drift_curves": {}}
         for pol in POLICIES:
             sums, curves = [], []
             for s in range(seeds):
                 t0 = time.perf_counter()
-                res = replay(table, make_policy(pol, table, seed=s, cost_weight=lam), cost_weight=lam,
+                res = replay(table, make_policy(pol, table, seed=s, cost_weight=usd), cost_weight=usd,
                              order="shuffle", seed=s)
                 sm = summarize(res, table, warmup=warmup, window=window)
                 sm["seconds"] = round(time.perf_counter() - t0, 2)
                 sums.append(sm)
                 curves.append(rolling(res.reward, window))
                 if pol == POLICIES[0] and s == 0:
-                    full = outcome_matrix(table, res.rows, None, None, lam, res.cost_scale)
+                    full = outcome_matrix(table, res.rows, None, None, usd)
                     rec["curves"]["best single (hindsight)"] = [float(full[warmup:].mean(axis=0).max())]
                     rec["curves"]["oracle (per query)"] = [float(full.max(axis=1).mean())]
             rec["stationary"][pol] = {
@@ -84,7 +85,7 @@ def stream_runs(name: str, lams: list[float], seeds: int, warmup: int, drift_at:
         for pol in ("pheromone", "bandit"):
             sums, curves = [], []
             for s in range(seeds):
-                res = replay(table, make_policy(pol, table, seed=s, cost_weight=lam), cost_weight=lam,
+                res = replay(table, make_policy(pol, table, seed=s, cost_weight=usd), cost_weight=usd,
                              order="shuffle", seed=s, drift_at=drift)
                 sums.append(summarize(res, table, warmup=warmup, window=window))
                 curves.append(rolling(res.reward, window))

@@ -12,8 +12,11 @@ step, current agent and point kind one-hot, per-action candidate features); ``ac
 An action that is not a candidate falls back to the cheapest candidate and costs ``invalid_action_penalty``.
 Rewards (:mod:`.rewards`): ``tradeoff`` charges ``λ·cost`` as it is spent and pays the task's quality at the end;
 ``budgetmem`` and ``boundary`` score the finished task. Budget exhaustion ends an episode with ``truncated=True``.
-Costs are divided by the cost scale: the mean USD cost of a task under always-strongest routing (estimated on the
-first tasks unless given). Don't give the budget a ``seconds`` limit here: it would count the learner's time too.
+**λ (``cost_weight``) is per USD**: costs reach the reward in USD, unless ``cost_unit="scale"`` divides them by the
+cost scale (the mean USD cost of a task under always-strongest routing, estimated on the first tasks unless given;
+the observation's candidate costs are always in that scale). ``budgetmem`` and ``boundary`` normalise costs
+themselves, so for them λ has no unit. Don't give the budget a ``seconds`` limit here: it would count the learner's
+time too.
 """
 
 from __future__ import annotations
@@ -123,7 +126,7 @@ class GraphRoutingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     (input dicts) or ``table``/``builtin`` (a routing table whose texts become tasks), default the support example's
     questions; ``provider`` (default :class:`~agentroute.providers.Simulated`, calibrated on the
     table when it offers ``from_table``); ``budget`` per task; ``featurizer``; ``cost_weight`` or
-    ``cost_weight_range`` (observed, drawn per episode); ``reward``.
+    ``cost_weight_range`` (observed, drawn per episode; λ per USD unless ``cost_unit="scale"``); ``reward``.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - gymnasium's convention
@@ -148,7 +151,11 @@ class GraphRoutingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         text_key: str = "question",
         step_timeout: float = 60.0,
         render_mode: str | None = None,
+        cost_unit: str = "usd",
     ) -> None:
+        if cost_unit not in ("usd", "scale"):
+            raise ConfigError(f"cost_unit={cost_unit!r}: use 'usd' (λ per USD) or 'scale' (per cost scale)",
+                              name="cost_unit")
         if render_mode is not None:
             raise ConfigError("GraphRouting has no render modes", name="render_mode")
         self.render_mode = render_mode
@@ -214,6 +221,9 @@ class GraphRoutingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             cost_weight_range=rng,
         )
         self.cost_scale = self.obs_spec.cost_scale_usd
+        self.cost_unit = cost_unit
+        self.cost_unit_usd = 1.0 if cost_unit == "usd" else self.cost_scale
+        """USD per unit of cost in rewards: 1 (λ per USD) unless ``cost_unit="scale"``."""
         self.observation_space = self.obs_spec.spaces()
         self.action_space = spaces.Discrete(len(self.obs_spec.actions))
         self._episode: _Episode | None = None
@@ -233,12 +243,12 @@ class GraphRoutingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         return float(res.quality or 0.0), float(usd) if usd is not None else 0.0
 
     def boundary(self, i: int) -> Boundary:
-        """Always-cheapest and always-strongest outcomes of task ``i`` (in cost-scale units; cached)."""
+        """Always-cheapest and always-strongest outcomes of task ``i`` (costs in the reward's unit; cached)."""
         b = self._bounds.get(i)
         if b is None:
             ql, cl = self._run_with(i, Cheapest())
             qh, ch = self._run_with(i, Strongest())
-            s = self.cost_scale
+            s = self.cost_unit_usd
             b = self._bounds[i] = Boundary(ql, cl / s, qh, ch / s)
         return b
 
@@ -305,7 +315,7 @@ class GraphRoutingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         ep.to_worker.put(Decision(cid, one_hot(obs, cid), reason=f"env action {a}"))
         before = self._spent
         kind, payload = ep.next(self.step_timeout)
-        lam, scale = self._lam, self.cost_scale
+        lam, scale = self._lam, self.cost_unit_usd
         info: dict[str, Any] = {"task_index": self._i, "chosen": cid, "invalid_action": penalty > 0}
         if kind == "decide":
             enc = self._set_obs(payload)
@@ -347,6 +357,7 @@ class GraphRoutingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "options": list(self.obs_spec.actions),
             "cost_scale_usd": self.cost_scale,
             "cost_weight_range": list(self.obs_spec.cost_weight_range),
+            "cost_weight_unit": "usd" if self.cost_unit == "usd" else "cost_scale",
             "observe_cost_weight": self.obs_spec.observe_cost_weight,
             "feature_dim": self.obs_spec.feature_dim,
             "reward": self.reward_fn.to_dict(),

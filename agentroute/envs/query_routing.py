@@ -2,9 +2,11 @@
 
 Each step shows the features of one query (and, when it varies, the price weight λ) and takes the index of an
 option; the reward is what that option really did on that query, priced by the reward mode (:mod:`.rewards`).
-Costs are divided by the table's cost scale (:func:`~agentroute.envs.rewards.cost_scale`) so λ reads the same on
-every table. With ``cost_weight_range=(a, b)`` λ is drawn uniformly per episode and appended to the observation,
-so one policy serves the whole price range.
+**λ (``cost_weight``) is per USD**: costs reach the reward in USD. ``cost_unit="scale"`` divides them by the table's
+cost scale instead (:func:`~agentroute.envs.rewards.cost_scale`, the mean USD cost of its priciest option), so λ reads
+the same on every table (what the PPO trainer uses). ``budgetmem`` and ``boundary`` normalise costs themselves, so for
+them λ has no unit. With ``cost_weight_range=(a, b)`` λ is drawn uniformly per episode and appended to the
+observation, so one policy serves the whole price range.
 
 The environment is built for speed (≥ 20,000 steps per second per core without a policy): features are computed
 once into a float32 matrix, outcomes are held as Python lists, and random query indices and λ values are drawn in
@@ -76,7 +78,8 @@ class QueryRoutingEnv(gym.Env[np.ndarray, np.int64]):
     Arguments: ``table`` (a :class:`RoutingTable` or a path) or ``builtin`` (a shared release name); ``features``
     (a precomputed ``(n_queries, dim)`` matrix) or ``featurizer`` (fitted here if it is not yet; the offline
     default otherwise);
-    ``cost_weight`` (a fixed λ) or ``cost_weight_range`` (λ drawn per episode: ``uniform``, or ``square`` =
+    ``cost_weight`` (a fixed λ, per USD unless ``cost_unit="scale"``) or ``cost_weight_range`` (λ drawn per
+    episode: ``uniform``, or ``square`` =
     ``a + (b − a)·u²`` for more episodes at low λ, by ``cost_weight_sampling``); ``observe_cost_weight`` (append λ
     to the observation; default: only when λ varies); ``reward`` (``tradeoff``, ``budgetmem``, ``boundary`` or a
     :class:`Reward`); ``queries_per_episode``; ``order`` (``random`` with replacement, or ``sequential``).
@@ -101,7 +104,11 @@ class QueryRoutingEnv(gym.Env[np.ndarray, np.int64]):
         queries_per_episode: int = 1,
         order: str = "random",
         render_mode: str | None = None,
+        cost_unit: str = "usd",
     ) -> None:
+        if cost_unit not in ("usd", "scale"):
+            raise ConfigError(f"cost_unit={cost_unit!r}: use 'usd' (λ per USD) or 'scale' (per cost scale)",
+                              name="cost_unit")
         self.table = resolve_table(table, builtin)
         n, k = len(self.table), self.table.n_options
         if n == 0 or k == 0:
@@ -160,7 +167,10 @@ class QueryRoutingEnv(gym.Env[np.ndarray, np.int64]):
         self._x.flags.writeable = False
 
         self.cost_scale = cost_scale(self.table.cost)
-        cn = self.table.cost / self.cost_scale
+        self.cost_unit = cost_unit
+        self.cost_unit_usd = 1.0 if cost_unit == "usd" else self.cost_scale
+        """USD per unit of cost in rewards: 1 (λ per USD) unless ``cost_unit="scale"``."""
+        cn = self.table.cost / self.cost_unit_usd
         self._q: list[list[float]] = self.table.quality.tolist()
         self._c: list[list[float]] = cn.tolist()
         self._usd: list[list[float]] = self.table.cost.tolist()
@@ -278,6 +288,7 @@ class QueryRoutingEnv(gym.Env[np.ndarray, np.int64]):
             "option_costs_usd": [float(v) for v in self.table.cost.mean(axis=0)],
             "cost_scale_usd": self.cost_scale,
             "cost_weight_range": list(self.cost_weight_range),
+            "cost_weight_unit": "usd" if self.cost_unit == "usd" else "cost_scale",
             "cost_weight_sampling": self.cost_weight_sampling,
             "observe_cost_weight": self.observe_cost_weight,
             "feature_dim": self.feature_dim,

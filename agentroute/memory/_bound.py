@@ -1,19 +1,24 @@
-"""A memory bound to one agent step: every module's tier is a routing point of the task (``ctx.route``).
+"""A memory bound to a task: every module's tier is a routing point of the task's kernel, served or offline alike.
 
-``ctx.memory.recall(query)`` runs the pipeline module by module. At each module the runtime masks the tiers the
-budget cannot afford, asks the task's policy (``kind="memory"``, point ``<agent>.memory.<module>``), reserves the
-chosen tier's worst case (USD and tokens), and after the module ran this class settles what it really spent. A
-module that shortened the context (the filter) settles 0, never a negative amount, so the ledger stays conservative.
+``ctx.memory.recall(query)`` runs the pipeline module by module. At each module the task's
+:class:`~agentroute.routing.TaskRouter` masks the tiers the budget cannot afford, asks the task's policy
+(``kind="memory"``, point ``<agent>.memory.<module>``), reserves the chosen tier's worst case, and after the module ran
+what it really spent is settled on the kernel's one path (a module that shortened the context books 0, never a
+negative amount). The runtime, the offline evaluation (:func:`agentroute.memory.routing.route`) and the environment
+(:class:`~agentroute.envs.memory_tier.MemoryTierEnv`) all go through :func:`module_options`, :func:`observation_extra`
+and :func:`settle_module` here, on a real ledger, under the same point names.
 
-``recall(query, tiers=...)`` offers the policy only some tiers (``"high"`` fixes every module); ``recall(query,
-after=first)`` is a second look, offering each module only tiers at or above the ones the first recall used (its
-points are ``<agent>.memory.look2.<module>``, so traces tell the looks apart).
-:meth:`BoundMemory.cascade` runs the usual pattern: recall, answer, and look again at dearer tiers while the caller's
-check says the answer is not good enough and the budget affords it. Every look is budgeted like the first.
+What memory needs from its context is the small :class:`MemoryContext` protocol: the agent's name, the task's router,
+and (optionally) the task's model path for its own model step. In a graph that is the
+:class:`~agentroute.context.StepContext`: the high filter's call is then ``ctx.complete`` at point
+``<agent>.memory.filter.model`` (reserved, charged, retried and traced as a ``chat`` span by the model path, so the
+memory point needs that call to be affordable but does not hold it). With ``Memory.bind(ctx, llm=...)`` a callable
+of yours is used instead (it must not charge anything: its cost is settled here), and offline, or for an agent
+without tiers, a deterministic stand-in ranks and its tokens are settled at the call model's price.
 
-The high filter's model call goes through ``llm`` when one is given (``Memory.bind(ctx, llm=...)``); the callable
-must not charge the ledger itself, its cost is settled here. Without one, a deterministic stand-in ranks, and its
-tokens are settled at the call model's price, exactly as evaluation and the environment count them.
+``recall(query, tiers=...)`` offers the policy only some tiers; ``recall(query, after=first)`` is a second look
+(points ``<agent>.memory.look2.<module>``); :meth:`BoundMemory.cascade` recalls, answers, and looks again at dearer
+tiers while the caller's check says the answer is not good enough and the budget affords it.
 """
 
 from __future__ import annotations
@@ -21,20 +26,106 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from agentroute._loop import Stop
 from agentroute.budget import Spend
 from agentroute.errors import ConfigError
-from agentroute.memory._pipeline import MODULE_NAMES, LLMCall
-from agentroute.memory._state import TIERS, Recall
-
-if TYPE_CHECKING:
-    from agentroute.memory._memory import Memory
+from agentroute.memory._pipeline import MODULE_NAMES, LLMCall, state_features
+from agentroute.memory._state import TIERS, Recall, RecallState, TierOption
+from agentroute.routing import Choice, Exhausted, Option, TaskRouter
 
 T = TypeVar("T")
 Tiers = str | Sequence[str] | Mapping[str, str | Sequence[str]]
 """Tiers offered: one name or several for every module, or per module (modules left out are offered every tier)."""
+
+
+class MemoryContext(Protocol):
+    """What a bound memory needs from where it runs (a graph step, or an offline driver)."""
+
+    @property
+    def node(self) -> str:
+        """The agent the memory serves: its routing points are named after it."""
+        ...
+
+    @property
+    def router(self) -> TaskRouter:
+        """The task's routing kernel (its ledger, policy, history and records)."""
+        ...
+
+    def model_call(self, point: str) -> LLMCall | None:
+        """The task's model path for memory's own model step at ``point`` (``None``: use the stand-in)."""
+        ...
+
+
+class _Memory(Protocol):
+    """The parts of :class:`~agentroute.memory.Memory` a recall drives (kept apart so the two modules don't cycle)."""
+
+    store: Any
+
+    def start(self, query: str) -> RecallState: ...
+    def plan(self, module: str, query: str, state: RecallState | None = None) -> list[TierOption]: ...
+    def run_module(self, module: str, tier: str, query: str, state: RecallState | None = None,
+                   llm: LLMCall | None = None) -> RecallState: ...
+    def finish(self, state: RecallState) -> Recall: ...
+    def usd(self, context_tokens: int, call_input: int = 0, call_output: int = 0) -> Decimal | None: ...
+    def prices(self, which: str) -> tuple[Decimal, Decimal] | None: ...
+
+
+def memory_point(agent: str, module: str, look: int = 1) -> str:
+    """The routing point of ``module`` in ``agent``'s recall: ``<agent>.memory[.look<n>].<module>``."""
+    return f"{agent}.memory.{module}" if look <= 1 else f"{agent}.memory.look{look}.{module}"
+
+
+def observation_extra(memory: _Memory, module: str, state: RecallState) -> dict[str, Any]:
+    """What a memory routing point tells a policy beyond the candidates: query, module, state facts."""
+    info = state.info
+    return {
+        "query": state.query,
+        "module": module,
+        "module_index": MODULE_NAMES.index(module),
+        "n_modules": len(MODULE_NAMES),
+        "temporal": info.temporal,
+        "entities": len(info.entities),
+        "speakers": len(info.speakers),
+        "tiers_so_far": dict(state.tiers),
+        **state_features(memory.store, state),
+    }
+
+
+def module_options(memory: _Memory, module: str, state: RecallState, offered: Sequence[str] = TIERS, *,
+                   call_elsewhere: bool = False) -> list[Option]:
+    """The tiers of ``module`` as options: each needs its worst case (context plus its own call, USD and tokens).
+
+    ``call_elsewhere``: the tier's model call goes through the task's model path, which reserves it itself, so the
+    option holds only its context part.
+    """
+    out = []
+    for o in memory.plan(module, state.query, state):
+        if o.id not in offered:
+            continue
+        need = Spend(usd=o.cost_usd, tokens=o.tokens)
+        hold = None
+        if call_elsewhere and (o.call_input_tokens or o.call_output_tokens):
+            ctx = max(o.context_tokens, 0)
+            hold = Spend(usd=memory.usd(ctx), tokens=ctx)
+        out.append(Option(o.candidate(), need, hold))
+    return out
+
+
+def settle_module(choice: Choice, memory: _Memory, state: RecallState, *, call_elsewhere: bool = False) -> None:
+    """Settle the module just run on ``state`` on the kernel's one path (a shrunk context books 0, never less).
+
+    ``call_elsewhere``: its model call was charged by the model path already; only the context part is settled here.
+    """
+    step = state.steps[-1]
+    ctx_price = memory.prices("context")
+    ctx_usd = None if ctx_price is None else ctx_price[0] * step.context_tokens
+    tokens = step.context_tokens
+    usd = ctx_usd
+    if not call_elsewhere:
+        tokens += step.call_input_tokens + step.call_output_tokens
+        usd = None if usd is None or step.cost_usd is None else usd + step.cost_usd
+    choice.settle(Spend(usd=usd, tokens=tokens))
 
 
 def offered_tiers(tiers: Tiers | None, after: Recall | None = None) -> dict[str, tuple[str, ...]]:
@@ -77,43 +168,53 @@ class BoundMemory:
 
     __slots__ = ("_ctx", "_llm", "memory")
 
-    def __init__(self, memory: Memory, ctx: Any, llm: LLMCall | None = None) -> None:
+    def __init__(self, memory: Any, ctx: MemoryContext, llm: LLMCall | None = None) -> None:
         self.memory = memory
         self._ctx = ctx
         self._llm = llm
 
     def recall(self, query: str, tiers: Tiers | None = None, *, after: Recall | None = None) -> Recall:
-        """The context for ``query``; each module's tier is decided, reserved and settled by the runtime.
+        """The context for ``query``; each module's tier is decided, reserved and settled by the task's kernel.
 
         ``tiers`` limits what the policy is offered (``"high"``: every module high; ``{"retrieve": ["mid",
         "high"]}``: per module). ``after`` makes this a second look: each module is offered only tiers at or above
-        the ones ``after`` used, and the policy sees ``look`` and ``previous_tiers`` in the observation.
+        the ones ``after`` used, and the policy sees ``look`` and ``previous_tiers`` in the observation. When a module
+        has no affordable tier the task ends (truncated) with what it has.
         """
-        from agentroute.memory.routing import observation_extra
+        state, stop = self.run(query, offered_tiers(tiers, after), after)
+        if stop is not None:
+            raise Exhausted(stop)
+        got: Recall = self.memory.finish(state)
+        return got if after is None else dataclasses.replace(got, look=after.look + 1)
 
+    def run(self, query: str, offered: Mapping[str, Sequence[str]],
+            after: Recall | None = None) -> tuple[RecallState, str | None]:
+        """Drive the modules through the kernel; stop at the first module nothing is affordable for.
+
+        Returns the state reached and ``None``, or the reason the budget gave (``"budget:usd"``, ...).
+        """
         mem, ctx = self.memory, self._ctx
-        offered = offered_tiers(tiers, after)
+        router = ctx.router
         state = mem.start(query)
-        agent = getattr(getattr(ctx, "agent", None), "name", "agent")
-        n = 1 if after is None else after.look + 1
-        point = f"{agent}.memory" if after is None else f"{agent}.memory.look{n}"
+        look = 1 if after is None else after.look + 1
         for module in MODULE_NAMES:
-            options = [o for o in mem.plan(module, query, state) if o.id in offered[module]]
+            point = memory_point(ctx.node, module, look)
+            llm = self._llm if self._llm is not None else ctx.model_call(point)
+            elsewhere = self._llm is None and llm is not None
             extra = observation_extra(mem, module, state)
             if after is not None:
-                extra.update(look=n, previous_tiers=dict(after.tiers))
-            choice = ctx.route("memory", f"{point}.{module}", [o.candidate() for o in options], extra=extra)
+                extra.update(look=look, previous_tiers=dict(after.tiers))
+            options = module_options(mem, module, state, offered[module], call_elsewhere=elsewhere)
+            choice = router.decide(router.observe("memory", point, options, extra=extra))
+            if choice.stop is not None:
+                return state, choice.stop
             try:
-                state = mem.run_module(module, choice.chosen, query, state, self._llm)
-            except Exception as e:
+                state = mem.run_module(module, str(choice.chosen), query, state, llm)
+            except BaseException as e:
                 choice.fail(f"{type(e).__name__}: {str(e)[:200]}")
                 raise
-            step = state.steps[-1]
-            usd = mem.step_cost(state)
-            tokens = max(0, step.context_tokens) + step.call_input_tokens + step.call_output_tokens
-            choice.settle(Spend(usd=None if usd is None else max(usd, Decimal(0)), tokens=tokens))
-        got = mem.finish(state)
-        return got if after is None else dataclasses.replace(got, look=n)
+            settle_module(choice, mem, state, call_elsewhere=elsewhere)
+        return state, None
 
     def recall_with(self, query: str, tiers: Mapping[str, str] | str) -> Recall:
         """Every module at the tier ``tiers`` names (modules left out run low), budgeted and recorded.
@@ -181,10 +282,12 @@ class BoundMemory:
             if enough(reply) or all(t == TIERS[-1] for t in recall.tiers.values()):
                 break
             try:
-                recall_next = self.recall(query, then, after=recall)
-            except Stop:
+                state, stop = self.run(query, offered_tiers(then, recall), recall)
+            except Exhausted:  # the look's own model step found nothing affordable
+                break
+            if stop is not None:
                 break  # unaffordable: keep what we have (what the partial look spent is already settled)
-            recall = recall_next
+            recall = dataclasses.replace(self.memory.finish(state), look=recall.look + 1)
             reply = yield recall
         return recall, reply
 
@@ -193,3 +296,7 @@ class BoundMemory:
 
     def __repr__(self) -> str:
         return f"BoundMemory({self.memory!r})"
+
+
+__all__ = ["BoundMemory", "MemoryContext", "memory_point", "module_options", "observation_extra", "offered_tiers",
+           "settle_module"]

@@ -24,7 +24,7 @@ import numpy as np
 
 from agentroute.errors import ConfigError
 from agentroute.memory import _pipeline as pl
-from agentroute.memory._bound import BoundMemory
+from agentroute.memory._bound import BoundMemory, MemoryContext
 from agentroute.memory._data import Conversation, load_conversation
 from agentroute.memory._index import embedding_function
 from agentroute.memory._pipeline import MODULE_NAMES, MODULES, LLMCall, MemoryConfig
@@ -215,9 +215,13 @@ class Memory:
         """The context for ``query``; inside an agent run, the runtime chooses the tiers instead."""
         return self.recall_with(query, tiers, llm)
 
-    def bind(self, ctx: Any, llm: LLMCall | None = None) -> BoundMemory:
-        """Bind this memory to one agent step (the runtime calls it for ``ctx.memory``): tiers become routing points."""
-        return BoundMemory(self, ctx, llm if llm is not None else getattr(ctx, "memory_llm", None))
+    def bind(self, ctx: MemoryContext, llm: LLMCall | None = None) -> BoundMemory:
+        """Bind this memory to one agent step (the runtime calls it for ``ctx.memory``): tiers become routing points.
+
+        The high filter's model call goes through the task's model path (``ctx.complete``); pass ``llm`` to use a
+        callable of yours instead (it must not charge anything: its cost is settled at the memory's routing point).
+        """
+        return BoundMemory(self, ctx, llm)
 
     def _check_module(self, module: str) -> None:
         if module not in MODULE_NAMES:

@@ -1,58 +1,62 @@
-"""Memory tiers as routing points: the observation a policy sees at each module, and a small loop that drives them.
+"""Memory tiers routed offline, through the same kernel as a graph run: :func:`route` and :func:`memory_observation`.
 
-The runtime asks its policy at every module of a recall (``kind="memory"``). This module builds the same
-:class:`~agentroute.routing.Observation` for evaluation and for :class:`~agentroute.envs.memory_tier.MemoryTierEnv`,
-so a policy trained offline is served unchanged: the candidates are the module's tiers (``rank`` 0/1/2,
-``cost_estimate`` the worst-case USD), unaffordable tiers are masked with the reason, and ``extra`` carries the query,
-the module and facts about the recall so far (:func:`observation_extra`).
-
-:func:`route` is the offline loop (no runtime, no ledger): it keeps a local budget, masks, asks the policy, runs the
-module and tracks spend. It must stay in step with the runtime's loop; it never charges anything.
+Offline evaluation (:func:`agentroute.memory.evaluate.run_policy`) and the fitting code recall with no graph. They
+still go through the task's one routing point: :func:`route` gives the recall a real
+:class:`~agentroute.budget.Ledger` (a USD limit, or none) and a :class:`~agentroute.routing.TaskRouter`, and lets
+:class:`~agentroute.memory._bound.BoundMemory` drive the modules exactly as it does inside a graph: the same options,
+masks and reasons, reservations, settlement (a shrunk context books 0), feedback and point names
+(``<agent>.memory.<module>``; ``agent`` names the agent the policy will serve, ``"answer"`` by default). Only the
+model step differs: offline it is the deterministic stand-in (or the ``llm`` you pass), settled at the memory's
+routing point.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from agentroute.budget import Budget, BudgetStatus, Spend
-from agentroute.errors import PolicyError
+from agentroute.budget import Budget, BudgetStatus, Ledger, Spend
+from agentroute.memory._bound import (
+    BoundMemory,
+    memory_point,
+    module_options,
+    observation_extra,
+    offered_tiers,
+)
 from agentroute.memory._memory import Memory
-from agentroute.memory._pipeline import MODULE_NAMES, LLMCall, state_features
-from agentroute.memory._state import Recall, RecallState, TierOption
-from agentroute.routing import Candidate, Decision, Masked, Observation, RouterPolicy, TaskInfo
+from agentroute.memory._pipeline import MODULE_NAMES, LLMCall
+from agentroute.memory._state import TIERS, Recall, RecallState
+from agentroute.routing import Decision, DecisionRecord, Observation, TaskInfo, TaskOutcome, TaskRouter
+
+DEFAULT_AGENT = "answer"
+"""The agent name offline drivers use in point names unless told (the docs' memory agent is ``answer``)."""
 
 
-def observation_extra(memory: Memory, module: str, state: RecallState) -> dict[str, Any]:
-    """What a memory routing point tells a policy beyond the candidates: query, module, state facts."""
-    info = state.info
-    return {
-        "query": state.query,
-        "module": module,
-        "module_index": MODULE_NAMES.index(module),
-        "n_modules": len(MODULE_NAMES),
-        "temporal": info.temporal,
-        "entities": len(info.entities),
-        "speakers": len(info.speakers),
-        "tiers_so_far": dict(state.tiers),
-        **state_features(memory.store, state),
-    }
+class OfflineContext:
+    """The :class:`~agentroute.memory._bound.MemoryContext` of a recall with no graph: a router and an agent name."""
 
+    __slots__ = ("_llm", "_node", "_router")
 
-def split_affordable(
-    options: Sequence[TierOption], remaining_usd: Decimal | None
-) -> tuple[tuple[Candidate, ...], tuple[Masked, ...]]:
-    """Candidates whose worst case fits ``remaining_usd`` (all when unlimited), and the masked rest with reasons."""
-    ok: list[Candidate] = []
-    masked: list[Masked] = []
-    for o in options:
-        if remaining_usd is not None and o.cost_usd is not None and o.cost_usd > remaining_usd:
-            masked.append(Masked(o.id, f"worst case ${o.cost_usd:.6f} exceeds ${remaining_usd:.6f} left"))
-        else:
-            ok.append(o.candidate())
-    return tuple(ok), tuple(masked)
+    def __init__(self, router: TaskRouter, node: str = DEFAULT_AGENT, llm: LLMCall | None = None) -> None:
+        self._router = router
+        self._node = node
+        self._llm = llm
+        router.node = node
+
+    @property
+    def node(self) -> str:
+        """The agent the recall is made for."""
+        return self._node
+
+    @property
+    def router(self) -> TaskRouter:
+        """The recall's routing kernel."""
+        return self._router
+
+    def model_call(self, point: str) -> LLMCall | None:
+        """No model path offline: the stand-in (or the ``llm`` given) runs, settled at the memory's point."""
+        return None
 
 
 def budget_status(limit_usd: Decimal | None, spent_usd: Decimal) -> BudgetStatus:
@@ -70,23 +74,15 @@ def memory_observation(
     budget: BudgetStatus,
     task_id: str = "memory",
     category: str | None = None,
+    agent: str = DEFAULT_AGENT,
 ) -> Observation:
-    """The observation of one memory routing point (candidates cheapest first, unaffordable ones masked)."""
-    options = memory.plan(module, state.query, state)
-    cands, masked = split_affordable(options, budget.remaining.usd)
-    history = tuple((f"memory.{m}", t) for m, t in state.tiers.items())
-    return Observation(
-        task=TaskInfo(id=task_id, text=state.query, category=category),
-        kind="memory",
-        point=f"memory.{module}",
-        node="memory",
-        step=0,
-        history=history,
-        budget=budget,
-        candidates=cands,
-        masked=masked,
-        extra=observation_extra(memory, module, state),
-    )
+    """The observation the kernel makes at one memory routing point, for ``budget`` (masked, cheapest first)."""
+    router = TaskRouter(Ledger(budget.limits), None, TaskInfo(id=task_id, text=state.query, category=category),
+                        node=agent, record=False)
+    router.history = [(memory_point(agent, m), t) for m, t in state.tiers.items()]
+    pending = router.observe("memory", memory_point(agent, module), module_options(memory, module, state),
+                             extra=observation_extra(memory, module, state), status=budget)
+    return pending.observation
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,38 +92,54 @@ class Routed:
     recall: Recall
     decisions: tuple[Decision, ...]
     truncated: bool = False
+    records: tuple[DecisionRecord, ...] = ()
+    spent: Spend | None = None
+    """What the recall's ledger booked (a shrunk context books 0, so it may exceed ``recall.cost_usd``)."""
 
 
 def route(
     memory: Memory,
     query: str,
-    policy: RouterPolicy,
+    policy: Any,
     *,
     budget_usd: Decimal | float | str | None = None,
     task_id: str = "memory",
     llm: LLMCall | None = None,
+    agent: str = DEFAULT_AGENT,
+    category: str | None = None,
 ) -> tuple[Recall, Routed]:
-    """Recall ``query`` with ``policy`` choosing every module's tier; modules the budget cannot afford end it."""
+    """Recall ``query`` with ``policy`` choosing every module's tier, on a real ledger.
+
+    A module nothing is affordable for ends the recall (truncated, with what was recalled so far).
+    """
     limit = None if budget_usd is None else Decimal(str(budget_usd))
-    spent = Decimal(0)
-    state = memory.start(query)
-    decisions: list[Decision] = []
-    truncated = False
-    for module in MODULE_NAMES:
-        obs = memory_observation(memory, module, state, budget=budget_status(limit, spent), task_id=task_id)
-        if not obs.candidates:
-            truncated = True
-            break
-        d = policy.decide(obs)
-        if obs.candidate(d.chosen) is None:
-            raise PolicyError(
-                f"policy {policy.name!r} chose {d.chosen!r} at {obs.point}, which is not an affordable candidate",
-                policy=policy.name,
-                chosen=d.chosen,
-            )
-        decisions.append(d)
-        state = memory.run_module(module, d.chosen, query, state, llm)
-        step = memory.step_cost(state)
-        spent += step if step is not None else Decimal(0)
+    ledger = Ledger(Budget(usd=limit))
+    router = TaskRouter(ledger, policy, TaskInfo(id=task_id, text=query, category=category))
+    bound = BoundMemory(memory, OfflineContext(router, agent, llm), llm)
+    state, stop = bound.run(query, offered_tiers(None))
     recall = memory.finish(state)
-    return recall, Routed(recall, tuple(decisions), truncated)
+    records = tuple(router.decisions())
+    spent = ledger.spent
+    router.end_task(TaskOutcome(task_id, None, spent.usd, spent.tokens, True, stop is not None,
+                                stop or "completed", records))
+    decisions = tuple(_decision(r) for r in records)
+    return recall, Routed(recall, decisions, stop is not None, records, spent)
+
+
+def _decision(r: DecisionRecord) -> Decision:
+    return Decision(r.chosen, dict(r.probabilities), r.reason, dict(r.scores), r.explored, dict(r.evidence))
+
+
+__all__ = [
+    "DEFAULT_AGENT",
+    "MODULE_NAMES",
+    "TIERS",
+    "OfflineContext",
+    "Routed",
+    "budget_status",
+    "memory_observation",
+    "memory_point",
+    "module_options",
+    "observation_extra",
+    "route",
+]

@@ -48,18 +48,22 @@ def test_registered_ids_make_the_env_and_registration_is_idempotent() -> None:
     env.close()
 
 
-def test_rewards_are_the_tables_real_outcomes() -> None:
-    env = QueryRoutingEnv(TABLE, features=X, cost_weight=0.5, order="sequential", queries_per_episode=len(TABLE))
+@pytest.mark.parametrize("unit", ["usd", "scale"])
+def test_rewards_are_the_tables_real_outcomes(unit: str) -> None:
+    env = QueryRoutingEnv(TABLE, features=X, cost_weight=0.5, order="sequential", queries_per_episode=len(TABLE),
+                          cost_unit=unit)
     env.reset(seed=0)
     scale = env.cost_scale
     assert scale == pytest.approx(0.001)  # the dearest option's mean cost
+    per = 1.0 if unit == "usd" else scale  # λ per USD, or (cost_unit="scale") per cost scale
+    assert env.describe()["cost_weight_unit"] == ("usd" if unit == "usd" else "cost_scale")
     rng = np.random.default_rng(0)
     for i in range(len(TABLE)):
         a = int(rng.integers(3))
         _obs, r, term, trunc, info = env.step(a)
         assert info["query_id"] == TABLE.query_ids[i]
         assert info["option"] == TABLE.options[a]
-        assert r == pytest.approx(TABLE.quality[i, a] - 0.5 * TABLE.cost[i, a] / scale)
+        assert r == pytest.approx(TABLE.quality[i, a] - 0.5 * TABLE.cost[i, a] / per)
         assert info["cost_usd"] == pytest.approx(TABLE.cost[i, a])
         assert term == (i == len(TABLE) - 1) and not trunc
 

@@ -105,32 +105,44 @@ def locomo_folder() -> Path:
     return d
 
 
-class FakeChoice:
-    def __init__(self, ctx: FakeCtx, chosen: str) -> None:
-        self.ctx, self.chosen = ctx, chosen
+class MapPolicy:
+    """Picks each module's tier from a fixed map, and keeps every observation it was shown."""
 
-    def settle(self, actual: Any = None, *, quality: float | None = None) -> None:
-        self.ctx.settled.append((self.chosen, actual))
-
-    def fail(self, error: str) -> None:
-        self.ctx.failed.append(error)
-
-
-class FakeAgent:
-    name = "answerer"
-
-
-class FakeCtx:
-    """Stands in for the runtime's StepContext: ``route`` picks by a fixed map and records what it saw."""
-
-    agent = FakeAgent()
+    name, version = "map", "1"
 
     def __init__(self, tiers: dict[str, str]) -> None:
         self.tiers = tiers
-        self.points: list[tuple[str, str, list[Any], dict[str, Any]]] = []
-        self.settled: list[tuple[str, Any]] = []
-        self.failed: list[str] = []
+        self.seen: list[Any] = []
 
-    def route(self, kind: str, point: str, candidates: list[Any], *, extra: dict[str, Any] | None = None) -> FakeChoice:
-        self.points.append((kind, point, candidates, dict(extra or {})))
-        return FakeChoice(self, self.tiers[point.rsplit(".", 1)[-1]])
+    def decide(self, obs: Any) -> Any:
+        from agentroute.routing import Decision, one_hot
+
+        self.seen.append(obs)
+        t = self.tiers[obs.point.rsplit(".", 1)[-1]]
+        return Decision(t, one_hot(obs, t))
+
+
+class FakeCtx:
+    """A :class:`~agentroute.memory._bound.MemoryContext` with no graph: a real kernel on an unlimited ledger, an
+    agent named ``answerer``, a policy choosing tiers by a fixed map; it keeps what the kernel saw and recorded."""
+
+    node = "answerer"
+
+    def __init__(self, tiers: dict[str, str]) -> None:
+        from agentroute.budget import Budget, Ledger
+        from agentroute.routing import TaskInfo, TaskRouter
+
+        self.tiers = tiers
+        self.policy = MapPolicy(tiers)
+        self.router = TaskRouter(Ledger(Budget()), self.policy, TaskInfo("t"), node=self.node)
+
+    @property
+    def points(self) -> list[tuple[str, str, list[Any], dict[str, Any]]]:
+        return [(o.kind, o.point, list(o.candidates), dict(o.extra)) for o in self.policy.seen]
+
+    @property
+    def settled(self) -> list[tuple[str, Any]]:
+        return [(r.chosen, r) for r in self.router.decisions()]
+
+    def model_call(self, point: str) -> Any:
+        return None

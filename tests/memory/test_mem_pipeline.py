@@ -125,7 +125,8 @@ def test_bound_memory_asks_the_runtime_at_every_module():
         assert all(c.kind == "memory" and "tokens" in c.descriptor for c in cands)
         assert extra["query"] == "What book is Caroline reading?"
     assert [t for t, _ in ctx.settled] == ["mid", "high", "mid", "high"]
-    assert all(s.usd >= 0 and s.tokens >= 0 for _, s in ctx.settled)
+    assert all(s.cost_usd >= 0 and s.tokens >= 0 for _, s in ctx.settled)
+    assert ctx.router.ledger.spent.usd == sum(s.cost_usd for _, s in ctx.settled) > 0
     assert dict(r.tiers) == ctx.tiers and "D2:4" in r.ids
     assert bound.store is MEM.store  # everything else passes through
 

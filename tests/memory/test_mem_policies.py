@@ -69,7 +69,8 @@ def test_masked_favourite_is_downgraded():
     assert obs.ids == ("low", "mid") and obs.masked[0].id == "high"
     d = MemoryRulePolicy({"temporal": {"retrieve": "high"}}).decide(obs)
     assert d.chosen == "mid" and "unaffordable" in d.reason
-    assert obs.extra["module"] == "retrieve" and obs.kind == "memory" and obs.point == "memory.retrieve"
+    assert obs.extra["module"] == "retrieve" and obs.kind == "memory" and obs.point == "answer.memory.retrieve"
+    assert obs.masked[0].reason.startswith("budget:usd: needs $")  # the kernel's one family of reasons
     x = observation_features(obs)
     assert x.shape == (N_FEATURES,) and x.dtype == np.float32 and (np.abs(x) <= 1).all()
 

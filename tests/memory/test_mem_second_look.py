@@ -196,7 +196,10 @@ def test_acascade_awaits_the_answers_of_an_async_agent():
     app = g.compile(Cheapest(), provider=ar.providers.Simulated(seed=0))
     res = asyncio.run(app.arun({"question": Q}, budget=ar.Budget(usd="0.05")))
     assert res.state["look"] == 2 and res.state["answer"] and len(prompts) == 2
-    kinds = [(d.kind, d.point.rsplit(".", 1)[0]) for d in res.decisions]
-    assert kinds == [("memory", "answer.memory")] * 4 + [("model", "answer")] + [
-        ("memory", "answer.memory.look2")] * 4 + [("model", "answer")]
-    assert res.spent.usd <= Decimal("0.05")
+    look2 = [f"answer.memory.look2.{m}" for m in MODULE_NAMES]
+    assert [d.point for d in res.decisions] == [f"answer.memory.{m}" for m in MODULE_NAMES] + ["answer.model"] + [
+        *look2[:2], "answer.memory.look2.filter.model", *look2[2:], "answer.model"]
+    # the high filter's model step is a real call of the task's model path: reserved, charged and recorded
+    step = next(d for d in res.decisions if d.point == "answer.memory.look2.filter.model")
+    assert step.kind == "model" and step.cost_usd > 0 and Decimal(step.reservation["usd"]) >= step.cost_usd
+    assert len(res.calls) == 3 and sum(c.cost_usd for c in res.calls) <= res.spent.usd <= Decimal("0.05")

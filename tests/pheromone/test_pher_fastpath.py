@@ -139,7 +139,8 @@ def test_bandit_empty_starts_from_the_priors() -> None:
 
 def test_replay_bandit_starts_empty() -> None:
     t = synthetic_table(60)
-    b = make_policy("bandit", t, seed=0, cost_weight=0.5)
+    lam = 0.5 / t.cost_scale()  # λ per USD: 0.5 in units of the table's cost scale
+    b = make_policy("bandit", t, seed=0, cost_weight=lam)
     assert float(np.sum(b.counts)) == 0.0, "nothing learnt before the stream"
-    res = replay(t, b, cost_weight=0.5, order="shuffle", seed=0)
+    res = replay(t, b, cost_weight=lam, order="shuffle", seed=0)
     assert float(np.sum(b.counts)) == len(res.rows) and math.isfinite(float(res.reward.mean()))

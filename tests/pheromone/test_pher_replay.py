@@ -69,7 +69,7 @@ def test_policy_sees_only_the_chosen_outcome_and_lambda() -> None:
     assert [o.task.id for o in spy.seen] == t.query_ids
     o = spy.seen[0]
     assert [c.id for c in o.candidates] == ["opt0", "opt1", "opt2"]  # ranked by mean cost
-    assert o.extra == {"cost_weight": 0.3, "cost_scale": t.cost_scale()}
+    assert o.extra == {"cost_weight": 0.3, "cost_scale": 1.0}  # λ per USD, costs in USD
     assert o.task.category is None, "the category is not revealed to the policy"
     assert "quality" not in str(o.candidates[0].descriptor)
     assert [f.quality for f in spy.fed] == t.quality[:, 1].tolist()
@@ -97,7 +97,7 @@ def test_summary_compares_with_the_best_single_option_in_hindsight() -> None:
     t = synthetic_table(300)
     res = replay(t, Cheapest(), cost_weight=0.5)
     s = summarize(res, t, warmup=100)
-    r = t.quality - 0.5 * t.cost / t.cost_scale()
+    r = t.quality - 0.5 * t.cost  # λ per USD
     best = r[100:].mean(axis=0)
     assert s["best_single_after_warmup"] == pytest.approx(best.max())
     assert s["best_single_option"] == t.options[int(best.argmax())]
@@ -164,6 +164,7 @@ def test_routerbench_stream_reaches_the_best_single_option(data_dir: Path) -> No
     from agentroute.data import load_builtin
 
     t = load_builtin("routerbench").subset(np.random.default_rng(0).permutation(2205)[:1200])
-    res = replay(t, make_policy("pheromone", t, seed=0, cost_weight=0.5), cost_weight=0.5)
+    lam = 0.5 / t.cost_scale()  # λ per USD: 0.5 in units of the table's cost scale
+    res = replay(t, make_policy("pheromone", t, seed=0, cost_weight=lam), cost_weight=lam)
     s = summarize(res, t, warmup=300)
     assert s["ratio_to_best"] >= 0.9, s

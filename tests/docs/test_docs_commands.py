@@ -99,7 +99,8 @@ LEDGER: tuple[Rule, ...] = (
     Rule(r"^pip install arize-phoenix$|^phoenix serve &$", "external", "Arize Phoenix from the package registry"),
     Rule(r"benchmarks/tracing_overhead.py", "twin",
          "tests/telemetry/test_tel_bench.py::test_the_benchmark_runs_and_reports_every_configuration"),
-    Rule(r"^agentroute store (version|upgrade) --db ", "twin", "tests/store/test_store_cli.py::test_store_version_and_upgrade"),
+    Rule(r"^agentroute store (version|upgrade) --db ", "twin",
+         "tests/store/test_store_cli.py::test_store_version_and_upgrade"),
     Rule(r"^agentroute ledgers (show|reclaim) team-a ", "twin",
          "tests/store/test_store_cli.py::test_ledgers_show_and_reclaim_sql"),
     # serving

@@ -6,6 +6,7 @@ failures of a run, so callers can tell "fix your code" from "this task could not
     AgentRouteError
     ├── ConfigError              misuse, raised at build/compile time, names the offending thing
     │   ├── DataError            a routing table or data file that does not validate
+    │   │   └── NotRecorded      a recorded replay was asked for a prompt or model it does not hold
     │   └── StoreError           the store cannot be used as asked: unreachable, empty, another schema
     │       └── SchemaMismatch   the database holds agentroute tables of another schema version
     ├── Unaffordable             a ledger refused a reservation (the ledger's answer; the runtime turns it into
@@ -102,6 +103,18 @@ class AgentError(RunError):
         super().__init__(message, **kw)
 
 
+class NotRecorded(DataError):
+    """A :class:`~agentroute.providers.Recorded` replay was asked for a prompt or a model it holds no answer for.
+
+    ``model`` and ``prompt`` (cut short) name what was asked; a replay never invents an answer.
+    """
+
+    def __init__(self, message: str, *, model: str, prompt: str | None = None, hint: str | None = None) -> None:
+        self.model = model
+        self.prompt = prompt
+        super().__init__(message, name=model, hint=hint)
+
+
 class StoreError(ConfigError):
     """The store cannot be used as asked: unreachable, another schema version, or empty."""
 
@@ -144,6 +157,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "LedgerError",
+    "NotRecorded",
     "PolicyError",
     "ProviderError",
     "RunError",

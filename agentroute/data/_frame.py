@@ -171,6 +171,20 @@ def frame_to_table(cls: type[RoutingTable], df: pd.DataFrame, *, drop_incomplete
     else:
         cats = [None] * n
     keep = np.flatnonzero(complete)
+    responses = None
+    if "response" in df.columns:
+        raw = df["response"].to_numpy(dtype=object)
+        vals = np.empty(len(df), dtype=object)
+        vals[:] = [None if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v) for v in raw]
+        rlen = np.fromiter((0 if v is None else len(v) for v in vals), dtype=np.int64, count=len(vals))
+        if (rlen > _table.MAX_TEXT_CHARS).any():
+            raise DataError(
+                f"{source}: column 'response' has more than {_table.MAX_TEXT_CHARS} characters in rows "
+                f"{_first(_rows(rlen > _table.MAX_TEXT_CHARS))}", name="response",
+                hint="raise agentroute.data.table.MAX_TEXT_CHARS if responses this long are meant")
+        rm = np.empty((n, k), dtype=object)
+        rm[q_codes, o_codes] = vals
+        responses = rm[complete]
     meta: dict[str, Any] = {"source": source}
     if tokens_estimated:
         meta["tokens_estimated"] = "input_tokens estimated as ceil(len(text) / 4)"
@@ -186,4 +200,5 @@ def frame_to_table(cls: type[RoutingTable], df: pd.DataFrame, *, drop_incomplete
         input_tokens=mat(itok),
         output_tokens=mat(otok),
         meta=meta,
+        responses=responses,
     )

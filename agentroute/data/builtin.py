@@ -19,7 +19,7 @@ from agentroute.data.table import RoutingTable
 from agentroute.errors import DataError
 
 BUILTIN = ("routerbench", "llmrouter", "routellm")
-_CONVERTER_VERSION = "1"
+_CONVERTER_VERSION = "2"  # 2: RouterBench tables keep each model's response
 
 ROUTELLM_PRICES: dict[str, Any] = {
     "gpt-4-1106-preview": {"input_per_million": 10.0, "output_per_million": 30.0},

@@ -1,9 +1,9 @@
 """Converters from the three public routing releases to the canonical long format.
 
 - ``routerbench``: RouterBench's wide CSVs (a 0/1 column per model, ``<model>|total_cost`` in USD,
-  ``<model>|model_response``). Real costs. Input tokens are estimated from the prompt and output tokens from
-  the recorded response (``ceil(chars / 4)``); a model whose correctness is missing for a prompt leaves that
-  query incomplete (dropped with ``drop_incomplete``).
+  ``<model>|model_response``). Real costs; each model's answer is kept in the ``response`` column. Input tokens
+  are estimated from the prompt and output tokens from the recorded response (``ceil(chars / 4)``); a model
+  whose correctness is missing for a prompt leaves that query incomplete (dropped with ``drop_incomplete``).
 - ``llmrouter``: LLMRouter's ``train.json`` (``question``, ``scores``), joined on the query text with
   ``default_query_train.jsonl`` for the task (the category) and priced with ``default_llm.json`` (USD per
   million tokens). No token counts: input tokens are estimated from the text and 256 output tokens are
@@ -215,12 +215,14 @@ def routerbench_frame(sources: Sequence[str | Path]) -> pd.DataFrame:
             if m not in df.columns:
                 raise DataError(f"{f}: model {m!r} has a cost column but no correctness column", name=m)
             resp_col = f"{m}|model_response"
-            out_tok = (
-                [float(estimate_tokens(parse_prompt(r, where=f"{f} row {i}, column {resp_col!r}")))
+            answers: list[str | None] = (
+                [None if r is None or (isinstance(r, float) and np.isnan(r))
+                 else parse_prompt(r, where=f"{f} row {i}, column {resp_col!r}")
                  for i, r in enumerate(df[resp_col], 1)]
                 if resp_col in df.columns
-                else [np.nan] * len(df)
+                else [None] * len(df)
             )
+            out_tok = [np.nan if a is None else float(estimate_tokens(a)) for a in answers]
             part = pd.DataFrame(
                 {
                     "query_id": qids,
@@ -231,6 +233,7 @@ def routerbench_frame(sources: Sequence[str | Path]) -> pd.DataFrame:
                     "cost_usd": pd.to_numeric(df[f"{m}|total_cost"], errors="coerce"),
                     "input_tokens": in_tok,
                     "output_tokens": out_tok,
+                    "response": answers,
                 }
             )
             parts.append(part[part["quality"].notna()])  # an unknown outcome is a missing row, not a zero

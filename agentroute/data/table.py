@@ -2,7 +2,8 @@
 
 A routing table holds real outcomes, one row per (query, option) in its long form: ``query_id``, ``text``,
 ``category`` (optional), ``option``, ``quality`` in [0, 1], ``cost_usd`` (optional), ``input_tokens``
-(optional: estimated from the text when absent) and ``output_tokens`` (optional). In memory it is a
+(optional: estimated from the text when absent), ``output_tokens`` (optional) and ``response`` (optional: the text
+the option answered, which :class:`~agentroute.providers.Recorded` replays). In memory it is a
 :class:`RoutingTable`: ``(n_queries, n_options)`` matrices that fitting, environments and evaluation index
 directly.
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 REQUIRED_COLUMNS = ("query_id", "text", "option", "quality")
-OPTIONAL_COLUMNS = ("category", "cost_usd", "input_tokens", "output_tokens")
+OPTIONAL_COLUMNS = ("category", "cost_usd", "input_tokens", "output_tokens", "response")
 SUFFIXES = (".csv", ".jsonl", ".parquet")
 CHARS_PER_TOKEN = 4
 """The documented token estimate when a release has no counts: ``ceil(len(text) / 4)`` tokens."""
@@ -95,6 +96,8 @@ class RoutingTable:
 
     ``quality`` is in [0, 1]; ``cost`` is USD, NaN where unknown; ``output_tokens`` is NaN where unknown.
     ``meta`` records where the table came from and what was estimated (``tokens_estimated``, ``cost_basis``).
+    ``responses`` (optional) is an object array of the same shape holding what each option answered (``None``
+    where not recorded); tables without recorded answers leave it ``None``.
     """
 
     query_ids: list[str]
@@ -106,6 +109,7 @@ class RoutingTable:
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    responses: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -124,6 +128,18 @@ class RoutingTable:
             if arr.shape != (n, k):
                 raise DataError(f"RoutingTable.{name} has shape {arr.shape}, expected ({n}, {k})", name=name)
             setattr(self, name, arr)
+        if self.responses is not None:
+            resp = np.empty((n, k), dtype=object)
+            try:
+                resp[:, :] = self.responses
+            except (TypeError, ValueError) as e:
+                raise DataError(f"RoutingTable.responses must be an ({n}, {k}) array of texts: {short(e)}",
+                                name="responses") from None
+            bad = [v for v in resp.reshape(-1) if v is not None and not isinstance(v, str)]
+            if bad:
+                raise DataError(f"RoutingTable.responses holds a non-text value {short(repr(bad[0]))}",
+                                name="responses", hint="a response is a str, or None where not recorded")
+            self.responses = resp
 
     def __len__(self) -> int:
         return len(self.query_ids)
@@ -145,6 +161,18 @@ class RoutingTable:
     def n_options(self) -> int:
         """Number of options (columns)."""
         return len(self.options)
+
+    @property
+    def has_responses(self) -> bool:
+        """True when the table records what the options answered (a ``response`` column)."""
+        return self.responses is not None
+
+    def response(self, i: int, option: str) -> str | None:
+        """What ``option`` answered to query ``i`` (``None``: not recorded)."""
+        if self.responses is None:
+            return None
+        v = self.responses[i, self.option_index(option)]
+        return None if v is None else str(v)
 
     @property
     def has_cost(self) -> bool:
@@ -191,6 +219,7 @@ class RoutingTable:
             input_tokens=self.input_tokens[ix].copy(),
             output_tokens=self.output_tokens[ix].copy(),
             meta=dict(self.meta),
+            responses=None if self.responses is None else self.responses[ix].copy(),
         )
 
     def select_options(self, options: Sequence[str]) -> RoutingTable:
@@ -206,6 +235,7 @@ class RoutingTable:
             self.input_tokens[:, cols].copy(),
             self.output_tokens[:, cols].copy(),
             dict(self.meta),
+            None if self.responses is None else self.responses[:, cols].copy(),
         )
 
     def split(self, test_size: float = 0.2, seed: int = 0) -> tuple[RoutingTable, RoutingTable]:
@@ -250,6 +280,8 @@ class RoutingTable:
                 "output_tokens": self.output_tokens.reshape(-1),
             }
         )
+        if self.responses is not None:
+            df["response"] = self.responses.reshape(-1)
         return df
 
     def write(self, path: str | Path) -> None:
@@ -289,7 +321,7 @@ def read_frame(path: Path, suffix: str | None = None) -> pd.DataFrame:
     import pandas as pd
 
     suf = suffix or _suffix(path)
-    str_cols = {"query_id": str, "text": str, "option": str, "category": str}
+    str_cols = {"query_id": str, "text": str, "option": str, "category": str, "response": str}
     check_file_size(path)
     try:
         if suf == ".csv":

@@ -11,7 +11,6 @@ addressed through ``api_base="sim://<id>"``, so several worlds can coexist in on
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import math
@@ -28,7 +27,6 @@ from agentroute.llm import ModelTier, RawReply, count_tokens, ensure_litellm, pr
 PROVIDER = "agentroute_sim"
 _instances: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 _ids = itertools.count(1)
-_register_lock = threading.Lock()
 _WORDS = ("the", "answer", "is", "based", "on", "your", "account", "details", "we", "checked", "and", "found")
 
 
@@ -73,6 +71,7 @@ class Simulated:
     """
 
     name = "simulated"
+    provider = PROVIDER
 
     def __init__(
         self,
@@ -227,40 +226,8 @@ class Simulated:
         ), o["latency"]
 
 
-def _instance(api_base: str | None) -> Any:
-    sid = (api_base or "").removeprefix("sim://")
-    inst = _instances.get(sid)
-    if inst is None:
-        raise ConfigError(f"no Simulated provider is registered as {api_base!r}", name="api_base")
-    return inst
-
-
 def _register() -> None:
     """Register the handler with LiteLLM once per process."""
-    litellm = ensure_litellm()
-    with _register_lock:
-        current = list(getattr(litellm, "custom_provider_map", []))
-        if any(item.get("provider") == PROVIDER for item in current):
-            return
-        from litellm.llms.custom_llm import CustomLLM
+    from agentroute.providers._handler import register
 
-        class _Handler(CustomLLM):
-            def completion(self, model: str, messages: list[Any], api_base: str, *a: Any, **kw: Any) -> Any:
-                inst = _instance(api_base)
-                resp, latency = inst.respond(model, messages, kw.get("optional_params") or {})
-                if getattr(inst, "realtime", False):
-                    time.sleep(latency)
-                return resp
-
-            async def acompletion(self, model: str, messages: list[Any], api_base: str, *a: Any, **kw: Any) -> Any:
-                inst = _instance(api_base)
-                resp, latency = inst.respond(model, messages, kw.get("optional_params") or {})
-                if getattr(inst, "realtime", False):
-                    await asyncio.sleep(latency)
-                return resp
-
-        entry = {"provider": PROVIDER, "custom_handler": _Handler()}
-        setattr(litellm, "custom_provider_map", [*current, entry])  # noqa: B010 - litellm types omit it
-        from litellm.utils import custom_llm_setup
-
-        custom_llm_setup()  # type: ignore[no-untyped-call]
+    register(PROVIDER, "sim", _instances)

@@ -208,24 +208,46 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.command("eval")
 @click.option("--table", "table_path", required=True, type=click.Path(exists=True, dir_okay=False), help="TEST table.")
 @click.option("--policy", "policies", multiple=True, type=click.Path(exists=True), help="POLICY (repeatable).")
-@click.argument("more", nargs=-1, type=click.Path(exists=True))
+@click.option("--strategy", "strategies", multiple=True,
+              help="Evaluate strategies instead: NAME [NAME ...] (acar, acar-N, fanout, llm-router, cache, or an "
+                   "option of TABLE) on its recorded answers.")
+@click.argument("more", nargs=-1)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="DIR for metrics.json and frontier.png.")
 @click.option("--prices", type=click.Path(exists=True, dir_okay=False), help="PRICES.json for tables without cost.")
+@click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False),
+              help="With --strategy: the TRAIN table strategies fit their choices on (default: TABLE itself).")
+@click.option("--budget", default=None, help="With --strategy: each task's budget in USD (default: none).")
 @click.option("--drop-incomplete", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 def eval_cmd(
     table_path: str,
     policies: tuple[str, ...],
+    strategies: tuple[str, ...],
     more: tuple[str, ...],
     out: str,
     prices: str | None,
+    train_path: str | None,
+    budget: str | None,
     drop_incomplete: bool,
     quiet: bool,
 ) -> None:
-    """Sweep every POLICY over λ on TEST; write DIR/metrics.json and DIR/frontier.png."""
+    """Sweep every POLICY over λ on TEST (or run --strategy NAMEs); write DIR/metrics.json and DIR/frontier.png."""
+    if strategies:
+        from agentroute import cli_eval_strategies as strat
+
+        if policies:
+            raise click.UsageError("give --policy or --strategy, not both")
+        strat.run(table_path, strat.names_of(strategies, more), out, train_path=train_path, budget=budget,
+                  prices=prices, drop_incomplete=drop_incomplete, quiet=quiet)
+        return
+    if train_path or budget:
+        raise click.UsageError("--train and --budget apply to --strategy only")
     from agentroute.evaluation import evaluate, write_report
     from agentroute.policies import load_policy
 
+    for p in more:
+        if not Path(p).exists():
+            raise click.BadParameter(f"Path {p!r} does not exist.", param_hint="'[MORE]...'")
     paths = list(policies) + list(more)
     if not paths:
         raise click.UsageError("give at least one --policy POLICY")

@@ -132,7 +132,10 @@ class Recorded:
         return hit
 
     def tiers(self, options: Sequence[str] | None = None) -> list[ModelTier]:
-        """``ModelTier`` objects for ``options`` (default: all), priced at their mean USD per recorded token."""
+        """``ModelTier`` objects for ``options`` (default: all), priced at their mean USD per recorded token.
+
+        Each tier's ``max_tokens`` is its longest recorded answer, so a replay through these tiers is never cut.
+        """
         t = self.table
         out = []
         for name in options if options is not None else t.options:
@@ -141,7 +144,9 @@ class Recorded:
             cost = t.cost[:, j]
             ok = ~np.isnan(cost)
             p = Decimal(repr(float(cost[ok].sum() / max(tok[ok].sum(), 1.0)))) if ok.any() else None
-            out.append(ModelTier(name, model=name, input_cost_per_token=p, output_cost_per_token=p))
+            longest = np.nanmax(t.output_tokens[:, j]) if not np.isnan(t.output_tokens[:, j]).all() else 512
+            out.append(ModelTier(name, model=name, input_cost_per_token=p, output_cost_per_token=p,
+                                 max_tokens=max(16, math.ceil(float(longest)))))
         return out
 
     # -- Provider protocol ----------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ _PUNCT = str.maketrans("", "", string.punctuation)
 
 def question_of(prompt: str) -> str:
     """The part of a few-shot prompt after its last worked answer (an ``Answer:`` line and a blank line)."""
-    parts = re.split(r"\n\s*Answer:\s*\S+\s*\n\s*\n", prompt)
+    parts = re.split(r"Answer:[ \t]*\n?[ \t]*\S+[ \t]*\n\s*\n", prompt)
     return parts[-1]
 
 

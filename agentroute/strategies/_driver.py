@@ -88,8 +88,8 @@ class Caller:
         """The worst-case USD of one call of tier ``name`` (``None``: unknown)."""
         t = self.tier(name)
         bound = getattr(self.provider, "worst_case", None)
-        if bound is not None:
-            got: Decimal | None = bound(t.model, self.router.task.category)
+        got: Decimal | None = None if bound is None else bound(t.model, self.router.task.category)
+        if got is not None:
             return got
         prices = t.prices()
         if prices is None:
@@ -183,9 +183,60 @@ class Caller:
         raise ConfigError("Caller.gather runs its own event loop: from async code, await acall() per choice")
 
 
+class ByModel:
+    """One provider per model (``routes``), another for the rest: a router model scripted, the workers recorded."""
+
+    name = "by-model"
+
+    def __init__(self, routes: Mapping[str, Any], default: Any) -> None:
+        self.routes = dict(routes)
+        self.default = default
+
+    def _of(self, model: str) -> Any:
+        return self.routes.get(model, self.default)
+
+    def bind(self, tiers: Sequence[llm.ModelTier]) -> None:
+        """Bind each provider to its own tiers."""
+        for p in {id(p): p for p in [*self.routes.values(), self.default]}.values():
+            p.bind([t for t in tiers if self._of(t.model) is p])
+
+    def kwargs_for(self, tier: llm.ModelTier) -> dict[str, Any]:
+        """The call's arguments, from the provider serving ``tier``'s model."""
+        out: dict[str, Any] = self._of(tier.model).kwargs_for(tier)
+        return out
+
+    def provider_name(self, tier: llm.ModelTier) -> str:
+        """The provider name of the provider serving ``tier``."""
+        return str(self._of(tier.model).provider_name(tier))
+
+    def _ask(self, what: str, reply: llm.RawReply) -> Any:
+        for p in [*self.routes.values(), self.default]:
+            f = getattr(p, what, None)
+            got = None if f is None else f(reply)
+            if got is not None:
+                return got
+        return None
+
+    def quality_of(self, reply: llm.RawReply) -> float | None:
+        """The quality signal of whichever provider produced ``reply``."""
+        got: float | None = self._ask("quality_of", reply)
+        return got
+
+    def cost_of(self, reply: llm.RawReply) -> Decimal | None:
+        """The provider's own cost of ``reply``, when it reports one."""
+        got: Decimal | None = self._ask("cost_of", reply)
+        return got
+
+    def worst_case(self, model: str, category: str | None = None) -> Decimal | None:
+        """The serving provider's own worst case for ``model``, when it has one."""
+        f = getattr(self._of(model), "worst_case", None)
+        got: Decimal | None = None if f is None else f(model, category)
+        return got
+
+
 def messages_for(text: str, system: str | None = None) -> list[dict[str, str]]:
     """The messages a strategy sends for a task: an optional system message and the task's text."""
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
 
 
-__all__ = ["Answer", "Caller", "Outcome", "messages_for"]
+__all__ = ["Answer", "ByModel", "Caller", "Outcome", "messages_for"]

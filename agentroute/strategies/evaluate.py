@@ -22,7 +22,7 @@ from agentroute.budget import Budget, Ledger
 from agentroute.errors import ConfigError
 from agentroute.policies._frontier import hull_value, upper_hull
 from agentroute.routing import DecisionRecord, TaskInfo, TaskRouter
-from agentroute.strategies._driver import Caller, Outcome
+from agentroute.strategies._driver import ByModel, Caller, Outcome
 
 if TYPE_CHECKING:
     from agentroute.data.table import RoutingTable
@@ -83,11 +83,15 @@ class Report:
 
 def run_strategy(strategy: Any, table: RoutingTable, *, provider: Any = None, tiers: Mapping[str, Any] | None = None,
                  budget_usd: Decimal | str | float | None = None, reveal_category: bool = True,
+                 stream: Sequence[Any] | None = None,
                  on_task: Callable[[int, Outcome], None] | None = None) -> Report:
     """Run ``strategy`` on every query of ``table`` (see the module docstring).
 
     ``provider`` defaults to ``Recorded(table)``; ``tiers`` to one tier per table option. ``reveal_category`` gives
-    each task its category (the answer family and the replay's worst case per category read it).
+    each task its category (the answer family and the replay's worst case per category read it). ``stream`` (a list
+    of :class:`~agentroute.strategies.cache.StreamItem`) runs a cached strategy over a stream with repeats instead of
+    the table's rows; a strategy with a ``stream`` attribute (``Cached``) builds its own with
+    :func:`~agentroute.strategies.cache.repeat_stream`.
     """
     if provider is None:
         from agentroute.providers import Recorded
@@ -100,25 +104,40 @@ def run_strategy(strategy: Any, table: RoutingTable, *, provider: Any = None, ti
         provider = Recorded(table)
     if tiers is None:
         tiers = {t.name: t for t in provider.tiers()}
+    own = list(getattr(strategy, "own_tiers", ()) or ())
+    if own:  # a strategy's own model (the LLM router's) beside the recorded workers
+        tiers = {**tiers, **{t.name: t for t in own}}
+        mine = getattr(strategy, "own_provider", None)
+        if mine is not None:
+            provider = ByModel({t.model: mine for t in own}, provider)
     for t in getattr(strategy, "tiers", ()):
         if t not in tiers:
             raise ConfigError(f"strategy {strategy.name!r} calls tier {t!r}, which is not offered", name=t,
                               hint=f"tiers: {', '.join(tiers)}")
     limit = None if budget_usd is None else Decimal(str(budget_usd))
     rep = Report(str(getattr(strategy, "name", strategy)), [], budget_usd=limit)
-    for i in range(len(table)):
-        task = TaskInfo(id=str(table.query_ids[i]), text=str(table.texts[i]),
+    if stream is None and getattr(strategy, "stream", None) is not None:
+        from agentroute.strategies.cache import repeat_stream
+
+        stream = repeat_stream(table, **strategy.stream)
+    items = stream if stream is not None else range(len(table))
+    for k, item in enumerate(items):
+        i = item if isinstance(item, int) else item.row
+        qid = str(table.query_ids[i])
+        task = TaskInfo(id=qid if stream is None else f"{qid}@{k}", text=str(table.texts[i]),
                         category=table.categories[i] if reveal_category else None)
         ledger = Ledger(Budget(usd=limit))
         router = TaskRouter(ledger, None, task, node="strategy")
-        o = strategy.run(Caller(router, tiers, provider))
+        caller = Caller(router, tiers, provider)
+        # on a stream: the query as sent (maybe a paraphrase); a miss asks the recorded prompt it stands for
+        o = strategy.run(caller) if stream is None else strategy.run(caller, item.text, source=qid, now=item.at)
         spent = ledger.spent.usd
         if limit is not None and spent is not None and spent > limit:
             rep.overspent += 1
         rep.outcomes.append(o)
         rep.records.extend(router.decisions())
         if on_task is not None:
-            on_task(i, o)
+            on_task(k, o)
     return rep
 
 

@@ -6,7 +6,11 @@ fan-out's descriptor scores, the LLM router's stand-in) are fitted on ``train`` 
 table itself (in-sample: the report says so).
 
 The defaults for a table: the *strong* tier is the option with the highest mean cost; the *cheap pool* is every
-option whose mean cost is under :data:`CHEAP_SHARE` of the strong tier's.
+option whose mean cost is under :data:`CHEAP_SHARE` of the strong tier's. ``fanout`` picks :data:`FANOUT_K` agents by
+descriptors built from the training table; ``llm-router`` asks a scripted stand-in router model (priced like the
+cheapest option per token) over two rounds; ``cache`` is ``acar`` behind a semantic cache (thresholds calibrated
+per category on the training table so that no two distinct training questions would share an answer), run on a
+stream of the table's queries in which :data:`REPEAT_SHARE` of the items repeat (half word for word, half paraphrased).
 """
 
 from __future__ import annotations
@@ -45,10 +49,58 @@ def _acar(n: int, name: str) -> Callable[[RoutingTable], Any]:
     return build
 
 
+FANOUT_K = 3
+FANOUT_COST_WEIGHT = 100.0
+"""The fan-out's defaults: three agents, descriptor score given up per USD of worst case."""
+ROUTER_COST_WEIGHT = 30.0
+"""λ per USD the LLM router's stand-in (and its fallback rule) weighs prices with."""
+CACHE_THRESHOLD = 0.9
+REPEAT_SHARE = 0.2
+
+
+def _fanout(train: RoutingTable) -> Any:
+    from agentroute.strategies.fanout import FanOut, descriptors_from_table
+
+    return FanOut(descriptors_from_table(train), k=FANOUT_K, cost_weight=FANOUT_COST_WEIGHT).fit(train.texts)
+
+
+def _llm_router(train: RoutingTable) -> Any:
+    from decimal import Decimal
+
+    from agentroute.llm import ModelTier
+    from agentroute.strategies.fanout import descriptors_from_table
+    from agentroute.strategies.llm_router import LLMPolicy, stand_in
+    from agentroute.testing import Scripted
+
+    descs = [d.__class__(d.tier, description=f"expected accuracy {d.prior:.2f}", prior=d.prior)
+             for d in descriptors_from_table(train, examples=0)]
+    c = np.nanmean(train.cost, axis=0)
+    cheapest = int(np.argmin(c))
+    tok = float(np.nanmean(train.input_tokens[:, cheapest] + np.nan_to_num(train.output_tokens[:, cheapest])))
+    price = Decimal(repr(float(c[cheapest]) / max(tok, 1.0)))
+    router = ModelTier("router", model="agentroute/router-stand-in", input_cost_per_token=price,
+                       output_cost_per_token=price, max_tokens=32)
+    return LLMPolicy("router", descs, rounds=2, cost_weight=ROUTER_COST_WEIGHT, own_tiers=[router],
+                     own_provider=Scripted(stand_in(ROUTER_COST_WEIGHT)))
+
+
+def _cache(train: RoutingTable) -> Any:
+    from agentroute.strategies.cache import Cached, SemanticCache
+
+    inner = _acar(2, "acar")(train)
+    cache = SemanticCache(threshold=CACHE_THRESHOLD).fit(train.texts)
+    cache.calibrate(train.texts, train.categories)
+    return Cached(inner, cache,
+                  stream={"repeat_share": REPEAT_SHARE, "paraphrase_share": 0.5, "seed": 0})
+
+
 BUILDERS: dict[str, Callable[[RoutingTable], Any]] = {
     "acar": _acar(2, "acar"),
+    "fanout": _fanout,
+    "llm-router": _llm_router,
+    "cache": _cache,
 }
-NEEDS_RESPONSES = frozenset(BUILDERS) | {"fanout", "llm-router", "cache"}
+NEEDS_RESPONSES = frozenset(BUILDERS)
 
 
 def names(table: RoutingTable) -> list[str]:

@@ -76,6 +76,9 @@ LEDGER: tuple[Rule, ...] = (
     Rule(r"^agentroute data split (rb|llmrouter)\.parquet ", "run"),
     Rule(r"^agentroute (fit|route|eval) .*runs/", "run"),
     Rule(r"benchmarks/frontier.py", "bench"),
+    Rule(r"^agentroute eval --table split/test.parquet --train split/train.parquet --strategy ", "twin",
+         "tests/strategies/test_acar.py::test_eval_strategy_writes_metrics_and_the_frontier"),
+    Rule(r"benchmarks/strategies.py", "bench"),
     Rule(r"venv-peers", "external", "a second virtualenv with peer libraries from the package registry, ~13 min"),
     # memory
     Rule(r"^agentroute memory eval --policy all-high ", "twin",

@@ -1,4 +1,4 @@
-"""Validation of the long format and its pivot into a :class:`~agentroute.data.table.RoutingTable`.
+"""Validation of the long format and its pivot into the fields of a :class:`~agentroute.data.table.RoutingTable`.
 
 Every check raises :class:`~agentroute.errors.DataError` naming the source, the column and the first
 offending rows (1-based data rows, as a spreadsheet shows them after the header). Only imported when a table
@@ -12,14 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agentroute.data import table as _table
-from agentroute.data.table import REQUIRED_COLUMNS, _first, estimate_tokens
+from agentroute.data._format import REQUIRED_COLUMNS, _first, estimate_tokens, short
 from agentroute.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from agentroute.data.table import RoutingTable
 
 
 def _rows(mask: Any) -> list[int]:
@@ -46,7 +43,7 @@ def _numeric(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
         raise DataError(
             f"{source}: column {col!r} has non-numeric values in rows {_first(rows)}",
             name=col,
-            hint=f"first bad value: {_table.short(repr(raw[bad].iloc[0]))}",
+            hint=f"first bad value: {short(repr(raw[bad].iloc[0]))}",
         )
     return np.asarray(vals, dtype=np.float64)
 
@@ -58,8 +55,8 @@ def _finite(arr: np.ndarray, col: str, source: str) -> None:
                         hint="an unknown value is empty (NaN), never infinite")
 
 
-def frame_to_table(cls: type[RoutingTable], df: pd.DataFrame, *, drop_incomplete: bool, source: str) -> RoutingTable:
-    """Validate ``df`` (the long format) and pivot it into ``cls``."""
+def frame_fields(df: pd.DataFrame, *, drop_incomplete: bool, source: str, max_text_chars: int) -> dict[str, Any]:
+    """Validate ``df`` (the long format) and pivot it: the keyword arguments of a ``RoutingTable``."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(
@@ -99,10 +96,10 @@ def frame_to_table(cls: type[RoutingTable], df: pd.DataFrame, *, drop_incomplete
         raise DataError(f"{source}: column 'cost_usd' is negative in rows {_first(_rows(neg))}", name="cost_usd")
     texts = df["text"].astype(object).where(df["text"].notna(), "").astype(str).to_numpy()
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    too_long = lengths > _table.MAX_TEXT_CHARS
+    too_long = lengths > max_text_chars
     if too_long.any():
         raise DataError(
-            f"{source}: column 'text' has more than {_table.MAX_TEXT_CHARS} characters in rows "
+            f"{source}: column 'text' has more than {max_text_chars} characters in rows "
             f"{_first(_rows(too_long))}",
             name="text",
             hint="raise agentroute.data.table.MAX_TEXT_CHARS if texts this long are meant",
@@ -190,7 +187,7 @@ def frame_to_table(cls: type[RoutingTable], df: pd.DataFrame, *, drop_incomplete
         meta["tokens_estimated"] = "input_tokens estimated as ceil(len(text) / 4)"
     if dropped:
         meta["dropped_incomplete"] = int(dropped)
-    return cls(
+    return dict(
         query_ids=[str(q_uniques[i]) for i in keep],
         texts=[str(texts[first_row[i]]) for i in keep],
         categories=[cats[i] for i in keep],

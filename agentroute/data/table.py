@@ -18,7 +18,6 @@ read when a table is loaded: raise them (``agentroute.data.table.MAX_TEXT_CHARS 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,26 +25,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agentroute.data._format import CHARS_PER_TOKEN, REQUIRED_COLUMNS, estimate_tokens, short
 from agentroute.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-REQUIRED_COLUMNS = ("query_id", "text", "option", "quality")
+__all__ = ["CHARS_PER_TOKEN", "MAX_FILE_BYTES", "MAX_TEXT_CHARS", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "SUFFIXES",
+           "RoutingTable", "check_file_size", "check_text", "estimate_tokens", "read_frame", "short"]
+
 OPTIONAL_COLUMNS = ("category", "cost_usd", "input_tokens", "output_tokens", "response")
 SUFFIXES = (".csv", ".jsonl", ".parquet")
-CHARS_PER_TOKEN = 4
-"""The documented token estimate when a release has no counts: ``ceil(len(text) / 4)`` tokens."""
 MAX_FILE_BYTES = 1 << 30
 """Largest table or release file read (1 GiB); larger files are a :class:`DataError` before any parsing."""
 MAX_TEXT_CHARS = 1_000_000
 """Longest query text, prompt or response accepted, in characters (about 250k tokens, past any context window)."""
-
-
-def short(value: Any, limit: int = 200) -> str:
-    """``str(value)`` cut to ``limit`` characters, for error messages about hostile data."""
-    text = str(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def check_file_size(path: Path) -> None:
@@ -66,17 +60,6 @@ def check_text(text: str, *, where: str, max_chars: int | None = None) -> str:
         raise DataError(f"{where}: {len(text)} characters, more than {limit} characters", name=where,
                         hint="raise agentroute.data.table.MAX_TEXT_CHARS if texts this long are meant")
     return text
-
-
-def estimate_tokens(text: str) -> int:
-    """Estimated token count of ``text``: ``ceil(len(text) / 4)``, at least 1 (the usual rule for English)."""
-    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
-
-
-def _first(rows: Sequence[Any], k: int = 5) -> str:
-    shown = ", ".join(repr(r) for r in list(rows)[:k])
-    more = f" and {len(rows) - k} more" if len(rows) > k else ""
-    return shown + more
 
 
 def _suffix(path: Path) -> str:
@@ -311,9 +294,9 @@ class RoutingTable:
     @classmethod
     def from_frame(cls, df: pd.DataFrame, *, drop_incomplete: bool = False, source: str = "<frame>") -> RoutingTable:
         """Build a table from the canonical long format, validating it (errors name ``source``)."""
-        from agentroute.data._frame import frame_to_table
+        from agentroute.data._frame import frame_fields
 
-        return frame_to_table(cls, df, drop_incomplete=drop_incomplete, source=source)
+        return cls(**frame_fields(df, drop_incomplete=drop_incomplete, source=source, max_text_chars=MAX_TEXT_CHARS))
 
 
 def read_frame(path: Path, suffix: str | None = None) -> pd.DataFrame:

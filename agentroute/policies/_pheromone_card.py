@@ -6,7 +6,7 @@ table (the export format of :mod:`agentroute.policies._pheromone_store`, validat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agentroute.errors import ConfigError
 from agentroute.policies._card import Card, py_rng_from, py_rng_state
@@ -15,10 +15,10 @@ from agentroute.policies._pheromone_math import SIGNALS
 from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable, parse_snapshot
 from agentroute.routing import TaskOutcome
 
-if TYPE_CHECKING:
-    from agentroute.policies.pheromone import PheromonePolicy
+Colony = Any
+"""A :class:`~agentroute.policies.pheromone.PheromonePolicy` (not imported: the policy imports this module)."""
 
-def colony_card(self: PheromonePolicy) -> dict[str, Any]:
+def colony_card(self: Colony) -> dict[str, Any]:
     """The card fields of a colony (see :meth:`PheromonePolicy.to_card`)."""
     custom = self._config["custom"]
     if custom:
@@ -31,8 +31,8 @@ def colony_card(self: PheromonePolicy) -> dict[str, Any]:
             "snapshot": self.table.export()}
 
 
-def colony_from_card(cls: type[PheromonePolicy], card: Card, *, store: str | PheromoneTable | None = None,
-                     cost_weight: float | None = None, asynchronous: bool | None = None) -> PheromonePolicy:
+def colony_from_card(cls: type[Colony], card: Card, *, store: str | PheromoneTable | None = None,
+                     cost_weight: float | None = None, asynchronous: bool | None = None) -> Colony:
     """Rebuild a colony from its card (see :meth:`PheromonePolicy.from_card`)."""
     config = card.obj("config")
     card.obj("rule")
@@ -67,7 +67,7 @@ class TaskEndHook:
     the runtime's hook module.
     """
 
-    def __init__(self, policy: PheromonePolicy) -> None:
+    def __init__(self, policy: Colony) -> None:
         self.policy = policy
 
     def on_task_end(self, result: Any) -> None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agentroute.errors import ConfigError, DataError
 from agentroute.policies._pheromone_store import EXPORT_FORMAT, EXPORT_VERSION, EdgeKey
 from agentroute.policies._pheromone_worker import PheromoneUpdate
 
-if TYPE_CHECKING:
-    from agentroute.policies.pheromone import PheromonePolicy
+Colony = Any
+"""A :class:`~agentroute.policies.pheromone.PheromonePolicy` (not imported: the policy imports this module)."""
 
 
 def _field(r: Any, name: str, default: Any = None) -> Any:
@@ -27,7 +27,7 @@ def _field(r: Any, name: str, default: Any = None) -> Any:
     return getattr(r, name, default)
 
 
-def _judged(policy: PheromonePolicy, u: PheromoneUpdate) -> float:
+def _judged(policy: Colony, u: PheromoneUpdate) -> float:
     """The deposit signal the worker would use (0 when the gate says no)."""
     try:
         passed = bool(policy.worker.gate(u))
@@ -40,7 +40,7 @@ def _judged(policy: PheromonePolicy, u: PheromoneUpdate) -> float:
 
 
 def warm_snapshot(
-    policy: PheromonePolicy,
+    policy: Colony,
     source: Any,
     *,
     point: str,
@@ -83,7 +83,7 @@ def warm_snapshot(
             "params": p.as_dict(), "edges": edges}
 
 
-def _from_table(policy: PheromonePolicy, table: Any, point: str, lam: float, scale: float, add: Any) -> None:
+def _from_table(policy: Colony, table: Any, point: str, lam: float, scale: float, add: Any) -> None:
     quality, cost, options = table.quality, table.cost, list(table.options)
     texts, cats, qids = list(table.texts), list(table.categories), list(table.query_ids)
     for i in range(len(qids)):
@@ -99,7 +99,7 @@ def _from_table(policy: PheromonePolicy, table: Any, point: str, lam: float, sca
                 add((t, point, "", opt), wt, d)
 
 
-def _from_records(policy: PheromonePolicy, records: Iterable[Any], lam: float, scale: float, add: Any) -> None:
+def _from_records(policy: Colony, records: Iterable[Any], lam: float, scale: float, add: Any) -> None:
     last: dict[str, str] = {}
     n = 0
     for r in records:

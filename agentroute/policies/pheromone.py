@@ -581,7 +581,9 @@ class PheromonePolicy(PolicyBase):
         """Rebuild a colony from its card: an in-process table holding the snapshot (or ``store``, merged)."""
         from agentroute.policies._pheromone_card import colony_from_card
 
-        return colony_from_card(cls, card, store=store, cost_weight=cost_weight, asynchronous=asynchronous)
+        policy: PheromonePolicy = colony_from_card(cls, card, store=store, cost_weight=cost_weight,
+                                                   asynchronous=asynchronous)
+        return policy
 
 
 __all__ = [

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentroute.errors import DataError
+from agentroute.providers._hash import _unit
 
 if TYPE_CHECKING:
     from agentroute.data import RoutingTable
@@ -78,8 +79,6 @@ def fit_irt(table: RoutingTable, *, iterations: int = 300, lr: float = 0.5, l2: 
 
 def difficulty_lookup(cal: Calibration, seed: int) -> Any:
     """A difficulty function: the fitted value for a known query, a stable draw from the fitted spread otherwise."""
-    from agentroute.providers.simulated import _unit
-
     def difficulty(text: str) -> float:
         known = cal.difficulty.get(text)
         if known is not None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from agentroute.errors import ConfigError
 from agentroute.llm import ModelTier, RawReply, count_tokens, ensure_litellm, price_of
+from agentroute.providers._hash import _unit
 
 PROVIDER = "agentroute_sim"
 _instances: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
@@ -42,11 +43,6 @@ class SimProfile:
     seconds_per_token: float = 0.004
     failure_rate: float = 0.0
     """Share of calls that fail with a rate-limit error (deterministic per call)."""
-
-
-def _unit(*parts: object) -> float:
-    h = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big") / 2**64
 
 
 def difficulty(text: str, seed: int = 0) -> float:

@@ -1,10 +1,16 @@
-"""Imports flow one way around the kernel (issue 12): no cycle through the kernel, the runtime or memory, lazy and
-TYPE_CHECKING imports included; the kernel imports only its vocabulary; memory never imports the runtime or envs."""
+"""Imports flow one way (issue 12): the layered contract in pyproject.toml holds (import-linter), no import cycle
+anywhere in the package, lazy and TYPE_CHECKING imports included; the kernel imports only its vocabulary; memory never
+imports the runtime or envs."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import grimp
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 KERNEL_SIDE = ("routing", "_loop", "_calls", "_spec", "context", "runtime", "graph", "memory._bound", "memory._memory",
                "memory._pipeline", "memory._state", "memory.routing", "memory.evaluate", "envs.memory_tier",
@@ -49,3 +55,70 @@ def test_memory_imports_neither_the_runtime_nor_the_envs(graph: grimp.ImportGrap
     for m in (f"agentroute.memory.{name}" for name in MEMORY):
         bad = {d for d in _imports(graph, m) if d.startswith(forbidden)}
         assert not bad, f"{m} imports {bad}"
+
+
+def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Strongly connected components of more than one module (a package and its own children do not count)."""
+    mods = sorted(m for m in graph.modules if m.startswith("agentroute."))
+    adj = {m: [d for d in _imports(graph, m) if d != "agentroute" and not d.startswith(m + ".")
+               and not m.startswith(d + ".")] for m in mods}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in adj.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10 * len(mods)))
+    try:
+        for m in mods:
+            if m not in index:
+                visit(m)
+    finally:
+        sys.setrecursionlimit(limit)
+    return out
+
+
+def test_no_import_cycle_anywhere(graph: grimp.ImportGraph) -> None:
+    assert _cycles(graph) == []
+
+
+def test_the_finder_sees_a_cycle_when_there_is_one() -> None:
+    g = grimp.ImportGraph()
+    for m in ("agentroute", "agentroute.a", "agentroute.b", "agentroute.c"):
+        g.add_module(m)
+    g.add_import(importer="agentroute.a", imported="agentroute.b")
+    g.add_import(importer="agentroute.b", imported="agentroute.a")
+    g.add_import(importer="agentroute.c", imported="agentroute.a")
+    assert _cycles(g) == [["agentroute.a", "agentroute.b"]]
+
+
+def test_the_layered_contract_in_pyproject_holds(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from importlinter.cli import lint_imports
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.syspath_prepend(str(REPO))
+    code = lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True)
+    assert code == 0, capsys.readouterr().out[-3000:]

@@ -174,10 +174,10 @@ def frame_fields(df: pd.DataFrame, *, drop_incomplete: bool, source: str, max_te
         vals = np.empty(len(df), dtype=object)
         vals[:] = [None if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v) for v in raw]
         rlen = np.fromiter((0 if v is None else len(v) for v in vals), dtype=np.int64, count=len(vals))
-        if (rlen > _table.MAX_TEXT_CHARS).any():
+        if (rlen > max_text_chars).any():
             raise DataError(
-                f"{source}: column 'response' has more than {_table.MAX_TEXT_CHARS} characters in rows "
-                f"{_first(_rows(rlen > _table.MAX_TEXT_CHARS))}", name="response",
+                f"{source}: column 'response' has more than {max_text_chars} characters in rows "
+                f"{_first(_rows(rlen > max_text_chars))}", name="response",
                 hint="raise agentroute.data.table.MAX_TEXT_CHARS if responses this long are meant")
         rm = np.empty((n, k), dtype=object)
         rm[q_codes, o_codes] = vals

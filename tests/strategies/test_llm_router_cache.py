@@ -107,3 +107,15 @@ def test_category_thresholds_and_ttl() -> None:
     thresholds = cache.calibrate(t.texts, t.categories)
     assert 0.0 < thresholds["arc-challenge"] <= 1.0
     assert paraphrase(t.texts[0]) != t.texts[0]
+
+
+@settings(max_examples=15)
+@given(budget=st.decimals(min_value=Decimal("0.00001"), max_value=Decimal("0.006"), places=5))
+def test_under_any_budget_the_cached_strategy_never_spends_past_it(budget: Decimal) -> None:
+    t = mc_table(4)
+    cached = Cached(Single("strong"), SemanticCache(threshold=0.9999).fit(t.texts), stream={"repeat_share": 0.3})
+    rep = run_strategy(cached, t, budget_usd=budget)
+    assert rep.overspent == 0
+    for o in rep.outcomes:
+        assert o.cost_usd is not None and o.cost_usd <= budget
+        assert o.truncated == (o.text is None)  # a miss the budget cannot afford is cut, and says so

@@ -172,15 +172,28 @@ class Caller:
         return self._settle(choice, name, raw, None)
 
     def gather(self, choices: Sequence[Choice], messages: Messages) -> list[Answer | None]:
-        """Run already reserved ``choices`` in parallel (one event loop, LiteLLM's async path)."""
-        async def run() -> list[Answer | None]:
-            return list(await asyncio.gather(*(self.acall(c, messages) for c in choices)))
+        """Run already reserved ``choices`` in parallel (LiteLLM's async path on an event loop of its own).
 
+        Called where an event loop is already running (a sync agent inside an async run), they run one after the
+        other instead: the same calls, reservations and records, without the overlap. Every call settles (commit or
+        release) before the failure of one is raised.
+        """
         try:
             asyncio.get_running_loop()
+            running = True
         except RuntimeError:
-            return asyncio.run(run())
-        raise ConfigError("Caller.gather runs its own event loop: from async code, await acall() per choice")
+            running = False
+        if running or len(choices) < 2:
+            return [self.call(c, messages) for c in choices]
+
+        async def run() -> list[Answer | BaseException | None]:
+            return list(await asyncio.gather(*(self.acall(c, messages) for c in choices), return_exceptions=True))
+
+        got = asyncio.run(run())
+        failed = next((g for g in got if isinstance(g, BaseException)), None)
+        if failed is not None:
+            raise failed
+        return [g for g in got if not isinstance(g, BaseException)]
 
 
 class ByModel:

@@ -186,15 +186,36 @@ class RecordingHooks(RunHooks):
 
 
 class FakeOpenAIServer:
-    """An OpenAI-compatible ``/v1/chat/completions`` server on 127.0.0.1 for tests.
+    """An OpenAI-compatible ``/v1/chat/completions`` server on 127.0.0.1 for tests, honest or hostile on demand.
 
-    ``server.plan`` is a list of what to do for the next requests: ``"ok"``, ``429``, ``500``, or ``("stall", s)``;
-    when empty, it answers ``ok``. Every request body is kept in ``server.requests``. Use as a context manager.
+    ``server.plan`` is a list of what to do for the next requests; when it is empty, ``server.default`` (``"ok"``)
+    is done. Every request (path, body, headers) is kept in ``server.requests``, and what the server really
+    generated for each reply it sent, whatever it *reported*, in ``server.billed`` (``(prompt_tokens,
+    completion_tokens)``, what a real provider would bill; :meth:`billed_usd` prices it). Use as a context manager.
+
+    Actions (each an item of ``plan`` or the ``default``):
+
+    - ``"ok"``: an honest reply of ``completion_tokens`` tokens at most (capped by the request's ``max_tokens``);
+    - ``429``, ``500`` (any int status): an error answer, nothing generated;
+    - ``("stall", s)``: wait ``s`` seconds, then answer ``ok`` (billed even if the client gave up);
+    - ``("overgenerate", k)``: ignore ``max_tokens`` and generate ``k`` times it (reported honestly);
+    - ``"no_usage"``: an honest reply whose body has no ``usage`` at all;
+    - ``("usage", prompt, completion)``: an honest reply that *reports* this usage (negative or under-reported
+      counts), while ``billed`` keeps what was generated;
+    - ``("echo", status)``: an error (``401`` for ``"echo"`` alone) whose message echoes the request's
+      ``Authorization`` header and every ``x-*`` header, as careless gateways do;
+    - a dict, for any mix: ``{"generate": n, "usage": (p, c) | "omit"}`` (``generate`` tokens
+      whatever ``max_tokens`` says; ``usage`` reported as given, or omitted).
+
+    The prompt is counted as its words plus 4 per message, plus the words of ``tools`` and ``response_format``
+    (never more than LiteLLM's count of the same request); a completion is ``n`` words ``"tok"``, one token each.
     """
 
     def __init__(self, *, completion_tokens: int = 12, text: str = "hello from the fake server") -> None:
         self.plan: list[Any] = []
+        self.default: Any = "ok"
         self.requests: list[dict[str, Any]] = []
+        self.billed: list[tuple[int, int]] = []
         self.completion_tokens = completion_tokens
         self.text = text
         outer = self
@@ -206,26 +227,44 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 n = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(n) or b"{}")
-                outer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("authorization")})
-                action = outer.plan.pop(0) if outer.plan else "ok"
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                outer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("authorization"),
+                                       "headers": headers})
+                action = outer.plan.pop(0) if outer.plan else outer.default
                 if isinstance(action, tuple) and action[0] == "stall":
                     time.sleep(float(action[1]))
                     action = "ok"
-                if action != "ok":
-                    payload = json.dumps({"error": {"message": f"fake {action}", "type": "fake", "code": action}})
-                    self._send(int(action), payload)
+                if action == "echo" or (isinstance(action, tuple) and action[0] == "echo"):
+                    status = 401 if action == "echo" else int(action[1])
+                    seen = {k: v for k, v in headers.items() if k == "authorization" or k.startswith("x-")}
+                    message = f"fake {status}: invalid credentials; request headers were {json.dumps(seen)}"
+                    self._send(status, json.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                                              "code": status}}))
                     return
-                max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 100)
-                n_out = min(outer.completion_tokens, max_tokens)
-                prompt = sum(len(str(m.get("content", "")).split()) + 4 for m in body.get("messages", []))
-                payload = json.dumps({
+                if isinstance(action, int):
+                    payload = json.dumps({"error": {"message": f"fake {action}", "type": "fake", "code": action}})
+                    self._send(action, payload)
+                    return
+                self._reply(body, outer._shape(action, body))
+
+            def _reply(self, body: dict[str, Any], shape: tuple[int, Any, bool]) -> None:
+                n_out, usage, honest = shape
+                max_tokens = _max_tokens(body)
+                prompt = _prompt_words(body)
+                outer.billed.append((prompt, n_out * max(1, int(body.get("n") or 1))))
+                text = outer.text if honest else " ".join(["tok"] * n_out)
+                out: dict[str, Any] = {
                     "id": f"chatcmpl-{len(outer.requests)}", "object": "chat.completion", "created": int(time.time()),
                     "model": body.get("model", "fake"),
-                    "choices": [{"index": 0, "finish_reason": "stop" if n_out == outer.completion_tokens
-                                 else "length", "message": {"role": "assistant", "content": outer.text}}],
-                    "usage": {"prompt_tokens": prompt, "completion_tokens": n_out, "total_tokens": prompt + n_out},
-                })
-                self._send(200, payload)
+                    "choices": [{"index": i, "finish_reason": "stop" if n_out < max_tokens else "length",
+                                 "message": {"role": "assistant", "content": text}}
+                                for i in range(max(1, int(body.get("n") or 1)))],
+                }
+                billed_out = outer.billed[-1][1]
+                if usage != "omit":
+                    p, c = (prompt, billed_out) if usage is None else usage
+                    out["usage"] = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+                self._send(200, json.dumps(out))
 
             def _send(self, status: int, payload: str) -> None:
                 data = payload.encode()
@@ -240,6 +279,35 @@ class FakeOpenAIServer:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
+    def _shape(self, action: Any, body: dict[str, Any]) -> tuple[int, Any, bool]:
+        """What to answer: tokens generated per choice, the usage reported and whether the reply is the usual text.
+
+        The usage is ``None`` (honest), ``"omit"`` or ``(prompt, completion)``.
+        """
+        max_tokens = _max_tokens(body)
+        honest = min(self.completion_tokens, max_tokens)
+        if action == "ok":
+            return honest, None, True
+        if action == "no_usage":
+            return honest, "omit", True
+        if isinstance(action, tuple) and action[0] == "overgenerate":
+            return int(float(action[1]) * max_tokens), None, False
+        if isinstance(action, tuple) and action[0] == "usage":
+            return honest, (int(action[1]), int(action[2])), True
+        if isinstance(action, Mapping):
+            usage = action.get("usage")
+            if "generate" not in action:
+                return honest, (tuple(usage) if isinstance(usage, list | tuple) else usage), True
+            return int(action["generate"]), (tuple(usage) if isinstance(usage, list | tuple) else usage), False
+        raise ValueError(f"FakeOpenAIServer: unknown action {action!r}")
+
+    def billed_usd(self, input_price: Any, output_price: Any) -> Any:
+        """What the server really generated, priced per input and output token (``Decimal`` in, ``Decimal`` out)."""
+        from decimal import Decimal
+
+        pin, pout = Decimal(str(input_price)), Decimal(str(output_price))
+        return sum((pin * p + pout * c for p, c in self.billed), Decimal(0))
+
     @property
     def url(self) -> str:
         """Base URL for ``ModelTier(api_base=...)``, ending in ``/v1``."""
@@ -253,6 +321,18 @@ class FakeOpenAIServer:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _max_tokens(body: Mapping[str, Any]) -> int:
+    return int(body.get("max_tokens") or body.get("max_completion_tokens") or 100)
+
+
+def _prompt_words(body: Mapping[str, Any]) -> int:
+    words = sum(len(str(m.get("content", "")).split()) + 4 for m in body.get("messages", []))
+    for key in ("tools", "functions", "response_format"):
+        if body.get(key):
+            words += len(json.dumps(body[key]).split())
+    return words
 
 
 _LOCAL = ("127.", "::1", "localhost", "0.0.0.0")

@@ -3,9 +3,9 @@
 A query's weights come, in this order, from: the task's own ``intent`` (the caller already knows), its declared
 ``category`` when that is one of the task types (a one-hot), a classifier fitted on labelled queries (softmax
 regression over :class:`agentroute.features.HashingFeaturizer` features; the categories of a routing table serve
-as labels), keyword/regex rules, and finally the uniform mixture. A single task type is the degenerate case: it
-always gets weight 1. The classifier answers only when it is confident enough (``min_confidence``); otherwise the
-rules, if one matches, win.
+as labels), keyword/regex rules (run on RE2, in linear time and case-insensitive, like rule files), and finally the
+uniform mixture. A single task type is the degenerate case: it always gets weight 1. The classifier answers only
+when it is confident enough (``min_confidence``); otherwise the rules, if one matches, win.
 
 numpy-only; fitting is full-batch gradient descent (no scikit-learn). Saved as JSON (no pickle).
 """
@@ -13,13 +13,13 @@ numpy-only; fitting is full-batch gradient descent (no scikit-learn). Saved as J
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from agentroute.errors import ConfigError
+from agentroute.policies.rules import _search, compile_regex
 
 DEFAULT_TYPE = "default"
 
@@ -60,14 +60,14 @@ class IntentModel:
         self.task_types = types
         self.min_confidence = float(min_confidence)
         self.temperature = float(temperature)
-        self.rules: dict[str, list[re.Pattern[str]]] = {}
+        self.rules: dict[str, list[Any]] = {}  # compiled RE2 patterns: linear time on any text
         for t, pats in (rules or {}).items():
             if isinstance(pats, str):
                 pats = [pats]
             try:
-                self.rules[str(t)] = [re.compile(p, re.IGNORECASE) for p in pats]
-            except re.error as e:
-                raise ConfigError(f"intent rule for {t!r} is not a valid regex: {e}", name=str(t)) from None
+                self.rules[str(t)] = [compile_regex(str(p)) for p in pats]
+            except ValueError as e:
+                raise ConfigError(f"intent rule for {t!r} is not a usable regex: {e}", name=str(t)) from None
             if str(t) not in self.task_types:
                 self.task_types.append(str(t))
         self.featurizer: Any = None
@@ -169,7 +169,7 @@ class IntentModel:
 
     def rule_weights(self, text: str) -> dict[str, float]:
         """Weights from the keyword/regex rules (empty when none matches)."""
-        hits = {t: sum(1 for p in pats if p.search(text)) for t, pats in self.rules.items()}
+        hits = {t: sum(1 for p in pats if _search(p, text) is not None) for t, pats in self.rules.items()}
         return _normalise({t: float(h) for t, h in hits.items() if h})
 
     def weights(

@@ -294,3 +294,12 @@ def test_on_task_end_credits_the_path_once_and_a_failed_task_deposits_nothing() 
     assert all(after[k].tau <= before.get(k, after[k]).tau for k in after)
     p.on_task_end(outcome("unknown", None))  # no quality: the path is released, nothing learnt
     assert not p._paths and not p._inflight
+
+
+def test_intent_rules_run_on_re2_a_backtracking_pattern_stays_linear_and_a_backreference_is_refused() -> None:
+    m = IntentModel(["chat"], rules={"evil": [r"^(a+)+$"]})
+    # exponential on a backtracking engine (2^40 paths); RE2 answers in linear time
+    assert m.weights("a" * 40 + "b")[0].get("evil", 0.0) < 1.0
+    assert m.weights("aaaa")[1] == "rules"
+    with pytest.raises(ConfigError, match=r"not a usable regex.*RE2"):
+        IntentModel(["x"], rules={"x": [r"(a)\1"]})

@@ -83,3 +83,24 @@ def test_under_any_budget_the_fanout_never_spends_past_it(budget: Decimal) -> No
     for o in rep.outcomes:
         assert o.cost_usd is not None and o.cost_usd <= budget
         assert o.truncated == (o.evidence["set_size"] < 3)
+
+
+def test_exported_pick_records_feed_the_off_policy_estimators() -> None:
+    import json
+
+    from agentroute._offpolicy import ips_from_records
+    from agentroute.routing import DecisionRecord
+
+    t = mc_table(8)
+    rep = run_strategy(_fanout(k=1, temperature=0.3, seed=1), t)
+    rows = [json.loads(json.dumps(r.to_dict(), default=str)) for r in rep.records]  # as decisions.jsonl holds them
+    back = [DecisionRecord.from_dict(x) for x in rows]
+    picks = [r for r in back if r.point == f"{PICK}0"]
+    assert len(picks) == 8 and all(0.0 < r.propensity <= 1.0 and r.quality is not None for r in picks)
+
+    def greedy(rec: DecisionRecord) -> dict[str, float]:
+        return {max(rec.scores, key=lambda c: rec.scores[c]): 1.0}
+
+    est = ips_from_records(picks, greedy)
+    direct = ips_from_records([r for r in rep.records if r.point == f"{PICK}0"], greedy)
+    assert est["ips"] == pytest.approx(direct["ips"]) and 0.0 <= est["snips"] <= 1.0

@@ -138,10 +138,15 @@ def test_eval_strategy_writes_metrics_and_the_frontier(tmp_path: Path) -> None:
     table = tmp_path / "t.parquet"
     t.write(table)
     out = tmp_path / "ev"
-    r = _cli(["eval", "--table", str(table), "--strategy", "acar", "acar-3", "strong", "--out", str(out)])
+    train = tmp_path / "train.parquet"
+    mc_table(12, seed=1).write(train)
+    r = _cli(["eval", "--table", str(table), "--train", str(train), "--strategy", "acar", "acar-3", "fanout",
+              "llm-router", "cache", "strong", "--out", str(out)])
     assert r.exit_code == 0, r.output
     m = json.loads((out / "metrics.json").read_text())
-    assert set(m["strategies"]) == {"acar", "acar-3", "strong"}
+    assert set(m["strategies"]) == {"acar", "acar-3", "fanout", "llm-router", "cache", "strong"}
+    assert m["fitted_on"] == str(train)
+    assert m["strategies"]["acar"]["config"]["probes"] and "cache_hit" in m["strategies"]["cache"]
     for s in m["strategies"].values():
         assert 0.0 <= s["quality"] <= 1.0 and s["cost_usd"] > 0
     assert m["strategies"]["strong"]["quality"] == pytest.approx(1.0)

@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from agentroute import cli_offpolicy
+
 _FIT_NAMES = (
     "prior",
     "ensemble",
@@ -28,6 +30,7 @@ _FIT_NAMES = (
     "cheapest",
     "strongest",
     "ppo",
+    *cli_offpolicy.FIT_NAMES,
 )
 
 
@@ -102,7 +105,9 @@ def _fit_ppo(table: Any, seed: int, cost_weight: float | None, out: str, timeste
 
 
 @click.command("fit")
-@click.option("--table", "table_path", required=True, type=click.Path(exists=True, dir_okay=False), help="TRAIN table.")
+@click.option("--table", "table_path", type=click.Path(exists=True, dir_okay=False), help="TRAIN table.")
+@click.option("--logged", default=None,
+              help="Fit from logged decisions instead: STORE_URL or EXPORT_FILE (policies q-linear, q-linear-iw).")
 @click.option("--policy", "name", required=True, type=click.Choice(_FIT_NAMES), help="Which policy to fit.")
 @click.option("--out", required=True, type=click.Path(), help="POLICY: a directory, or NAME.json (+ NAME.npz).")
 @click.option("--prices", type=click.Path(exists=True, dir_okay=False), help="PRICES.json for tables without cost.")
@@ -116,7 +121,8 @@ def _fit_ppo(table: Any, seed: int, cost_weight: float | None, out: str, timeste
 @click.option("--drop-incomplete", is_flag=True, help="Drop queries lacking some option's outcome.")
 @click.option("--quiet", "-q", is_flag=True)
 def fit_cmd(
-    table_path: str,
+    table_path: str | None,
+    logged: str | None,
     name: str,
     out: str,
     prices: str | None,
@@ -127,7 +133,15 @@ def fit_cmd(
     drop_incomplete: bool,
     quiet: bool,
 ) -> None:
-    """Fit policy NAME on the TRAIN routing table and save it to --out."""
+    """Fit policy NAME on the TRAIN routing table (or on --logged decisions) and save it to --out."""
+    if (table_path is None) == (logged is None):
+        raise click.UsageError("give --table TRAIN or --logged STORE_URL|EXPORT_FILE (one of them)")
+    if logged is not None or name in cli_offpolicy.FIT_NAMES:
+        if logged is None or name not in cli_offpolicy.FIT_NAMES:
+            raise click.UsageError(f"--logged fits {' or '.join(cli_offpolicy.FIT_NAMES)}, and only from --logged")
+        cli_offpolicy.fit_logged(logged, name, out, cost_weight=cost_weight, quiet=quiet)
+        return
+    assert table_path is not None
     table = _read_table(table_path, prices, drop_incomplete)
     t0 = time.perf_counter()
     if name == "ppo":
@@ -206,8 +220,10 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 
 
 @click.command("eval")
-@click.option("--table", "table_path", required=True, type=click.Path(exists=True, dir_okay=False), help="TEST table.")
-@click.option("--policy", "policies", multiple=True, type=click.Path(exists=True), help="POLICY (repeatable).")
+@click.option("--table", "table_path", type=click.Path(exists=True, dir_okay=False), help="TEST table.")
+@click.option("--logged", default=None,
+              help="Evaluate off-policy on logged decisions instead: STORE_URL or EXPORT_FILE.")
+@click.option("--policy", "policies", multiple=True, help="POLICY (repeatable).")
 @click.option("--strategy", "strategies", multiple=True,
               help="Evaluate strategies instead: NAME [NAME ...] (acar, acar-N, fanout, llm-router, cache, or an "
                    "option of TABLE) on its recorded answers.")
@@ -217,10 +233,18 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False),
               help="With --strategy: the TRAIN table strategies fit their choices on (default: TABLE itself).")
 @click.option("--budget", default=None, help="With --strategy: each task's budget in USD (default: none).")
+@click.option("--cost-weight", type=float, default=None,
+              help="With --logged: λ per USD in the reward quality − λ·cost_usd (default 0).")
+@click.option("--clip", type=float, default=50.0, show_default=True,
+              help="With --logged: cap on a task's cumulative importance weight.")
+@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True,
+              help="With --logged: bootstrap resamples for the 95% intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --logged: bootstrap seed.")
 @click.option("--drop-incomplete", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 def eval_cmd(
-    table_path: str,
+    table_path: str | None,
+    logged: str | None,
     policies: tuple[str, ...],
     strategies: tuple[str, ...],
     more: tuple[str, ...],
@@ -228,10 +252,28 @@ def eval_cmd(
     prices: str | None,
     train_path: str | None,
     budget: str | None,
+    cost_weight: float | None,
+    clip: float,
+    n_boot: int,
+    seed: int,
     drop_incomplete: bool,
     quiet: bool,
 ) -> None:
-    """Sweep every POLICY over λ on TEST (or run --strategy NAMEs); write DIR/metrics.json and DIR/frontier.png."""
+    """Sweep every POLICY over λ on TEST (or run --strategy NAMEs); write DIR/metrics.json and DIR/frontier.png.
+
+    With --logged, estimate each POLICY off-policy from logged decisions instead (DIR/metrics.json only).
+    """
+    if (table_path is None) == (logged is None):
+        raise click.UsageError("give --table TEST or --logged STORE_URL|EXPORT_FILE (one of them)")
+    if logged is not None:
+        if strategies:
+            raise click.UsageError("--strategy applies to --table only")
+        cli_offpolicy.eval_logged(logged, list(policies) + list(more), out, cost_weight=cost_weight, clip=clip,
+                                  n_boot=n_boot, seed=seed, quiet=quiet)
+        return
+    assert table_path is not None
+    if cost_weight is not None:
+        raise click.UsageError("--cost-weight applies to --logged (a table sweep covers every λ)")
     if strategies:
         from agentroute import cli_eval_strategies as strat
 
@@ -248,6 +290,9 @@ def eval_cmd(
     for p in more:
         if not Path(p).exists():
             raise click.BadParameter(f"Path {p!r} does not exist.", param_hint="'[MORE]...'")
+    for p in policies:
+        if not Path(p).exists():
+            raise click.BadParameter(f"Path {p!r} does not exist.", param_hint="'--policy'")
     paths = list(policies) + list(more)
     if not paths:
         raise click.UsageError("give at least one --policy POLICY")

@@ -214,13 +214,16 @@ class AgentGraph:
         capture_content: bool = False,
         checkpointer: Any = None,
         text_key: str | None = None,
+        shadow: Sequence[RouterPolicy] = (),
     ) -> App:
         """Validate the graph and build a runnable :class:`~agentroute.runtime.App`.
 
         ``policy`` decides at every routing point; ``provider`` is where model calls go (``None`` = the real APIs
         through LiteLLM); ``budget`` is the default for runs that pass none; ``on_exhausted="error"`` raises
         :class:`~agentroute.errors.BudgetExhausted` instead of returning a truncated result; ``scorer(state)``
-        gives a task's quality; ``text_key`` names the input field policies read as the task text.
+        gives a task's quality; ``text_key`` names the input field policies read as the task text. ``shadow``
+        policies decide at every routing point on the same observation without acting: their would-be choices and
+        probabilities are recorded with each decision (``DecisionRecord.shadow``), for off-policy comparison.
         """
         from agentroute.runtime import App
 
@@ -237,6 +240,7 @@ class AgentGraph:
             capture_content=capture_content,
             checkpointer=checkpointer,
             text_key=text_key,
+            shadow=shadow,
         )
 
 

@@ -29,6 +29,7 @@ _LAZY = {
     "LearnedPolicy": "agentroute.policies.learned",
     "load_learned": "agentroute.policies.learned",
     "PheromonePolicy": "agentroute.policies.pheromone",
+    "WithDeadline": "agentroute.policies.deadline",
 }
 
 
@@ -65,6 +66,7 @@ __all__ = [
     "Strongest",
     "ThompsonPolicy",
     "When",
+    "WithDeadline",
     "load_learned",
     "load_policy",
     "make_router",

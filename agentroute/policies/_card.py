@@ -1,9 +1,9 @@
 """One save format for every policy: a JSON card plus a ``.npz`` of plain arrays, behind one :func:`load_policy`.
 
-A card names its ``family`` (``baseline``, ``cascade``, ``rules``, ``predictive``, ``bandit``, ``learned``,
-``pheromone``, ``memory``) and ``kind``; :func:`load_policy` imports the module that holds that family (and nothing
-else) and hands the card to the class registered for the kind. Arrays load with ``allow_pickle=False``; nothing is
-pickled anywhere. Cost weights on a card are per USD (``"cost_unit": "usd"``).
+A card names its ``family`` (``baseline``, ``cascade``, ``deadline``, ``rules``, ``predictive``, ``bandit``,
+``learned``, ``pheromone``, ``memory``) and ``kind``; :func:`load_policy` imports the module that holds that
+family (and nothing else) and hands the card to the class registered for the kind. Arrays load with
+``allow_pickle=False``; nothing is pickled anywhere. Cost weights on a card are per USD (``"cost_unit": "usd"``).
 
 Files are untrusted input: the card and the arrays are read with a size bound, every field is read through
 :class:`Card` (which names the file and the field when a value is missing or of the wrong type), and whatever a
@@ -45,6 +45,7 @@ UPGRADE_HINT = "rewrite it in the current format with `agentroute policy upgrade
 FAMILIES: dict[str, str] = {
     "baseline": "agentroute.policies.baselines",
     "cascade": "agentroute.policies.cascade",
+    "deadline": "agentroute.policies.deadline",
     "rules": "agentroute.policies.rules",
     "predictive": "agentroute.policies.predictive",
     "predictive/prior": "agentroute.policies.prior",

@@ -172,13 +172,28 @@ def _counter(model: str) -> Callable[[list[dict[str, Any]]], int] | None:
     except Exception:
         return None
 
+    count_text = params.count_function
+    per_message, per_name = params.tokens_per_message, params.tokens_per_name
+    short = functools.lru_cache(maxsize=256)(count_text)  # roles and names repeat: their counts are remembered
+
     def count(messages: list[dict[str, Any]]) -> int:
+        if all(type(m.get("content")) is str and type(m.get("role")) is str and m.keys() <= _PLAIN_KEYS
+               and (m.get("name") is None or type(m.get("name")) is str) for m in messages):
+            # plain text: the same sum as LiteLLM's _count_messages + _count_extra, without their per-call checks
+            n = 3 + per_message * len(messages)
+            for m in messages:
+                n += short(m["role"]) + count_text(m["content"])
+                if m.get("name") is not None:
+                    n += short(m["name"]) + per_name
+            return n
         msgs = convert_list_message_to_dict(messages)
         n = count_messages(params, msgs, False, None)
         return int(n + count_extra(params.count_function, None, None, any(m.get("role") == "system" for m in msgs)))
 
     return count
 
+
+_PLAIN_KEYS = frozenset(("role", "content", "name"))
 
 _COUNT_WITH: dict[str, str] = {}
 """Tokenizer key -> the model counted with (the first seen with that tokenizer: all of them count alike)."""

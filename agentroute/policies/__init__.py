@@ -30,6 +30,7 @@ _LAZY = {
     "load_learned": "agentroute.policies.learned",
     "PheromonePolicy": "agentroute.policies.pheromone",
     "WithDeadline": "agentroute.policies.deadline",
+    "PreferencePolicy": "agentroute.policies.preference",
 }
 
 
@@ -59,6 +60,7 @@ __all__ = [
     "MLPRouter",
     "PheromonePolicy",
     "PolicyBase",
+    "PreferencePolicy",
     "PriorRouter",
     "Random",
     "Rule",

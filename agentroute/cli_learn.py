@@ -220,10 +220,19 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 
 
 @click.command("eval")
-@click.option("--table", "table_path", type=click.Path(exists=True, dir_okay=False), help="TEST table.")
+@click.option("--table", "table_path", default=None, type=click.Path(exists=True, dir_okay=False), help="TEST table.")
+@click.option("--scenario", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Judge policies on a graph scenario instead (envs/*.yaml, GraphRouting-v0): each --policy is a "
+                   "rule file, a saved policy, cheapest, strongest, random, default, pheromone or bandit.")
 @click.option("--logged", default=None,
-              help="Evaluate off-policy on logged decisions instead: STORE_URL or EXPORT_FILE.")
-@click.option("--policy", "policies", multiple=True, help="POLICY (repeatable).")
+              help="Estimate policies off-policy from logged decisions instead: STORE_URL or EXPORT_FILE.")
+@click.option("--policy", "policies", multiple=True, help="POLICY (repeatable; more may follow it).")
+@click.option("--cost-weight", "cost_weights", multiple=True, type=click.FloatRange(min=0),
+              help="With --scenario: λ per USD (repeatable; default 0). With --logged: one λ (default 0).")
+@click.option("--tasks", "n_tasks", default=None, type=click.IntRange(min=1),
+              help="With --scenario: run only the first N tasks.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="With --scenario: seed of random policies. With --logged: bootstrap seed.")
 @click.option("--strategy", "strategies", multiple=True,
               help="Evaluate strategies instead: NAME [NAME ...] (acar, acar-N, fanout, llm-router, cache, or an "
                    "option of TABLE) on its recorded answers.")
@@ -233,47 +242,57 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False),
               help="With --strategy: the TRAIN table strategies fit their choices on (default: TABLE itself).")
 @click.option("--budget", default=None, help="With --strategy: each task's budget in USD (default: none).")
-@click.option("--cost-weight", type=float, default=None,
-              help="With --logged: λ per USD in the reward quality − λ·cost_usd (default 0).")
-@click.option("--clip", type=float, default=50.0, show_default=True,
+@click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
               help="With --logged: cap on a task's cumulative importance weight.")
-@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True,
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=1), default=1000, show_default=True,
               help="With --logged: bootstrap resamples for the 95% intervals.")
-@click.option("--seed", type=int, default=0, show_default=True, help="With --logged: bootstrap seed.")
 @click.option("--drop-incomplete", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 def eval_cmd(
     table_path: str | None,
+    scenario: str | None,
     logged: str | None,
     policies: tuple[str, ...],
+    cost_weights: tuple[float, ...],
+    n_tasks: int | None,
+    seed: int,
     strategies: tuple[str, ...],
     more: tuple[str, ...],
     out: str,
     prices: str | None,
     train_path: str | None,
     budget: str | None,
-    cost_weight: float | None,
     clip: float,
     n_boot: int,
-    seed: int,
     drop_incomplete: bool,
     quiet: bool,
 ) -> None:
-    """Sweep every POLICY over λ on TEST (or run --strategy NAMEs); write DIR/metrics.json and DIR/frontier.png.
+    """Sweep every POLICY over λ on TEST (or --strategy NAMEs, or on a --scenario graph); write DIR/metrics.json.
 
     With --logged, estimate each POLICY off-policy from logged decisions instead (DIR/metrics.json only).
     """
-    if (table_path is None) == (logged is None):
-        raise click.UsageError("give --table TEST or --logged STORE_URL|EXPORT_FILE (one of them)")
+    if sum(x is not None for x in (table_path, scenario, logged)) != 1:
+        raise click.UsageError("give one of --table TEST, --scenario SCENARIO or --logged STORE_URL|EXPORT_FILE")
     if logged is not None:
-        if strategies:
-            raise click.UsageError("--strategy applies to --table only")
-        cli_offpolicy.eval_logged(logged, list(policies) + list(more), out, cost_weight=cost_weight, clip=clip,
+        if strategies or n_tasks is not None:
+            raise click.UsageError("--strategy and --tasks do not apply to --logged")
+        if len(cost_weights) > 1:
+            raise click.UsageError("--logged takes one --cost-weight λ")
+        cli_offpolicy.eval_logged(logged, list(policies) + list(more), out,
+                                  cost_weight=cost_weights[0] if cost_weights else None, clip=clip,
                                   n_boot=n_boot, seed=seed, quiet=quiet)
         return
+    if scenario:
+        from agentroute import cli_eval_scenario
+
+        if table_path or strategies:
+            raise click.UsageError("give --scenario or --table, not both")
+        cli_eval_scenario.run(scenario, [*policies, *more], out, cost_weights=cost_weights, tasks=n_tasks,
+                              seed=seed, quiet=quiet)
+        return
+    if cost_weights or n_tasks is not None:
+        raise click.UsageError("--cost-weight and --tasks apply to --scenario only")
     assert table_path is not None
-    if cost_weight is not None:
-        raise click.UsageError("--cost-weight applies to --logged (a table sweep covers every λ)")
     if strategies:
         from agentroute import cli_eval_strategies as strat
 

@@ -132,4 +132,4 @@ def test_eval_needs_one_source(args, tmp_path: Path, monkeypatch: pytest.MonkeyP
     Path("t.csv").write_text("query_id,option,quality,cost\n")
     Path("x.jsonl").write_text("")
     code, out = _cli("eval", *args, "--policy", "cheapest", "--out", "d")
-    assert code == 2 and "one of them" in out
+    assert code == 2 and "give one of --table" in out

@@ -217,6 +217,14 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False),
               help="With --strategy: the TRAIN table strategies fit their choices on (default: TABLE itself).")
 @click.option("--budget", default=None, help="With --strategy: each task's budget in USD (default: none).")
+@click.option("--split", type=click.Choice(["random", "by-category", "both"]), default=None,
+              help="TABLE is the whole table: split it (random: queries held out in every category; by-category: "
+                   "whole categories held out; both: side by side), fit each --fit router on the train part and "
+                   "score it on the test part.")
+@click.option("--fit", "fit_names", multiple=True, type=click.Choice([n for n in _FIT_NAMES if n != "ppo"]),
+              help="With --split: a router to fit on each train part (repeatable; default: prior and linear).")
+@click.option("--test-size", type=float, default=0.2, show_default=True, help="With --split: the test share.")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --split: the split's and fits' seed.")
 @click.option("--drop-incomplete", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 def eval_cmd(
@@ -228,10 +236,26 @@ def eval_cmd(
     prices: str | None,
     train_path: str | None,
     budget: str | None,
+    split: str | None,
+    fit_names: tuple[str, ...],
+    test_size: float,
+    seed: int,
     drop_incomplete: bool,
     quiet: bool,
 ) -> None:
-    """Sweep every POLICY over λ on TEST (or run --strategy NAMEs); write DIR/metrics.json and DIR/frontier.png."""
+    """Sweep every POLICY over λ on TEST (or run --strategy NAMEs, or fit and score on a --split) into DIR."""
+    if split is not None or fit_names:
+        from agentroute import cli_eval_split
+
+        splits = cli_eval_split.check(split, policies, more, fit_names)
+        if strategies or train_path or budget:
+            raise click.UsageError("--split does not go with --strategy, --train or --budget")
+        if not 0.0 < test_size < 1.0:
+            raise click.BadParameter(f"{test_size} must be in (0, 1)", param_hint="--test-size")
+        cli_eval_split.run(_read_table(table_path, prices, drop_incomplete), splits,
+                           fit_names or cli_eval_split.DEFAULT_FIT, out, test_size=test_size, seed=seed,
+                           echo=lambda m: _echo(quiet, m))
+        return
     if strategies:
         from agentroute import cli_eval_strategies as strat
 

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from agentroute import llm
+from agentroute._llm_clock import CallDeadline
 from agentroute._loop import Prices, Reply, Stop, TaskRun
 from agentroute._spec import AgentSpec
 from agentroute.budget import ZERO, BudgetStatus, Spend
@@ -71,18 +72,20 @@ def plan(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: int | No
                 n_in = counted[key] = c + math.ceil(c * cfg.input_margin[0]) + cfg.input_margin[1]
         else:
             n_in = rough = llm.rough_tokens(messages) if rough is None else rough
+        n_in += _tool_tokens(tier, metered, cfg.input_margin)
+        k = tier.choices  # n / best_of: each answer may be max_tokens long
         want = max_tokens if max_tokens is not None else tier.max_tokens
         cap = want
         if rem.tokens is not None:
-            cap = min(cap, rem.tokens - n_in)
+            cap = min(cap, (rem.tokens - n_in) // k)
         if rem.usd is not None and prices is not None:
             left = rem.usd - prices[0] * n_in
-            cap = min(cap, int(left / prices[1]) if prices[1] > 0 else (want if left >= 0 else -1))
+            cap = min(cap, int(left / (prices[1] * k)) if prices[1] > 0 else (want if left >= 0 else -1))
         size = max(cap, min(cfg.min_answer_tokens, want))  # below a minimal answer: offered needing that answer
-        worst = None if prices is None else prices[0] * n_in + prices[1] * size
+        worst = None if prices is None else prices[0] * n_in + prices[1] * size * k
         if metered:
-            need = Spend(usd=worst, tokens=n_in + size)
-            hold = Spend(usd=worst, tokens=n_in + cap)
+            need = Spend(usd=worst, tokens=n_in + size * k)
+            hold = Spend(usd=worst, tokens=n_in + cap * k)
         else:
             need, hold = Spend(), Spend(usd=None)
         plans[tier.name] = Plan(tier, prices, n_in, cap, hold)
@@ -92,6 +95,12 @@ def plan(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: int | No
             descriptor={"model": tier.model, "max_tokens": cap, "input_tokens": n_in, "description": tier.description},
         ), need, hold))
     return options, plans
+
+
+def _tool_tokens(tier: llm.ModelTier, metered: bool, margin: tuple[float, int]) -> int:
+    """Input tokens of the tier's tool definitions and response format (with the input margin when metered)."""
+    n = llm.param_tokens(tier, rough=not metered)
+    return n + math.ceil(n * margin[0]) if metered and n else n
 
 
 def call_steps(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: int | None, exclude: dict[str, str],
@@ -140,6 +149,9 @@ def call_steps(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: in
             if isinstance(outcome, BaseException):
                 _end(run, spec, choice, p, kwargs, messages, None, outcome, started, attempt, fallback)
                 error = f"{type(outcome).__name__}: {str(outcome)[:200]}"
+                if isinstance(outcome, CallDeadline):  # the task's time is up: it stops, truncated
+                    error = f"budget:seconds: {outcome}"
+                    break
                 if not llm.is_retryable(outcome) or attempt > run.cfg.max_retries:
                     break
                 yield ("sleep", _backoff(run, attempt))
@@ -163,7 +175,7 @@ def _kwargs(run: TaskRun, p: Plan, messages: Messages) -> dict[str, Any]:
     limit = run.ledger.limits.seconds
     if limit is not None:
         timeout = max(0.001, min(timeout, limit - run.ledger.elapsed()))
-    return llm.call_kwargs(run.cfg.provider.kwargs_for(p.tier), messages, p.max_tokens, timeout)
+    return llm.call_kwargs(run.cfg.provider.kwargs_for(p.tier), messages, p.max_tokens, timeout, p.tier.choices)
 
 
 def _end(run: TaskRun, spec: AgentSpec, choice: Choice, p: Plan, kwargs: Mapping[str, Any], messages: Messages,

@@ -206,8 +206,17 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 
 
 @click.command("eval")
-@click.option("--table", "table_path", required=True, type=click.Path(exists=True, dir_okay=False), help="TEST table.")
-@click.option("--policy", "policies", multiple=True, type=click.Path(exists=True), help="POLICY (repeatable).")
+@click.option("--table", "table_path", default=None, type=click.Path(exists=True, dir_okay=False), help="TEST table.")
+@click.option("--scenario", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Judge policies on a graph scenario instead (envs/*.yaml, GraphRouting-v0): each --policy is a "
+                   "rule file, a saved policy, cheapest, strongest, random, default, pheromone or bandit.")
+@click.option("--policy", "policies", multiple=True, help="POLICY (repeatable; more may follow it).")
+@click.option("--cost-weight", "cost_weights", multiple=True, type=click.FloatRange(min=0),
+              help="With --scenario: λ per USD (repeatable; default 0).")
+@click.option("--tasks", "n_tasks", default=None, type=click.IntRange(min=1),
+              help="With --scenario: run only the first N tasks.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="With --scenario: seed of random policies; with --split: seed of the split and the fits.")
 @click.option("--strategy", "strategies", multiple=True,
               help="Evaluate strategies instead: NAME [NAME ...] (acar, acar-N, fanout, llm-router, cache, or an "
                    "option of TABLE) on its recorded answers.")
@@ -224,12 +233,15 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--fit", "fit_names", multiple=True, type=click.Choice([n for n in _FIT_NAMES if n != "ppo"]),
               help="With --split: a router to fit on each train part (repeatable; default: prior and linear).")
 @click.option("--test-size", type=float, default=0.2, show_default=True, help="With --split: the test share.")
-@click.option("--seed", type=int, default=0, show_default=True, help="With --split: the split's and fits' seed.")
 @click.option("--drop-incomplete", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 def eval_cmd(
-    table_path: str,
+    table_path: str | None,
+    scenario: str | None,
     policies: tuple[str, ...],
+    cost_weights: tuple[float, ...],
+    n_tasks: int | None,
+    seed: int,
     strategies: tuple[str, ...],
     more: tuple[str, ...],
     out: str,
@@ -239,23 +251,36 @@ def eval_cmd(
     split: str | None,
     fit_names: tuple[str, ...],
     test_size: float,
-    seed: int,
     drop_incomplete: bool,
     quiet: bool,
 ) -> None:
-    """Sweep every POLICY over λ on TEST (or run --strategy NAMEs, or fit and score on a --split) into DIR."""
+    """Sweep every POLICY over λ on TEST (or --strategy NAMEs, a --scenario graph, or routers fitted on a --split)."""
+    if scenario:
+        from agentroute import cli_eval_scenario
+
+        if table_path or strategies:
+            raise click.UsageError("give --scenario or --table, not both")
+        cli_eval_scenario.run(scenario, [*policies, *more], out, cost_weights=cost_weights, tasks=n_tasks,
+                              seed=seed, quiet=quiet)
+        return
     if split is not None or fit_names:
         from agentroute import cli_eval_split
 
         splits = cli_eval_split.check(split, policies, more, fit_names)
-        if strategies or train_path or budget:
-            raise click.UsageError("--split does not go with --strategy, --train or --budget")
+        if not table_path:
+            raise click.UsageError("--split needs --table TABLE (the whole table)")
+        if strategies or train_path or budget or cost_weights or n_tasks is not None:
+            raise click.UsageError("--split does not go with --strategy, --train, --budget, --cost-weight or --tasks")
         if not 0.0 < test_size < 1.0:
             raise click.BadParameter(f"{test_size} must be in (0, 1)", param_hint="--test-size")
         cli_eval_split.run(_read_table(table_path, prices, drop_incomplete), splits,
                            fit_names or cli_eval_split.DEFAULT_FIT, out, test_size=test_size, seed=seed,
                            echo=lambda m: _echo(quiet, m))
         return
+    if cost_weights or n_tasks is not None:
+        raise click.UsageError("--cost-weight and --tasks apply to --scenario only")
+    if not table_path:
+        raise click.UsageError("give --table TABLE (or --scenario SCENARIO)")
     if strategies:
         from agentroute import cli_eval_strategies as strat
 
@@ -272,6 +297,9 @@ def eval_cmd(
     for p in more:
         if not Path(p).exists():
             raise click.BadParameter(f"Path {p!r} does not exist.", param_hint="'[MORE]...'")
+    for p in policies:
+        if not Path(p).exists():
+            raise click.BadParameter(f"Path {p!r} does not exist.", param_hint="'--policy'")
     paths = list(policies) + list(more)
     if not paths:
         raise click.UsageError("give at least one --policy POLICY")

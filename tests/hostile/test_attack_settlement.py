@@ -252,6 +252,6 @@ def test_whatever_the_provider_reports_the_ledger_is_never_below_what_it_billed_
     over = res.spent.usd > limit.usd or res.spent.tokens > limit.tokens
     if over:  # every spend beyond the limit is reported
         assert res.status == "overrun" and res.violations
-    if not any(isinstance(a, tuple) and a[0] == "usage" or isinstance(a, dict) and a["usage"] != "omit"
+    if not any((isinstance(a, tuple) and a[0] == "usage") or (isinstance(a, dict) and a["usage"] != "omit")
                for a in replies):  # nothing reported falsely: charged at least what was billed, in USD too
         assert res.spent.usd >= billed(server)

@@ -71,18 +71,20 @@ def plan(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: int | No
                 n_in = counted[key] = c + math.ceil(c * cfg.input_margin[0]) + cfg.input_margin[1]
         else:
             n_in = rough = llm.rough_tokens(messages) if rough is None else rough
+        n_in += _tool_tokens(tier, metered, cfg.input_margin)
+        k = tier.choices  # n / best_of: each answer may be max_tokens long
         want = max_tokens if max_tokens is not None else tier.max_tokens
         cap = want
         if rem.tokens is not None:
-            cap = min(cap, rem.tokens - n_in)
+            cap = min(cap, (rem.tokens - n_in) // k)
         if rem.usd is not None and prices is not None:
             left = rem.usd - prices[0] * n_in
-            cap = min(cap, int(left / prices[1]) if prices[1] > 0 else (want if left >= 0 else -1))
+            cap = min(cap, int(left / (prices[1] * k)) if prices[1] > 0 else (want if left >= 0 else -1))
         size = max(cap, min(cfg.min_answer_tokens, want))  # below a minimal answer: offered needing that answer
-        worst = None if prices is None else prices[0] * n_in + prices[1] * size
+        worst = None if prices is None else prices[0] * n_in + prices[1] * size * k
         if metered:
-            need = Spend(usd=worst, tokens=n_in + size)
-            hold = Spend(usd=worst, tokens=n_in + cap)
+            need = Spend(usd=worst, tokens=n_in + size * k)
+            hold = Spend(usd=worst, tokens=n_in + cap * k)
         else:
             need, hold = Spend(), Spend(usd=None)
         plans[tier.name] = Plan(tier, prices, n_in, cap, hold)
@@ -92,6 +94,12 @@ def plan(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: int | No
             descriptor={"model": tier.model, "max_tokens": cap, "input_tokens": n_in, "description": tier.description},
         ), need, hold))
     return options, plans
+
+
+def _tool_tokens(tier: llm.ModelTier, metered: bool, margin: tuple[float, int]) -> int:
+    """Input tokens of the tier's tool definitions and response format (with the input margin when metered)."""
+    n = llm.param_tokens(tier, rough=not metered)
+    return n + math.ceil(n * margin[0]) if metered and n else n
 
 
 def call_steps(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: int | None, exclude: dict[str, str],
@@ -165,7 +173,7 @@ def _kwargs(run: TaskRun, p: Plan, messages: Messages) -> dict[str, Any]:
     limit = run.ledger.limits.seconds
     if limit is not None:
         timeout = max(0.001, min(timeout, limit - run.ledger.elapsed()))
-    return llm.call_kwargs(run.cfg.provider.kwargs_for(p.tier), messages, p.max_tokens, timeout)
+    return llm.call_kwargs(run.cfg.provider.kwargs_for(p.tier), messages, p.max_tokens, timeout, p.tier.choices)
 
 
 def _end(run: TaskRun, spec: AgentSpec, choice: Choice, p: Plan, kwargs: Mapping[str, Any], messages: Messages,
@@ -178,7 +186,8 @@ def _end(run: TaskRun, spec: AgentSpec, choice: Choice, p: Plan, kwargs: Mapping
         billing, cost = _charge_failed(run, choice, p, exc)
     else:
         amount, n_in, n_out, billing = _settle.charge_reply(p.prices, p.tier.model, messages, p.input_tokens,
-                                                            p.max_tokens, raw, metered=p.hold.tokens > 0)
+                                                            p.max_tokens * p.tier.choices, raw,
+                                                            metered=p.hold.tokens > 0)
         booked = choice.commit(amount)
         cost = booked.usd
         run.charge(cost, booked.tokens)
@@ -213,7 +222,7 @@ def _charge_failed(run: TaskRun, choice: Choice, p: Plan, exc: BaseException | N
     Returns the basis of the charge and what was charged.
     """
     if run.cfg.charge_failed == "worst_case" and _settle.billed_failure(exc) and choice.held:
-        booked = choice.commit(_settle.worst_case(p.prices, p.input_tokens, p.max_tokens))
+        booked = choice.commit(_settle.worst_case(p.prices, p.input_tokens, p.max_tokens * p.tier.choices))
         run.charge(booked.usd, booked.tokens)
         return "worst_case: " + ("cancelled" if exc is None else "failed"), booked.usd
     choice.release()

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from agentroute._spec import END, AgentSpec
-from agentroute.budget import ZERO, Ledger, Reservation, Spend, Unaffordable, Violation
+from agentroute.budget import ZERO, Ledger, MemoryBackend, Reservation, Spend, Unaffordable, Violation
 from agentroute.errors import AgentError, ConfigError, PolicyError, RunError
 from agentroute.llm import ModelTier
 from agentroute.records import CallRecord, LedgerEntry, RunHooks, RunResult, StepEnd, StepStart
@@ -38,6 +38,14 @@ from agentroute.routing import (
 )
 
 Prices = tuple[Decimal, Decimal]
+META = "__agentroute__"
+"""The state key where a task carries what its finished steps spent and decided, so that a checkpointed task resumes
+with its spend (:meth:`TaskRun.carry` writes it at the end of every step; agents and results never see it)."""
+
+
+def visible(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` without the runtime's own key."""
+    return {k: v for k, v in state.items() if k != META}
 
 
 class Stop(Exhausted):
@@ -117,6 +125,7 @@ class TaskRun:
         self.step_tokens = 0
         self.step_started_ns = 0
         self.started_ns = time.time_ns()
+        self.labels: dict[str, str] = {}
         self._next: _Step | None = None
 
     @property
@@ -209,8 +218,8 @@ class TaskRun:
                 exc = ConfigError(f"agent {spec.name!r} returned {type(update).__name__}; return a dict of updates "
                                   "(or None)", name=spec.name)
             else:
-                new_state = {**state, **(update or {})}
-                self.state = new_state
+                new_state = {**state, **visible(update or {})}
+                self.state = visible(new_state)
         if exc is not None:
             error_name = type(exc).__name__
             if isinstance(exc, Exhausted):
@@ -231,7 +240,38 @@ class TaskRun:
             step.choice.close(cost=self.step_cost, tokens=self.step_tokens,
                               quality=self.qualities[-1] if self.qualities else None, ok=exc is None,
                               error=error_name, latency=(time.time_ns() - self.step_started_ns) / 1e9)
-        return new_state
+        return {**new_state, META: self.carry()}
+
+    # -- resuming after a crash ---------------------------------------------------------------------------------
+    def carry(self) -> dict[str, Any]:
+        """What the finished steps spent and decided, as plain values (saved with the state after every step)."""
+        spent = self.ledger.backend.totals()[0]  # the task's own ledger: shared parents keep their own books
+        info = self.router.task
+        return {
+            "v": 1, "steps": self.steps, "decisions": self.router._count,
+            "spent": {"usd": None if spent.usd is None else str(spent.usd), "tokens": spent.tokens,
+                      "steps": spent.steps},
+            "seconds": self.ledger.elapsed(), "limits": self.ledger.limits.as_dict(),
+            "history": [list(h) for h in self.router.history],
+            "quality": self.qualities[-1] if self.qualities else None,
+            "category": info.category, "features": dict(info.features), "labels": dict(self.labels),
+        }
+
+    def restore(self, carried: Mapping[str, Any]) -> None:
+        """Take up a task where its last finished step left it: its spend, step count, decision count, history."""
+        backend = self.ledger.backend
+        if not isinstance(backend, MemoryBackend):  # pragma: no cover - the App gives every task one in this process
+            raise ConfigError("a resumed task needs its own in-process ledger", name="budget")
+        s = carried.get("spent") or {}
+        backend.spent = Spend(usd=None if s.get("usd") is None else Decimal(str(s["usd"])),
+                              tokens=int(s.get("tokens") or 0), steps=int(s.get("steps") or 0))
+        self.ledger.started -= float(carried.get("seconds") or 0.0)  # the time already used counts, too
+        self.steps = int(carried.get("steps") or 0)
+        self.router._count = int(carried.get("decisions") or 0)
+        self.router.history = [(str(p), str(c)) for p, c in carried.get("history") or ()]
+        if carried.get("quality") is not None:
+            self.qualities.append(float(carried["quality"]))
+        self.labels = {str(k): str(v) for k, v in (carried.get("labels") or {}).items()}
 
     def _drop_step(self, *, record: bool) -> None:
         """Free a held step that will never run (keeping the decision that chose it on record)."""
@@ -303,4 +343,4 @@ def agent_options(target: str, default: bool, *, rank: int, min_usd: Decimal | N
     return Option(cand, Spend(usd=min_usd, tokens=min_tokens, steps=1), hold=Spend(usd=ZERO, steps=1))
 
 
-__all__ = ["Reply", "RunConfig", "Stop", "TaskRun", "agent_options", "overrun_reason"]
+__all__ = ["META", "Reply", "RunConfig", "Stop", "TaskRun", "agent_options", "overrun_reason", "visible"]

@@ -21,6 +21,7 @@ from decimal import Decimal
 from types import ModuleType
 from typing import Any
 
+from agentroute import _llm_params
 from agentroute.budget import to_decimal
 from agentroute.errors import ConfigError
 
@@ -59,7 +60,10 @@ class ModelTier:
     """Name of the environment variable holding the API key (never the key itself: it must not reach traces)."""
     description: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments for ``litellm.completion`` (temperature, ...)."""
+    """Extra keyword arguments for ``litellm.completion`` (temperature, ...). Those that change what a call may
+    spend are bounded: ``n`` / ``best_of`` multiply the answer, ``tools`` / ``functions`` / ``response_format`` are
+    counted as input; one that cannot be bounded (``stream``, ``max_tokens``, an unknown ``extra_body`` key, ...) is
+    a :class:`~agentroute.errors.ConfigError` naming it."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -75,6 +79,13 @@ class ModelTier:
             raise ConfigError(f"ModelTier {self.name!r}: max_tokens must be a positive int", name=self.name)
         if not self.timeout > 0:
             raise ConfigError(f"ModelTier {self.name!r}: timeout must be > 0 seconds", name=self.name)
+        priced = self.input_cost_per_token is not None and self.output_cost_per_token is not None
+        _llm_params.check_params(self.name, self.params, priced=priced)
+
+    @property
+    def choices(self) -> int:
+        """How many answers one call may generate (``n``, ``best_of``): the worst case multiplies the answer by it."""
+        return _llm_params.choices_of(self.params)
 
     def prices(self) -> tuple[Decimal, Decimal] | None:
         """``(input, output)`` USD per token: the tier's own, else LiteLLM's map, else ``None`` (unknown)."""
@@ -138,6 +149,20 @@ def tokenizer_key(model: str) -> str:
         return f"model:{model}"
 
 
+def param_tokens(tier: ModelTier, *, rough: bool = False) -> int:
+    """Input tokens the tier's ``tools``, ``functions`` and ``response_format`` add to every call (0 without them).
+
+    Counted as the text of their JSON with ``tier.model``'s tokenizer (providers render them more compactly, so this
+    errs high); ``rough=True`` uses four characters a token instead.
+    """
+    text = _llm_params.input_parts(tier.params)
+    if not text:
+        return 0
+    if rough:
+        return len(text) // 4 + 4
+    return count_tokens(tier.model, [{"role": "system", "content": text}])
+
+
 def rough_tokens(messages: Sequence[Message]) -> int:
     """A rough input-token estimate without a tokenizer: four characters a token, plus four per message."""
     return sum(len(str(m.get("content") or "")) // 4 + 4 for m in messages)
@@ -172,13 +197,28 @@ def _counter(model: str) -> Callable[[list[dict[str, Any]]], int] | None:
     except Exception:
         return None
 
+    count_text = params.count_function
+    per_message, per_name = params.tokens_per_message, params.tokens_per_name
+    short = functools.lru_cache(maxsize=256)(count_text)  # roles and names repeat: their counts are remembered
+
     def count(messages: list[dict[str, Any]]) -> int:
+        if all(type(m.get("content")) is str and type(m.get("role")) is str and m.keys() <= _PLAIN_KEYS
+               and (m.get("name") is None or type(m.get("name")) is str) for m in messages):
+            # plain text: the same sum as LiteLLM's _count_messages + _count_extra, without their per-call checks
+            n = 3 + per_message * len(messages)
+            for m in messages:
+                n += short(m["role"]) + count_text(m["content"])
+                if m.get("name") is not None:
+                    n += short(m["name"]) + per_name
+            return n
         msgs = convert_list_message_to_dict(messages)
         n = count_messages(params, msgs, False, None)
         return int(n + count_extra(params.count_function, None, None, any(m.get("role") == "system" for m in msgs)))
 
     return count
 
+
+_PLAIN_KEYS = frozenset(("role", "content", "name"))
 
 _COUNT_WITH: dict[str, str] = {}
 """Tokenizer key -> the model counted with (the first seen with that tokenizer: all of them count alike)."""
@@ -270,13 +310,35 @@ def _normalise(response: Any) -> RawReply:
 
 
 def call_kwargs(
-    kwargs: Mapping[str, Any], messages: Sequence[Message], max_tokens: int, timeout: float | None
+    kwargs: Mapping[str, Any], messages: Sequence[Message], max_tokens: int, timeout: float | None,
+    choices: int = 1,
 ) -> dict[str, Any]:
-    """The keyword arguments of one LiteLLM call (no retries inside LiteLLM: the runtime owns retries)."""
-    out = dict(kwargs)
-    out.update(messages=list(messages), max_tokens=max_tokens, num_retries=0)
+    """The keyword arguments of one LiteLLM call (no retries inside LiteLLM: the runtime owns retries).
+
+    ``max_tokens`` is the answer's cap and ``choices`` the most answers reserved, wherever else a provider's
+    arguments name them (``max_completion_tokens``, ``n``, ``best_of``, in ``extra_body`` too): a provider may never
+    widen the reserved worst case.
+    """
+    out = _capped(kwargs, max_tokens, choices)
+    out.update(messages=list(messages), max_tokens=max_tokens, num_retries=0, max_retries=0)
+    body = out.get("extra_body")
+    if isinstance(body, Mapping):
+        out["extra_body"] = _capped(body, max_tokens, choices)
+    if out.get("tools"):  # LiteLLM's MCP gateway would run tool calls of its own, outside the budget
+        out["_skip_mcp_handler"] = True
     if timeout is not None:
         out["timeout"] = timeout
+    return out
+
+
+def _capped(kwargs: Mapping[str, Any], max_tokens: int, choices: int) -> dict[str, Any]:
+    out = dict(kwargs)
+    for key in ("max_completion_tokens", "max_output_tokens", "max_tokens"):
+        if key in out:
+            out[key] = max_tokens
+    for key in _llm_params.CHOICE_KEYS:
+        if key in out and not (isinstance(out[key], int) and 1 <= out[key] <= choices):
+            out[key] = choices
     return out
 
 
@@ -314,6 +376,7 @@ __all__ = [
     "ensure_litellm",
     "is_credential_error",
     "is_retryable",
+    "param_tokens",
     "price_of",
     "rough_tokens",
     "tokenizer_key",

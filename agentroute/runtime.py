@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from agentroute._loop import RunConfig, TaskRun, agent_options
+from agentroute import _resume
+from agentroute._loop import RunConfig, TaskRun, agent_options, visible
 from agentroute._settle import check_charge_failed
 from agentroute._spec import END, AgentSpec, GraphDef
 from agentroute.budget import ZERO, Budget, Ledger, SharedBudget
@@ -179,6 +180,10 @@ class App:
             fn.__annotations__ = {**fn.__annotations__, "config": RunnableConfig}
             return fn
 
+        if isinstance(checkpointer, str):  # a store URL: the store's own checkpointer (SQLite or PostgreSQL)
+            from agentroute.store.checkpoints import SqlCheckpointer
+
+            checkpointer = SqlCheckpointer(checkpointer)
         g: Any = StateGraph(dict)
         for spec in self.graph.agents.values():
             g.add_node(spec.name, typed(_node(spec)))
@@ -204,7 +209,8 @@ class App:
         return next((v for v in inputs.values() if isinstance(v, str)), "")
 
     def _start(self, inputs: Any, budget: Budget | SharedBudget | None, policy: Any, task_id: str | None,
-               category: str | None, features: Mapping[str, Any] | None) -> tuple[TaskRun, dict[str, Any]]:
+               category: str | None, features: Mapping[str, Any] | None, labels: Mapping[str, str] | None = None,
+               saved: _resume.Saved | None = None) -> tuple[TaskRun, dict[str, Any]]:
         if not isinstance(inputs, Mapping):
             raise ConfigError(f"inputs must be a dict (the task's initial state), got {type(inputs).__name__}",
                               name="inputs")
@@ -226,6 +232,9 @@ class App:
             bound.bind(self.spec)
         run = TaskRun(self.config, ledger, bound, inputs, self.task_text(inputs), task_id=task_id,
                       category=category, features=features, entry=self.graph.entry or "")
+        run.labels = _resume.check_labels(labels)
+        if saved is not None:
+            run.restore(saved.carried)
         if run.hooks is not None:
             run.hooks.on_task_start(TaskStart(
                 run.id, self.graph.name, bound.name, bound.version, ledger.limits,
@@ -261,13 +270,15 @@ class App:
 
     def run(self, inputs: Mapping[str, Any], *, budget: Budget | SharedBudget | None = None,
             policy: RouterPolicy | None = None, task_id: str | None = None, category: str | None = None,
-            features: Mapping[str, Any] | None = None,
-            on_exhausted: Literal["truncate", "error"] | None = None,
+            features: Mapping[str, Any] | None = None, on_exhausted: Literal["truncate", "error"] | None = None,
+            labels: Mapping[str, str] | None = None,
             on_violation: Literal["record", "error"] | None = None) -> RunResult:
         """Run one task to END (or until its budget is exhausted) and return its result.
 
-        ``policy`` overrides the compiled policy for this run; ``category`` and ``features`` are shown to policies;
-        ``on_exhausted`` and ``on_violation`` override the compiled choices for this run.
+        ``policy`` overrides the compiled policy for this run; ``category`` and ``features`` are shown to policies.
+        ``labels`` are saved with the task's checkpoints (:meth:`unfinished` filters on them). With a checkpointer,
+        the id of an unfinished task is refused: :meth:`resume` continues it. ``on_exhausted`` and ``on_violation``
+        override the compiled choices for this run.
         """
         if self._has_async:
             try:
@@ -275,13 +286,19 @@ class App:
             except RuntimeError:
                 return asyncio.run(self.arun(inputs, budget=budget, policy=policy, task_id=task_id,
                                              category=category, features=features, on_exhausted=on_exhausted,
-                                             on_violation=on_violation))
+                                             labels=labels, on_violation=on_violation))
             raise ConfigError("this graph has async agents and an event loop is running here",
                               hint="use `await app.arun(...)`")
-        run, config = self._start(inputs, budget, policy, task_id, category, features)
+        if task_id is not None and self.langgraph.checkpointer:
+            _resume.refuse_restart(_resume.read(self.langgraph, task_id), task_id)
+        run, config = self._start(inputs, budget, policy, task_id, category, features, labels)
+        return self._invoke(run, dict(inputs), config, on_exhausted, on_violation)
+
+    def _invoke(self, run: TaskRun, inputs: dict[str, Any] | None, config: dict[str, Any],
+                on_exhausted: str | None, on_violation: str | None = None) -> RunResult:
         exc: BaseException | None = None
         try:
-            self.langgraph.invoke(dict(inputs), config)
+            self.langgraph.invoke(inputs, config)
         except Exception as e:
             exc = e
         return self._raise_if_needed(run.finish(exc), on_exhausted, on_violation)
@@ -290,18 +307,64 @@ class App:
                    policy: RouterPolicy | None = None, task_id: str | None = None, category: str | None = None,
                    features: Mapping[str, Any] | None = None,
                    on_exhausted: Literal["truncate", "error"] | None = None,
+                   labels: Mapping[str, str] | None = None,
                    on_violation: Literal["record", "error"] | None = None) -> RunResult:
         """Async twin of :meth:`run`."""
-        run, config = self._start(inputs, budget, policy, task_id, category, features)
+        if task_id is not None and self.langgraph.checkpointer:
+            _resume.refuse_restart(await _resume.aread(self.langgraph, task_id), task_id)
+        run, config = self._start(inputs, budget, policy, task_id, category, features, labels)
+        return await self._ainvoke(run, dict(inputs), config, on_exhausted, on_violation)
+
+    async def _ainvoke(self, run: TaskRun, inputs: dict[str, Any] | None, config: dict[str, Any],
+                       on_exhausted: str | None, on_violation: str | None = None) -> RunResult:
         exc: BaseException | None = None
         try:
-            await self.langgraph.ainvoke(dict(inputs), config)
+            await self.langgraph.ainvoke(inputs, config)
         except asyncio.CancelledError:
             run.finish(None)
             raise
         except Exception as e:
             exc = e
         return self._raise_if_needed(run.finish(exc), on_exhausted, on_violation)
+
+    # -- resuming a checkpointed task --------------------------------------------------------------------------
+    def resume(self, task_id: str, *, budget: Budget | SharedBudget | None = None,
+               policy: RouterPolicy | None = None,
+               on_exhausted: Literal["truncate", "error"] | None = None) -> RunResult:
+        """Continue an interrupted task from its last finished step, with what it spent carried over.
+
+        Needs the checkpointer the task ran with. ``budget`` defaults to the task's own limits as it started (pass
+        the same :class:`SharedBudget` again to draw on it); its steps and decisions are numbered after the saved
+        ones, so nothing is recorded twice. ``ConfigError`` when the task has no checkpoint or already finished.
+        """
+        if self._has_async:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(self.aresume(task_id, budget=budget, policy=policy, on_exhausted=on_exhausted))
+            raise ConfigError("this graph has async agents and an event loop is running here",
+                              hint="use `await app.aresume(...)`")
+        saved = _resume.must_resume(_resume.read(self.langgraph, task_id), task_id)
+        run, config = self._resumed(saved, budget, policy)
+        return self._invoke(run, None, config, on_exhausted)
+
+    async def aresume(self, task_id: str, *, budget: Budget | SharedBudget | None = None,
+                      policy: RouterPolicy | None = None,
+                      on_exhausted: Literal["truncate", "error"] | None = None) -> RunResult:
+        """Async twin of :meth:`resume`."""
+        saved = _resume.must_resume(await _resume.aread(self.langgraph, task_id), task_id)
+        run, config = self._resumed(saved, budget, policy)
+        return await self._ainvoke(run, None, config, on_exhausted)
+
+    def _resumed(self, saved: _resume.Saved, budget: Budget | SharedBudget | None,
+                 policy: Any) -> tuple[TaskRun, dict[str, Any]]:
+        c = saved.carried
+        return self._start(saved.state, budget if budget is not None else saved.limits() or self.budget, policy,
+                           saved.task_id, c.get("category"), c.get("features"), saved.labels, saved)
+
+    def unfinished(self, **labels: str) -> dict[str, dict[str, str]]:
+        """Task id → labels of every checkpointed task with steps left (those whose labels match ``labels``)."""
+        return _resume.unfinished(self.langgraph, labels)
 
     async def abatch(self, inputs: Sequence[Mapping[str, Any]], *, budget: Budget | SharedBudget | None = None,
                      concurrency: int = 8, policy: RouterPolicy | None = None, progress: bool = False,
@@ -366,7 +429,7 @@ def _node(spec: AgentSpec) -> Callable[..., Any]:
             if not run.enter(spec):
                 return state
             try:
-                update = await spec.fn(dict(state), StepContext(run, spec, run.steps))
+                update = await spec.fn(visible(state), StepContext(run, spec, run.steps))
             except BaseException as e:
                 return run.exit(spec, state, None, e)
             return run.exit(spec, state, update, None)
@@ -379,7 +442,7 @@ def _node(spec: AgentSpec) -> Callable[..., Any]:
         if not run.enter(spec):
             return state
         try:
-            update = spec.fn(dict(state), StepContext(run, spec, run.steps))
+            update = spec.fn(visible(state), StepContext(run, spec, run.steps))
         except BaseException as e:
             return run.exit(spec, state, None, e)
         return run.exit(spec, state, update, None)

@@ -198,6 +198,7 @@ class FakeOpenAIServer:
     - ``"ok"``: an honest reply of ``completion_tokens`` tokens at most (capped by the request's ``max_tokens``);
     - ``429``, ``500`` (any int status): an error answer, nothing generated;
     - ``("stall", s)``: wait ``s`` seconds, then answer ``ok`` (billed even if the client gave up);
+    - ``("trickle", s)``: an ``ok`` reply whose body comes a few bytes at a time over ``s`` seconds (billed);
     - ``("overgenerate", k)``: ignore ``max_tokens`` and generate ``k`` times it (reported honestly);
     - ``"no_usage"``: an honest reply whose body has no ``usage`` at all;
     - ``("usage", prompt, completion)``: an honest reply that *reports* this usage (negative or under-reported
@@ -234,6 +235,9 @@ class FakeOpenAIServer:
                 if isinstance(action, tuple) and action[0] == "stall":
                     time.sleep(float(action[1]))
                     action = "ok"
+                if isinstance(action, tuple) and action[0] == "trickle":
+                    self.trickle = float(action[1])
+                    action = "ok"
                 if action == "echo" or (isinstance(action, tuple) and action[0] == "echo"):
                     status = 401 if action == "echo" else int(action[1])
                     seen = {k: v for k, v in headers.items() if k == "authorization" or k.startswith("x-")}
@@ -266,6 +270,8 @@ class FakeOpenAIServer:
                     out["usage"] = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
                 self._send(200, json.dumps(out))
 
+            trickle = 0.0
+
             def _send(self, status: int, payload: str) -> None:
                 data = payload.encode()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -273,7 +279,16 @@ class FakeOpenAIServer:
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    if self.trickle <= 0:
+                        self.wfile.write(data)
+                        return
+                    # a slow body: the client sees bytes every trickle/40 seconds, never a silent read
+                    pieces = 40
+                    size = max(1, -(-len(data) // pieces))
+                    for i in range(0, len(data), size):
+                        self.wfile.write(data[i:i + size])
+                        self.wfile.flush()
+                        time.sleep(self.trickle / pieces)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

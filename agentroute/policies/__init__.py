@@ -29,6 +29,8 @@ _LAZY = {
     "LearnedPolicy": "agentroute.policies.learned",
     "load_learned": "agentroute.policies.learned",
     "PheromonePolicy": "agentroute.policies.pheromone",
+    "WithDeadline": "agentroute.policies.deadline",
+    "PreferencePolicy": "agentroute.policies.preference",
 }
 
 
@@ -58,6 +60,7 @@ __all__ = [
     "MLPRouter",
     "PheromonePolicy",
     "PolicyBase",
+    "PreferencePolicy",
     "PriorRouter",
     "Random",
     "Rule",
@@ -65,6 +68,7 @@ __all__ = [
     "Strongest",
     "ThompsonPolicy",
     "When",
+    "WithDeadline",
     "load_learned",
     "load_policy",
     "make_router",

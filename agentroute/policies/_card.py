@@ -1,9 +1,9 @@
 """One save format for every policy: a JSON card plus a ``.npz`` of plain arrays, behind one :func:`load_policy`.
 
-A card names its ``family`` (``baseline``, ``cascade``, ``rules``, ``predictive``, ``bandit``, ``learned``,
-``pheromone``, ``memory``) and ``kind``; :func:`load_policy` imports the module that holds that family (and nothing
-else) and hands the card to the class registered for the kind. Arrays load with ``allow_pickle=False``; nothing is
-pickled anywhere. Cost weights on a card are per USD (``"cost_unit": "usd"``).
+A card names its ``family`` (``baseline``, ``cascade``, ``deadline``, ``rules``, ``preference``, ``predictive``,
+``bandit``, ``learned``, ``pheromone``, ``memory``) and ``kind``; :func:`load_policy` imports the module that holds
+that family (and nothing else) and hands the card to the class registered for the kind. Arrays load with
+``allow_pickle=False``; nothing is pickled anywhere. Cost weights on a card are per USD (``"cost_unit": "usd"``).
 
 Files are untrusted input: the card and the arrays are read with a size bound, every field is read through
 :class:`Card` (which names the file and the field when a value is missing or of the wrong type), and whatever a
@@ -45,6 +45,8 @@ UPGRADE_HINT = "rewrite it in the current format with `agentroute policy upgrade
 FAMILIES: dict[str, str] = {
     "baseline": "agentroute.policies.baselines",
     "cascade": "agentroute.policies.cascade",
+    "deadline": "agentroute.policies.deadline",
+    "preference": "agentroute.policies.preference",
     "rules": "agentroute.policies.rules",
     "predictive": "agentroute.policies.predictive",
     "predictive/prior": "agentroute.policies.prior",
@@ -333,16 +335,36 @@ def _from_card(card: Card, arrays: Arrays, **overrides: Any) -> Any:
     return cls.from_card(card, arrays, **overrides)
 
 
+_PREFERENCES_KEY = re.compile(rb"^preferences\s*:", re.MULTILINE)
+
+
+def _is_preference_file(path: Path) -> bool:
+    """Whether a YAML file is a preference file (a top-level ``preferences:`` key) rather than a rule file."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1 << 20)
+    except (OSError, ValueError):
+        return False  # the rule loader reports the unreadable file
+    return _PREFERENCES_KEY.search(head) is not None
+
+
 def load_policy(path: str | Path, **overrides: Any) -> Any:
     """Load any saved agentroute policy: a card (``.json``, with its ``.npz``), a policy directory, or a rule file.
 
     The card's ``family`` and ``kind`` pick the class; ``overrides`` go to it (``cost_weight`` — λ per USD — for
     the families that have one, ``store`` for pheromone colonies, ``deterministic`` and ``seed`` for learned
-    policies). A ``.yaml`` / ``.yml`` path is a rule file (:class:`~agentroute.policies.RulePolicy`).
+    policies). A ``.yaml`` / ``.yml`` path is a rule file (:class:`~agentroute.policies.RulePolicy`), or a preference
+    file when it has a top-level ``preferences:`` key (:class:`~agentroute.policies.PreferencePolicy`; it takes an
+    ``encoder`` override).
     Raises :class:`DataError` naming the file (and the field) for anything it cannot load.
     """
     p = Path(path)
     if p.suffix in (".yaml", ".yml"):
+        if _is_preference_file(p):
+            if set(overrides) - {"encoder"}:
+                raise ConfigError(f"a preference file takes only an 'encoder' override, got {sorted(overrides)}",
+                                  name=sorted(set(overrides) - {"encoder"})[0])
+            return _registered("preference", "preference").from_file(p, **overrides)
         if overrides:
             raise ConfigError(f"a rule file takes no overrides, got {sorted(overrides)}", name=sorted(overrides)[0])
         return _registered("rules", "rules").from_file(p)

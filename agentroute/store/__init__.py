@@ -4,11 +4,13 @@
 process); :func:`ensure_schema` creates the tables at the current :data:`SCHEMA_VERSION` or refuses another one,
 and :func:`upgrade` (``agentroute store upgrade``) migrates an older database with Alembic.
 :class:`SqlSpanExporter` writes spans as rows; :mod:`agentroute.store.queries` reads them back for
-``agentroute traces``, decisions as :class:`~agentroute.routing.DecisionRecord`. This package imports SQLAlchemy
+``agentroute traces``, decisions as :class:`~agentroute.routing.DecisionRecord`. :class:`SqlCheckpointer` keeps
+LangGraph checkpoints in the same database, so tasks resume after a crash. This package imports SQLAlchemy
 and the OpenTelemetry SDK, so ``agentroute/__init__.py`` must not import it eagerly.
 """
 
 from agentroute.errors import SchemaMismatch, StoreError
+from agentroute.store.checkpoints import SqlCheckpointer
 from agentroute.store.engine import get_engine, resolve_url
 from agentroute.store.exporter import FlushReport, SqlSpanExporter, SqlSpanProcessor
 from agentroute.store.models import (
@@ -30,6 +32,7 @@ __all__ = [
     "LedgerRow",
     "SchemaInfo",
     "SchemaMismatch",
+    "SqlCheckpointer",
     "SqlSpanExporter",
     "SqlSpanProcessor",
     "StepRow",

@@ -7,6 +7,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from core_helpers import PRICED, two_agent_graph
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import agentroute as ar
 from agentroute import llm
@@ -97,6 +99,24 @@ def test_the_cached_encoder_counts_exactly_as_litellm(model):
             warnings.simplefilter("ignore")
             want = litellm.token_counter(model=model, messages=msgs)
         assert llm._count(model, msgs) == want
+
+
+_MESSAGE = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "user", "assistant", "tool"]), "content": st.text(max_size=300)},
+    optional={"name": st.one_of(st.none(), st.text(min_size=1, max_size=12))},
+)
+
+
+@settings(max_examples=60)
+@given(msgs=st.lists(_MESSAGE, min_size=1, max_size=4),
+       model=st.sampled_from(["openai/gpt-4o-mini", "gpt-3.5-turbo-0301", "anthropic/claude-3-haiku-20240307"]))
+def test_the_plain_text_fast_count_is_litellms_count(msgs, model):
+    """The fast path for plain text messages (roles and names remembered) adds up exactly as LiteLLM does."""
+    litellm = llm.ensure_litellm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = litellm.token_counter(model=model, messages=[dict(m) for m in msgs])
+    assert llm._count(model, msgs) == want
 
 
 def test_one_budget_snapshot_per_routing_point():

@@ -31,9 +31,9 @@ from agentroute.policies._pheromone_store import PheromoneTable, parse_snapshot
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])
-FAMILY_NAMES = ("rules", "cascade", "baseline:fixed", "baseline:random", "predictive:linear", "predictive:knn",
-                "predictive:prior", "bandit:thompson", "learned:query", "learned:graph", "pheromone", "memory:ridge",
-                "memory:mlp", "memory:fitted-q")
+FAMILY_NAMES = ("rules", "cascade", "deadline", "baseline:fixed", "baseline:random", "predictive:linear",
+                "predictive:knn", "predictive:prior", "bandit:thompson", "learned:query", "learned:graph", "pheromone",
+                "memory:ridge", "memory:mlp", "memory:fitted-q")
 
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(min_value=10**30, max_value=10**60),

@@ -204,10 +204,25 @@ def _cascade() -> Any:
     return CascadePolicy(threshold=0.7, base=Fixed("expert"))
 
 
+def _deadline() -> Any:
+    from agentroute.policies import Cheapest, WithDeadline, load_policy
+
+    # a generous deadline: the contract holds for the wrapped rules; tests/policies/test_deadline.py makes it miss
+    return WithDeadline(load_policy(REPO / "policies" / "support.yaml"), micros=30_000_000, fallback=Cheapest())
+
+
+def _preference() -> Any:
+    from agentroute.policies import load_policy
+
+    return load_policy(REPO / "policies" / "preferences.yaml", encoder="hashing")  # no model load in the suite
+
+
 TABLE_CAPS = {"bind", "predict_outcomes"}
 FAMILIES: list[Family] = [
     Family("rules", _rules, {"bind"}, names_options=True),
     Family("cascade", _cascade, {"bind", "accept"}, names_options=True),
+    Family("preference", _preference, {"bind"}, names_options=True),
+    Family("deadline", _deadline, {"bind", "accept", "feedback", "on_task_end"}, names_options=True),
     Family("baseline:random", _baseline("random")),
     Family("baseline:cheapest", _baseline("cheapest")),
     Family("baseline:strongest", _baseline("strongest")),

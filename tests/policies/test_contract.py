@@ -1,4 +1,4 @@
-"""The one policy contract, run over every family (rules, cascade, baselines, predictive, bandits, learned,
+"""The one policy contract, run over every family (rules, cascade, deadline, baselines, predictive, bandits, learned,
 pheromone, memory tier policies).
 
 Every family: decides one of the candidates (never a masked or unknown id), with probabilities that sum to 1 over

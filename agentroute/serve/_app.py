@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -61,6 +62,8 @@ class ServeConfig:
     """Trace store URL; ``"none"`` turns tracing off; ``None``: ``AGENTROUTE_DATABASE_URL`` or ``./agentroute.db``."""
     ledger: str | None = None
     ledger_prefix: str = "serve"
+    owner: str | None = None
+    """Who owns the tasks this server starts (saved with their checkpoints): it resumes only its own on start."""
 
 
 def tenant_tag(tenant: str) -> str:
@@ -79,8 +82,9 @@ class Server:
     """The state behind the routes: served targets, tenants, ledgers, metrics, tracing."""
 
     def __init__(self, targets: Mapping[str, Target], *, tenants: Tenants | None, ledger: str | None,
-                 store: str | None, ledger_prefix: str = "serve") -> None:
+                 store: str | None, ledger_prefix: str = "serve", owner: str | None = None) -> None:
         self.targets = dict(targets)
+        self.owner = owner or socket.gethostname()
         self.open = tenants is None
         self.tenants = tenants if tenants is not None else _open_tenants()
         self.levels = Levels(self.tenants, ledger, prefix=ledger_prefix)
@@ -212,7 +216,7 @@ class Server:
             raise RequestError(400, f"the request does not fit {target.model_id}: {e}", headers=headers) from None
         try:
             result = await target.app.arun(inputs, budget=self.levels.budget_for(entry, per_task), task_id=task_id,
-                                           on_exhausted="truncate")
+                                           on_exhausted="truncate", labels=self.labels(entry, target))
         except RunError as e:
             if isinstance(e.result, RunResult):
                 self._account(entry, e.result)
@@ -234,6 +238,43 @@ class Server:
             return JSONResponse(completion(result, target.model_id, text), headers=headers)
         return StreamingResponse(_aiter(sse_events(result, target.model_id, text, include_usage=include_usage)),
                                  media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
+
+    def labels(self, entry: KeyEntry, target: Target) -> dict[str, str]:
+        """What a task's checkpoints keep of its request: this server, the key's level path, the served model."""
+        return {"owner": self.owner, "key": entry.levels[0].path, "model": target.model_id}
+
+    def resume_unfinished(self) -> list[RunResult]:
+        """Finish every checkpointed task this server (its ``owner``) started and did not finish, e.g. before a crash.
+
+        Each resumes on its key's ledger chain with the per-task limit it started with, its spend carried over
+        (:meth:`App.resume`). A task whose model or key is no longer served is left as it is, with a warning.
+        """
+        from agentroute import _resume
+
+        done: list[RunResult] = []
+        apps = {id(t.app): t.app for t in self.targets.values() if t.app.langgraph.checkpointer}
+        for app in apps.values():
+            for task_id, labels in app.unfinished(owner=self.owner).items():
+                target = self.targets.get(labels.get("model", ""))
+                entry = next((e for e in self.tenants.entries() if e.levels[0].path == labels.get("key")), None)
+                saved = _resume.read(app.langgraph, task_id)
+                if target is None or entry is None or saved is None:
+                    log.warning("agentroute serve: task %s is unfinished, but its model or key is no longer served; "
+                                "left as it is", task_id)
+                    continue
+                per_task = saved.limits() or self.per_task(entry, target, None)
+                try:
+                    result = app.resume(task_id, budget=self.levels.budget_for(entry, per_task),
+                                        on_exhausted="truncate")
+                except RunError as e:
+                    if not isinstance(e.result, RunResult):
+                        raise
+                    result = e.result
+                self._account(entry, result)
+                log.warning("agentroute serve: resumed task %s (%s; spent %s)", task_id, result.reason,
+                            result.spent.as_dict())
+                done.append(result)
+        return done
 
     def _account(self, entry: KeyEntry, result: RunResult) -> None:
         if result.spent.usd is not None:
@@ -329,16 +370,18 @@ def _tree_json(tree: Any) -> dict[str, Any]:
 
 def create_app(served: Any, *, tenants: Tenants | str | None = None, ledger: str | None = None,
                store: str | None = None, policy: Any = None, provider: Any = None,
-               ledger_prefix: str = "serve") -> Starlette:
+               ledger_prefix: str = "serve", owner: str | None = None) -> Starlette:
     """The ASGI app serving ``served`` (an App, AgentGraph, Router, Served, or a dict of them).
 
     ``tenants`` is a :class:`Tenants` or a path to a tenants file (``None``: open, unbudgeted, one tenant);
     ``ledger`` is ``None`` (this process), ``redis://...`` or an SQL URL; ``store`` is the trace store URL
-    (``"none"``: no tracing). ``policy`` and ``provider`` compile a served :class:`AgentGraph`.
+    (``"none"``: no tracing). ``policy`` and ``provider`` compile a served :class:`AgentGraph`. ``owner`` names
+    this server in its tasks' checkpoints (default: the host name); ``app.state.agentroute.resume_unfinished()``
+    finishes the ones a crash interrupted (``agentroute serve`` calls it before it listens).
     """
     loaded = load_tenants(tenants) if isinstance(tenants, str | os.PathLike) else tenants
     server = Server(resolve(served, policy=policy, provider=provider), tenants=loaded, ledger=ledger, store=store,
-                    ledger_prefix=ledger_prefix)
+                    ledger_prefix=ledger_prefix, owner=owner)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -378,7 +421,7 @@ def app_from_config(config: ServeConfig) -> Starlette:
     served = load_object(config.target)
     return create_app(served, tenants=config.tenants, ledger=config.ledger, store=config.store,
                       policy=load_policy(config.policy), provider=load_provider(config.provider),
-                      ledger_prefix=config.ledger_prefix)
+                      ledger_prefix=config.ledger_prefix, owner=config.owner)
 
 
 def app_from_env() -> Starlette:

@@ -38,11 +38,15 @@ class ServeError(CliError):
               help="Policy for an uncompiled AgentGraph: cheapest, strongest, random, a rules .yaml, or MODULE:OBJECT.")
 @click.option("--provider", default=None, metavar="SPEC",
               help="Provider for an uncompiled AgentGraph: live (default) or simulated[:SEED].")
+@click.option("--owner", default=None, metavar="NAME",
+              help="This server's name in its tasks' checkpoints (default: the host name); on start it resumes the "
+                   "unfinished tasks it owns.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @friendly(ServeError)
 def serve(target: str, host: str, port: int, workers: int, tenants: str | None, store: str | None,
-          ledger: str | None, ledger_prefix: str, policy: str | None, provider: str | None, log_level: str) -> None:
+          ledger: str | None, ledger_prefix: str, policy: str | None, provider: str | None, owner: str | None,
+          log_level: str) -> None:
     """Serve MODULE:OBJECT (an App, an AgentGraph, a Router, or a dict of them) as an OpenAI-compatible API."""
     try:
         import uvicorn
@@ -54,8 +58,12 @@ def serve(target: str, host: str, port: int, workers: int, tenants: str | None, 
         raise ServeError(f"--workers {workers} needs a shared ledger: --ledger redis://HOST:PORT/DB or "
                          "--ledger postgresql+psycopg://USER@HOST/DB (in-memory budgets would be per worker)")
     config = ServeConfig(target=target, policy=policy, provider=provider, tenants=tenants, store=store,
-                         ledger=ledger, ledger_prefix=ledger_prefix)
+                         ledger=ledger, ledger_prefix=ledger_prefix, owner=owner)
     app = app_from_config(config)  # validates everything here, once
+    resumed = app.state.agentroute.resume_unfinished()  # once, here, before any worker takes requests
+    if resumed:
+        click.echo(f"agentroute serve: resumed {len(resumed)} unfinished task(s): "
+                   f"{', '.join(r.task_id for r in resumed)}", err=True)
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_level=log_level)
         return

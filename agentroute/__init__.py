@@ -15,12 +15,13 @@ _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from agentroute import policies, providers
 from agentroute._loop import Reply
-from agentroute.budget import Budget, BudgetStatus, Ledger, SharedBudget, Spend
+from agentroute.budget import Budget, BudgetStatus, Ledger, SharedBudget, Spend, Violation
 from agentroute.context import Choice, StepContext
 from agentroute.errors import (
     AgentError,
     AgentRouteError,
     BudgetExhausted,
+    BudgetViolation,
     ConfigError,
     DataError,
     LedgerError,
@@ -82,6 +83,7 @@ __all__ = [
     "Budget",
     "BudgetExhausted",
     "BudgetStatus",
+    "BudgetViolation",
     "CallRecord",
     "Candidate",
     "Choice",
@@ -116,6 +118,7 @@ __all__ = [
     "TaskInfo",
     "Tracing",
     "Unaffordable",
+    "Violation",
     "__version__",
     "configure_tracing",
     "load_builtin",

@@ -232,7 +232,8 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--tasks", "n_tasks", default=None, type=click.IntRange(min=1),
               help="With --scenario: run only the first N tasks.")
 @click.option("--seed", default=0, show_default=True, type=int,
-              help="With --scenario: seed of random policies. With --logged: bootstrap seed.")
+              help="With --scenario: seed of random policies; with --split: seed of the split and the fits; with "
+                   "--logged: the bootstrap seed.")
 @click.option("--strategy", "strategies", multiple=True,
               help="Evaluate strategies instead: NAME [NAME ...] (acar, acar-N, fanout, llm-router, cache, or an "
                    "option of TABLE) on its recorded answers.")
@@ -242,6 +243,13 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False),
               help="With --strategy: the TRAIN table strategies fit their choices on (default: TABLE itself).")
 @click.option("--budget", default=None, help="With --strategy: each task's budget in USD (default: none).")
+@click.option("--split", type=click.Choice(["random", "by-category", "both"]), default=None,
+              help="TABLE is the whole table: split it (random: queries held out in every category; by-category: "
+                   "whole categories held out; both: side by side), fit each --fit router on the train part and "
+                   "score it on the test part.")
+@click.option("--fit", "fit_names", multiple=True, type=click.Choice([n for n in _FIT_NAMES if n != "ppo" and n not in cli_offpolicy.FIT_NAMES]),
+              help="With --split: a router to fit on each train part (repeatable; default: prior and linear).")
+@click.option("--test-size", type=float, default=0.2, show_default=True, help="With --split: the test share.")
 @click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
               help="With --logged: cap on a task's cumulative importance weight.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=1), default=1000, show_default=True,
@@ -262,20 +270,23 @@ def eval_cmd(
     prices: str | None,
     train_path: str | None,
     budget: str | None,
+    split: str | None,
+    fit_names: tuple[str, ...],
+    test_size: float,
     clip: float,
     n_boot: int,
     drop_incomplete: bool,
     quiet: bool,
 ) -> None:
-    """Sweep every POLICY over λ on TEST (or --strategy NAMEs, or on a --scenario graph); write DIR/metrics.json.
+    """Sweep every POLICY over λ on TEST (or --strategy NAMEs, a --scenario graph, or routers fitted on a --split).
 
     With --logged, estimate each POLICY off-policy from logged decisions instead (DIR/metrics.json only).
     """
     if sum(x is not None for x in (table_path, scenario, logged)) != 1:
         raise click.UsageError("give one of --table TEST, --scenario SCENARIO or --logged STORE_URL|EXPORT_FILE")
     if logged is not None:
-        if strategies or n_tasks is not None:
-            raise click.UsageError("--strategy and --tasks do not apply to --logged")
+        if strategies or n_tasks is not None or split is not None or fit_names:
+            raise click.UsageError("--strategy, --tasks, --split and --fit do not apply to --logged")
         if len(cost_weights) > 1:
             raise click.UsageError("--logged takes one --cost-weight λ")
         cli_offpolicy.eval_logged(logged, list(policies) + list(more), out,
@@ -289,6 +300,20 @@ def eval_cmd(
             raise click.UsageError("give --scenario or --table, not both")
         cli_eval_scenario.run(scenario, [*policies, *more], out, cost_weights=cost_weights, tasks=n_tasks,
                               seed=seed, quiet=quiet)
+        return
+    if split is not None or fit_names:
+        from agentroute import cli_eval_split
+
+        splits = cli_eval_split.check(split, policies, more, fit_names)
+        if not table_path:
+            raise click.UsageError("--split needs --table TABLE (the whole table)")
+        if strategies or train_path or budget or cost_weights or n_tasks is not None:
+            raise click.UsageError("--split does not go with --strategy, --train, --budget, --cost-weight or --tasks")
+        if not 0.0 < test_size < 1.0:
+            raise click.BadParameter(f"{test_size} must be in (0, 1)", param_hint="--test-size")
+        cli_eval_split.run(_read_table(table_path, prices, drop_incomplete), splits,
+                           fit_names or cli_eval_split.DEFAULT_FIT, out, test_size=test_size, seed=seed,
+                           echo=lambda m: _echo(quiet, m))
         return
     if cost_weights or n_tasks is not None:
         raise click.UsageError("--cost-weight and --tasks apply to --scenario only")

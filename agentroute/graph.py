@@ -215,13 +215,18 @@ class AgentGraph:
         checkpointer: Any = None,
         text_key: str | None = None,
         shadow: Sequence[RouterPolicy] = (),
+        on_violation: Literal["record", "error"] = "record",
+        charge_failed: Literal["worst_case", "reported"] = "worst_case",
     ) -> App:
         """Validate the graph and build a runnable :class:`~agentroute.runtime.App`.
 
         ``policy`` decides at every routing point; ``provider`` is where model calls go (``None`` = the real APIs
         through LiteLLM); ``budget`` is the default for runs that pass none; ``on_exhausted="error"`` raises
         :class:`~agentroute.errors.BudgetExhausted` instead of returning a truncated result; ``scorer(state)``
-        gives a task's quality; ``text_key`` names the input field policies read as the task text. ``shadow``
+        gives a task's quality; ``text_key`` names the input field policies read as the task text.
+        ``on_violation="error"`` raises :class:`~agentroute.errors.BudgetViolation` when a call spent past its worst
+        case (by default the run returns with status ``overrun``); ``charge_failed="reported"`` charges failed and
+        cancelled calls nothing instead of their worst case. ``shadow``
         policies decide at every routing point on the same observation without acting: their would-be choices and
         probabilities are recorded with each decision (``DecisionRecord.shadow``), for off-policy comparison.
         """
@@ -241,6 +246,8 @@ class AgentGraph:
             checkpointer=checkpointer,
             text_key=text_key,
             shadow=shadow,
+            on_violation=on_violation,
+            charge_failed=charge_failed,
         )
 
 

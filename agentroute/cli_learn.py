@@ -32,6 +32,8 @@ _FIT_NAMES = (
     "ppo",
     *cli_offpolicy.FIT_NAMES,
 )
+_TABLE_FIT_NAMES = tuple(n for n in _FIT_NAMES if n != "ppo" and n not in cli_offpolicy.FIT_NAMES)
+"""What ``eval --split --fit`` fits on a table."""
 
 
 def _echo(quiet: bool, msg: str) -> None:
@@ -247,7 +249,7 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
               help="TABLE is the whole table: split it (random: queries held out in every category; by-category: "
                    "whole categories held out; both: side by side), fit each --fit router on the train part and "
                    "score it on the test part.")
-@click.option("--fit", "fit_names", multiple=True, type=click.Choice([n for n in _FIT_NAMES if n != "ppo" and n not in cli_offpolicy.FIT_NAMES]),
+@click.option("--fit", "fit_names", multiple=True, type=click.Choice(_TABLE_FIT_NAMES),
               help="With --split: a router to fit on each train part (repeatable; default: prior and linear).")
 @click.option("--test-size", type=float, default=0.2, show_default=True, help="With --split: the test share.")
 @click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,

@@ -27,9 +27,9 @@ from typing import Any
 
 from agentroute import _settle, llm
 from agentroute._llm_clock import CallDeadline
-from agentroute._telemetry_redact import redact_text
 from agentroute._loop import Prices, Reply, Stop, TaskRun, overrun_reason
 from agentroute._spec import AgentSpec
+from agentroute._telemetry_redact import redact_text
 from agentroute.budget import ZERO, BudgetStatus, Spend
 from agentroute.errors import ProviderError
 from agentroute.records import CallRecord

@@ -417,8 +417,8 @@ def fmt(v: Decimal | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="", help="run only the rows whose key contains one of these comma-separated words: "
-                    + ", ".join(k for k, _ in ATTACKS))
+    keys = ", ".join(k for k, _ in ATTACKS)
+    ap.add_argument("--only", default="", help=f"run only the rows whose key contains one of these words: {keys}")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     rows = []

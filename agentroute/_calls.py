@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from agentroute import llm
+from agentroute._llm_clock import CallDeadline
 from agentroute._loop import Prices, Reply, Stop, TaskRun
 from agentroute._spec import AgentSpec
 from agentroute.budget import ZERO, BudgetStatus, Spend
@@ -148,6 +149,9 @@ def call_steps(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: in
             if isinstance(outcome, BaseException):
                 _end(run, spec, choice, p, kwargs, messages, None, outcome, started, attempt, fallback)
                 error = f"{type(outcome).__name__}: {str(outcome)[:200]}"
+                if isinstance(outcome, CallDeadline):  # the task's time is up: it stops, truncated
+                    error = f"budget:seconds: {outcome}"
+                    break
                 if not llm.is_retryable(outcome) or attempt > run.cfg.max_retries:
                     break
                 yield ("sleep", _backoff(run, attempt))

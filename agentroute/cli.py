@@ -55,7 +55,7 @@ NEEDS: dict[tuple[str, ...], tuple[str, ...] | Callable[[Mapping[str, Any]], tup
     ("data", "split"): _TABLES,
     ("fit",): _fit_needs,
     ("route",): _TABLES,
-    ("eval",): (*_TABLES, "matplotlib"),
+    ("eval",): lambda p: (*_TABLES, "matplotlib", *(("gymnasium",) if p.get("scenario") else ())),
     ("replay",): _TABLES,
     ("pheromones", "show"): ("matplotlib",),
     ("memory", "eval"): lambda p: _memory_needs(p, plots=True),

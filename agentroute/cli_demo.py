@@ -52,13 +52,32 @@ def violations(result: Any) -> int:
     return int(bool(bad))
 
 
+def _is_policy_file(p: str) -> bool:
+    path = Path(p)
+    return path.is_file() or path.with_name(path.name + ".json").is_file()
+
+
+def _load_file(p: str) -> Any:
+    """A saved policy for the demo's graph; a learned one must have been trained on a graph."""
+    from agentroute.policies import load_policy
+
+    pol = load_policy(p)
+    card = getattr(pol, "card", None)
+    if isinstance(card, dict) and (card.get("obs") or {}).get("kind") == "raw":
+        raise click.BadParameter(f"{p}: a policy trained on {card.get('env')} cannot route a graph's points",
+                                 param_hint="--policy")
+    return pol
+
+
 @click.command()
 @click.option("--tasks", "n_tasks", default=200, show_default=True, type=click.IntRange(1, 100_000),
               help="Number of support tasks per policy.")
 @click.option("--usd", default="0.004", show_default=True, help="USD budget per task.")
 @click.option("--tokens", default=3000, show_default=True, type=click.IntRange(1), help="Token budget per task.")
 @click.option("--steps", default=4, show_default=True, type=click.IntRange(1), help="Agent steps per task.")
-@click.option("--policy", "only", multiple=True, help="Run only these policies (repeatable).")
+@click.option("--policy", "only", multiple=True,
+              help="Run only these policies (repeatable): a shipped policy's name, or a saved policy FILE (a rule "
+                   "file, or a policy trained with `agentroute train --env agentroute/GraphRouting-v0`).")
 @click.option("--db", default=None, metavar="URL",
               help="Trace store for the decisions: a SQLite file or a database URL (default: "
                    "$AGENTROUTE_DATABASE_URL, else ./agentroute.db, where `agentroute traces` looks).")
@@ -83,11 +102,16 @@ def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...],
     budget = Budget(usd=usd, tokens=tokens, steps=steps)
     pols = shipped_policies(seed)
     if only:
-        unknown = [p for p in only if p not in pols]
+        files = {p: _load_file(p) for p in only if p not in pols and _is_policy_file(p)}
+        unknown = [p for p in only if p not in pols and p not in files]
         if unknown:
-            raise click.BadParameter(f"unknown policy {unknown[0]!r}; choose from {', '.join(pols)}",
-                                     param_hint="--policy")
-        pols = {k: v for k, v in pols.items() if k in only}
+            raise click.BadParameter(f"unknown policy {unknown[0]!r}; choose from {', '.join(pols)}, or give a "
+                                     "saved policy file", param_hint="--policy")
+        chosen = {k: v for k, v in pols.items() if k in only}
+        for p, pol in files.items():
+            label = Path(p).stem if Path(p).suffix else Path(p).name
+            chosen[label if label not in chosen else p] = pol
+        pols = chosen
     store_url = resolve_url(db or os.environ.get("AGENTROUTE_DATABASE_URL"))
     tracing = configure_tracing(store_url=store_url)
     bars = progress_enabled(quiet)

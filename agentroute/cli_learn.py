@@ -206,8 +206,16 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 
 
 @click.command("eval")
-@click.option("--table", "table_path", required=True, type=click.Path(exists=True, dir_okay=False), help="TEST table.")
-@click.option("--policy", "policies", multiple=True, type=click.Path(exists=True), help="POLICY (repeatable).")
+@click.option("--table", "table_path", default=None, type=click.Path(exists=True, dir_okay=False), help="TEST table.")
+@click.option("--scenario", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Judge policies on a graph scenario instead (envs/*.yaml, GraphRouting-v0): each --policy is a "
+                   "rule file, a saved policy, cheapest, strongest, random, default, pheromone or bandit.")
+@click.option("--policy", "policies", multiple=True, help="POLICY (repeatable; more may follow it).")
+@click.option("--cost-weight", "cost_weights", multiple=True, type=click.FloatRange(min=0),
+              help="With --scenario: λ per USD (repeatable; default 0).")
+@click.option("--tasks", "n_tasks", default=None, type=click.IntRange(min=1),
+              help="With --scenario: run only the first N tasks.")
+@click.option("--seed", default=0, show_default=True, type=int, help="With --scenario: seed of random policies.")
 @click.option("--strategy", "strategies", multiple=True,
               help="Evaluate strategies instead: NAME [NAME ...] (acar, acar-N, fanout, llm-router, cache, or an "
                    "option of TABLE) on its recorded answers.")
@@ -220,8 +228,12 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--drop-incomplete", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 def eval_cmd(
-    table_path: str,
+    table_path: str | None,
+    scenario: str | None,
     policies: tuple[str, ...],
+    cost_weights: tuple[float, ...],
+    n_tasks: int | None,
+    seed: int,
     strategies: tuple[str, ...],
     more: tuple[str, ...],
     out: str,
@@ -231,7 +243,19 @@ def eval_cmd(
     drop_incomplete: bool,
     quiet: bool,
 ) -> None:
-    """Sweep every POLICY over λ on TEST (or run --strategy NAMEs); write DIR/metrics.json and DIR/frontier.png."""
+    """Sweep every POLICY over λ on TEST (or --strategy NAMEs, or on a --scenario graph); write DIR/metrics.json."""
+    if scenario:
+        from agentroute import cli_eval_scenario
+
+        if table_path or strategies:
+            raise click.UsageError("give --scenario or --table, not both")
+        cli_eval_scenario.run(scenario, [*policies, *more], out, cost_weights=cost_weights, tasks=n_tasks,
+                              seed=seed, quiet=quiet)
+        return
+    if cost_weights or n_tasks is not None:
+        raise click.UsageError("--cost-weight and --tasks apply to --scenario only")
+    if not table_path:
+        raise click.UsageError("give --table TABLE (or --scenario SCENARIO)")
     if strategies:
         from agentroute import cli_eval_strategies as strat
 
@@ -248,6 +272,9 @@ def eval_cmd(
     for p in more:
         if not Path(p).exists():
             raise click.BadParameter(f"Path {p!r} does not exist.", param_hint="'[MORE]...'")
+    for p in policies:
+        if not Path(p).exists():
+            raise click.BadParameter(f"Path {p!r} does not exist.", param_hint="'--policy'")
     paths = list(policies) + list(more)
     if not paths:
         raise click.UsageError("give at least one --policy POLICY")

@@ -35,6 +35,26 @@ def _summary(policy: Any, path: str) -> str:
     return "\n".join(lines)
 
 
+GRAPH = "agentroute/GraphRouting-v0"
+EVAL_TASKS = 60
+"""Tasks of the graph each policy runs when ``train`` ends, for the figures it prints."""
+
+
+def _graph_figures(policy: Any, kw: dict[str, Any], lams: list[float], quiet: bool) -> list[str]:
+    """The trained graph policy against the baselines on the environment's first tasks (``eval --scenario``)."""
+    from agentroute.envs.graph_routing import GraphRoutingEnv
+    from agentroute.scenario_eval import BASELINES, evaluate_env, format_rows
+
+    ekw = {k: v for k, v in kw.items() if k not in ("cost_weight", "cost_weight_range", "reward", "reward_kwargs")}
+    env = GraphRoutingEnv(**{**ekw, "cost_scale_usd": 1.0})
+    try:
+        result = evaluate_env(env, {"trained": policy, **{b: b for b in BASELINES}}, cost_weights=lams,
+                              tasks=EVAL_TASKS, progress=not quiet)
+    finally:
+        env.close()
+    return ["figures on the first tasks (as `agentroute eval --scenario` reports them):", *format_rows(result)]
+
+
 _MAPPED = ("table", "builtin", "graph", "cost_weight", "cost_weight_range", "reward")
 
 
@@ -177,7 +197,7 @@ def register(main: click.Group) -> None:
                 kw["cost_weight"] = cost_weight
             elif cost_weight_range:
                 kw["cost_weight_range"] = tuple(cost_weight_range)
-            elif env_id == "agentroute/GraphRouting-v0" and "cost_weight" not in kw:
+            elif env_id == GRAPH and "cost_weight" not in kw:
                 kw["cost_weight_range"] = (0.0, 1.0)
             if graph:
                 kw["graph"] = graph
@@ -192,6 +212,10 @@ def register(main: click.Group) -> None:
         from agentroute.policies.learned import policy_paths
 
         click.echo(_summary(policy, str(policy_paths(out)[0])))
+        if env_id == GRAPH:
+            lams = [float(cost_weight)] if cost_weight is not None else \
+                [float(x) for x in kw.get("cost_weight_range", (0.0, 1.0))]
+            click.echo("\n".join(_graph_figures(policy, kw, sorted(set(lams)), quiet)))
 
 
 __all__ = ["register"]

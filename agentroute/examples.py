@@ -2,6 +2,8 @@
 
 ``support_graph()`` builds the graph; ``support_tasks(n, seed)`` makes a reproducible stream of support questions
 (billing, technical, account, legal; short and long); ``support_rules()`` loads the shipped rule file.
+``world_graph()`` is the graph world's example (research, write, verify: docs/environments.md), run on the same
+questions.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from agentroute.graph import END, AgentGraph
 from agentroute.llm import ModelTier
 from agentroute.policies.rules import RulePolicy
+from agentroute.providers import role_message
 
 TIERS = (ModelTier("small", model="openai/gpt-4o-mini"), ModelTier("large", model="openai/gpt-4o"))
 
@@ -49,6 +52,54 @@ def support_graph(tiers: tuple[ModelTier, ...] = TIERS) -> AgentGraph:
 
     graph.start("triage")
     graph.route("triage", to=["expert", END])
+    return graph
+
+
+def world_graph(tiers: tuple[ModelTier, ...] = TIERS) -> AgentGraph:
+    """The graph world's example: research, write, verify; the policy picks the path and every tier.
+
+    ``intake`` sends a task to ``research`` or straight to ``writer``; after the writer the policy ends the task or
+    asks ``verifier``, which sends a wrong draft back for one revision. Every agent speaks its world role
+    (:func:`agentroute.providers.role_message`), so on :class:`~agentroute.providers.Simulated` the task's quality
+    depends on the whole path.
+    """
+    graph = AgentGraph("world")
+
+    @graph.agent(description="reads the task, calls no model")
+    def intake(state: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        return {}
+
+    @graph.agent(tiers=tiers, description="gathers notes that help on hard tasks")
+    def research(state: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        reply = ctx.complete([role_message("research"), {"role": "user", "content": state["question"]}])
+        return {"notes": reply.text}
+
+    @graph.agent(tiers=tiers, description="drafts the answer")
+    def writer(state: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        msgs = [role_message("write"), {"role": "user", "content": state["question"]}]
+        if state.get("notes"):
+            msgs.append({"role": "user", "content": f"Notes: {state['notes']}"})
+        reply = ctx.complete(msgs)
+        return {"draft": reply.text, "answer": reply.text}
+
+    @graph.agent(tiers=tiers, description="checks the draft; a rejected draft is sent back for one revision")
+    def verifier(state: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        question = {"role": "user", "content": state["question"]}
+        draft = {"role": "assistant", "content": state["draft"]}
+        verdict = ctx.complete([role_message("verify"), question, draft, {"role": "user", "content": "Is it right?"}],
+                               max_tokens=64)
+        if "VERDICT: reject" not in verdict.text:
+            return {"verdict": "accept"}
+        msgs = [role_message("write"), question]
+        if state.get("notes"):
+            msgs.append({"role": "user", "content": f"Notes: {state['notes']}"})
+        revised = ctx.complete([*msgs, draft, {"role": "user", "content": f"A reviewer said: {verdict.text}"}])
+        return {"verdict": "reject", "answer": revised.text}
+
+    graph.start("intake")
+    graph.route("intake", to=["writer", "research"])
+    graph.edge("research", "writer")
+    graph.route("writer", to=[END, "verifier"])
     return graph
 
 

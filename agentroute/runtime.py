@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from agentroute import _resume, _stream
+from agentroute import _llm_clock, _resume, _stream
 from agentroute._loop import RunConfig, TaskRun, agent_options, visible
 from agentroute._spec import END, AgentSpec, GraphDef
 from agentroute.budget import ZERO, Budget, Ledger, SharedBudget
@@ -107,6 +107,7 @@ class App:
         if isinstance(budget, Budget | SharedBudget):
             self._check_budget(budget)
         self._has_async = any(a.is_async for a in graph.agents.values())
+        self._warm = False
         self.langgraph = self._build(checkpointer)
 
     # -- configuration knobs (the frozen RunConfig is replaced; running tasks keep theirs) -----------------------
@@ -208,6 +209,9 @@ class App:
         if not isinstance(inputs, Mapping):
             raise ConfigError(f"inputs must be a dict (the task's initial state), got {type(inputs).__name__}",
                               name="inputs")
+        if not self._warm:  # LiteLLM's first-call imports happen here, before this task's clock starts
+            _llm_clock.warm_up([t.model for t in self.graph.tiers()], clients=type(self.provider).__name__ == "Live")
+            self._warm = True
         budget = budget if budget is not None else self.budget
         if budget is None:
             ledger = Ledger(Budget())

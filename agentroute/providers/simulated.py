@@ -5,6 +5,11 @@ models answer harder queries), a typical answer length, and a latency. A query's
 with a stable hash, so the same query is equally hard for every model and every run. Everything is deterministic
 given the seed, whatever the order or concurrency of calls.
 
+Calls whose messages carry a world role (:func:`~agentroute.providers._world.role_message`: research, write,
+verify) take part in the **graph world** (:class:`~agentroute.providers._world.World`): a hidden difficulty class
+per task, research that helps a writer on hard tasks, a verifier that catches wrong drafts and sends them back, so
+a task's quality depends on its whole path. Calls without a role keep the single-call model above.
+
 The handler is registered once under the LiteLLM provider name ``agentroute_sim``; each :class:`Simulated` instance is
 addressed through ``api_base="sim://<id>"``, so several worlds can coexist in one process.
 """
@@ -23,7 +28,9 @@ from typing import Any
 
 from agentroute.errors import ConfigError
 from agentroute.llm import ModelTier, RawReply, count_tokens, ensure_litellm, price_of
+from agentroute.providers import _world
 from agentroute.providers._hash import _unit
+from agentroute.providers._world import World
 
 PROVIDER = "agentroute_sim"
 _instances: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
@@ -64,6 +71,8 @@ class Simulated:
 
     ``Simulated(seed=0)`` gives every tier a profile from its model's price; pass ``profiles={"openai/gpt-4o":
     SimProfile(ability=1.2)}`` to set them. ``realtime=True`` sleeps for the simulated latency (for timeout tests).
+    ``world`` sets the parameters of the graph world that calls with a role marker take part in (default
+    ``World()``; see :mod:`agentroute.providers._world` and docs/environments.md).
     """
 
     name = "simulated"
@@ -76,6 +85,7 @@ class Simulated:
         profiles: Mapping[str, SimProfile] | None = None,
         realtime: bool = False,
         difficulty_fn: Any = None,
+        world: World | None = None,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError("Simulated(seed=...) must be an int", name="seed")
@@ -83,6 +93,11 @@ class Simulated:
         self.profiles: dict[str, SimProfile] = dict(profiles or {})
         self.realtime = realtime
         self.difficulty_fn = difficulty_fn
+        if world is not None and not isinstance(world, World):
+            raise ConfigError(f"Simulated(world=...) must be a World, got {type(world).__name__}", name="world",
+                              hint="from agentroute.providers import World")
+        self.world = world or World()
+        self._notes = _world.Notes()
         self.id = f"sim{next(_ids)}"
         self._quality: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -93,23 +108,29 @@ class Simulated:
         _register()
 
     @classmethod
-    def from_table(cls, table: Any, *, seed: int = 0, mapping: Mapping[str, str] | None = None) -> Simulated:
+    def from_table(cls, table: Any, *, seed: int = 0, mapping: Mapping[str, str] | None = None,
+                   world: World | None = None) -> Simulated:
         """A world calibrated on a routing table: option abilities and query difficulties fitted item-response style.
 
         Models named like the table's options get those options' profiles. Other models (the tiers of your graph)
         are mapped with ``mapping`` (model -> option), else by price rank: the cheapest model gets the ability of
         the option with the lowest mean cost, the dearest that of the highest. Use :meth:`tiers` to build
-        ``ModelTier`` objects named after the options, priced from the table.
+        ``ModelTier`` objects named after the options, priced from the table. The graph world (``world``) keeps
+        its parameters; the table sets each tier's ability and each known task's base difficulty.
         """
         from agentroute.providers.calibrate import difficulty_lookup, fit_irt
 
         cal = fit_irt(table)
-        sim = cls(seed=seed, difficulty_fn=difficulty_lookup(cal, seed))
+        sim = cls(seed=seed, difficulty_fn=difficulty_lookup(cal, seed), world=world)
         sim.calibration = cal
         sim.mapping = dict(mapping or {})
         for j, name in enumerate(cal.options):
             sim.profiles[name] = SimProfile(ability=float(cal.ability[j]), output_tokens=cal.output_tokens[name])
         return sim
+
+    def task_class(self, text: str) -> str:
+        """The hidden difficulty class (``"hard"`` or ``"easy"``) of the task whose text is ``text``."""
+        return "hard" if self.world.is_hard(text, self.seed) else "easy"
 
     def tiers(self) -> list[ModelTier]:
         """``ModelTier`` objects for a calibrated world's options, priced from the table (cheapest first)."""
@@ -177,14 +198,28 @@ class Simulated:
                     str(messages[0].get("content", "")) if messages else "")
         prof = self.profile(model)
         d = self.difficulty_fn(text) if self.difficulty_fn else difficulty(text, self.seed)
-        need = max(1, round(prof.output_tokens * (0.5 + _unit("len", self.seed, model, text))))
+        role = _world.role_of(messages)
+        typical = prof.output_tokens * (_world.length_factor(role) if role else 1.0)
+        u = _unit("len", self.seed, model, text) if role is None else _unit("len", self.seed, model, text, role)
+        need = max(1, round(typical * (0.5 + u)))
         out = min(need, max_tokens)
-        q = 1.0 / (1.0 + math.exp(-2.5 * (prof.ability - d)))
-        q = q * (0.9 + 0.2 * _unit("noise", self.seed, model, text))
-        if out < need:  # a cut-off answer is worth less
+        note: _world.Note | None = None
+        said = ""
+        if role is None:
+            q = 1.0 / (1.0 + math.exp(-2.5 * (prof.ability - d)))
+            q = q * (0.9 + 0.2 * _unit("noise", self.seed, model, text))
+        else:
+            note, said = _world.outcome(self.world, role, ability=prof.ability, base=d, text=text, model=model,
+                                        seed=self.seed, notes=self._notes.found(messages))
+            q = 0.0 if role == "research" else note.value
+        if out < need and role != "verify":  # a cut-off answer (or cut-off notes) is worth less
             q *= math.sqrt(out / need)
+            if note is not None:
+                note = _world.Note(note.role, note.value * math.sqrt(out / need), note.correct)
         fail = _unit("fail", self.seed, model, text, self.calls_for(text, model)) < prof.failure_rate
         return {
+            "note": note,
+            "said": said,
             "output_tokens": out,
             "finish_reason": "length" if out < need else "stop",
             "quality": max(0.0, min(1.0, q)),
@@ -212,6 +247,9 @@ class Simulated:
         rid = f"sim-{hashlib.blake2b(key, digest_size=8).hexdigest()}"
         with self._lock:
             self._quality[rid] = o["quality"]
+        if o["note"] is not None:  # a world call: later calls find this reply by its tag
+            self._notes.put(rid, o["note"])
+            words = [_world.tag(rid), o["said"] + ":", *words]
         return litellm.ModelResponse(
             id=rid,
             model=model,

@@ -71,6 +71,9 @@ LEDGER: tuple[Rule, ...] = (
     Rule(r"^agentroute train --scenario ", "twin",
          "tests/envs/test_envs_scenario.py::test_train_from_a_scenario_and_the_command_line_overrides_it"),
     Rule(r"benchmarks/env_throughput.py", "bench"),
+    Rule(r"^agentroute eval --scenario envs/world.yaml ", "twin",
+         "tests/envs/test_env_world.py::test_eval_scenario_writes_every_figure"),
+    Rule(r"benchmarks/graph_world.py", "bench"),
     # learning
     Rule(r"^agentroute data convert ", "run"),
     Rule(r"^agentroute data split (rb|llmrouter)\.parquet ", "run"),

@@ -346,7 +346,8 @@ class Server:
         if not task_id.startswith(tenant_tag(entry.tenant) + "-") or self.store_url is None:
             raise missing
         tree = await asyncio.to_thread(self._tree, task_id)
-        if tree is None and self.tracing is not None:  # its spans may still sit in the export queue
+        if (tree is None or tree.get("status") == "running") and self.tracing is not None:
+            # its spans (or its end) may still sit in this worker's export queue
             await asyncio.to_thread(self.tracing.flush)
             tree = await asyncio.to_thread(self._tree, task_id)
         if tree is None:

@@ -16,12 +16,13 @@ _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from agentroute import policies, providers
 from agentroute._loop import Reply
 from agentroute._stream import StreamEvent
-from agentroute.budget import Budget, BudgetStatus, Ledger, SharedBudget, Spend
+from agentroute.budget import Budget, BudgetStatus, Ledger, SharedBudget, Spend, Violation
 from agentroute.context import Choice, StepContext
 from agentroute.errors import (
     AgentError,
     AgentRouteError,
     BudgetExhausted,
+    BudgetViolation,
     ConfigError,
     DataError,
     LedgerError,
@@ -83,6 +84,7 @@ __all__ = [
     "Budget",
     "BudgetExhausted",
     "BudgetStatus",
+    "BudgetViolation",
     "CallRecord",
     "Candidate",
     "Choice",
@@ -118,6 +120,7 @@ __all__ = [
     "TaskInfo",
     "Tracing",
     "Unaffordable",
+    "Violation",
     "__version__",
     "configure_tracing",
     "load_builtin",

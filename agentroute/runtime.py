@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from agentroute import _llm_clock, _resume, _stream
 from agentroute._loop import RunConfig, TaskRun, agent_options, visible
+from agentroute._settle import check_charge_failed
 from agentroute._spec import END, AgentSpec, GraphDef
 from agentroute.budget import ZERO, Budget, Ledger, SharedBudget
 from agentroute.context import StepContext
-from agentroute.errors import BudgetExhausted, ConfigError, RunError
+from agentroute.errors import BudgetExhausted, BudgetViolation, ConfigError, RunError
 from agentroute.llm import ModelTier
 from agentroute.records import HookList, RunHooks, RunResult, TaskStart
 from agentroute.routing import GraphSpec, Option, Policy
@@ -61,10 +62,14 @@ class App:
         text_key: str | None,
         retry_backoff: float = 0.25,
         input_margin: tuple[float, int] = (0.1, 8),
+        on_violation: Literal["record", "error"] = "record",
+        charge_failed: Literal["worst_case", "reported"] = "worst_case",
     ) -> None:
         graph.validate()
         if on_exhausted not in ("truncate", "error"):
             raise ConfigError(f"on_exhausted={on_exhausted!r}: use 'truncate' or 'error'", name="on_exhausted")
+        self.on_violation = _check_on_violation(on_violation)
+        charge_failed = check_charge_failed(charge_failed)
         if isinstance(min_answer_tokens, bool) or not isinstance(min_answer_tokens, int) or min_answer_tokens < 1:
             raise ConfigError("min_answer_tokens must be a positive int", name="min_answer_tokens")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -103,6 +108,7 @@ class App:
             capture_content=capture_content, scorer=scorer, prices=prices, tier_rank=tier_rank,
             sorted_tiers=sorted_tiers,
             agent_options=_agent_options(graph, prices, tier_rank, sorted_tiers, min_answer_tokens),
+            charge_failed=charge_failed,
         )
         if isinstance(budget, Budget | SharedBudget):
             self._check_budget(budget)
@@ -246,13 +252,21 @@ class App:
                   "recursion_limit": (2 * limit + 10) if limit is not None else 1000}
         return run, config
 
-    def _raise_if_needed(self, result: RunResult, on_exhausted: str | None) -> RunResult:
+    def _raise_if_needed(self, result: RunResult, on_exhausted: str | None, on_violation: str | None) -> RunResult:
         err = result.error
         if err is not None:
             if isinstance(err, RunError):
                 err.result = result
                 err.state = result.state
             raise err
+        if result.violations and _check_on_violation(on_violation or self.on_violation) == "error":
+            v = result.violations[0]
+            raise BudgetViolation(
+                f"task {result.task_id}: budget violation on {v.dimension} ({v.cause}); spent "
+                f"{result.spent.as_dict()} of {result.limits.as_dict()}. The spend was charged in full; pass "
+                "on_violation='record' to get the result with status 'overrun' instead",
+                violations=result.violations, state=result.state, result=result,
+            )
         if result.truncated and result.reason.startswith("budget") and (on_exhausted or self.on_exhausted) == "error":
             raise BudgetExhausted(
                 f"task {result.task_id}: budget exhausted ({result.reason}); spent {result.spent.as_dict()} of "
@@ -264,55 +278,60 @@ class App:
     def run(self, inputs: Mapping[str, Any], *, budget: Budget | SharedBudget | None = None,
             policy: RouterPolicy | None = None, task_id: str | None = None, category: str | None = None,
             features: Mapping[str, Any] | None = None, on_exhausted: Literal["truncate", "error"] | None = None,
-            labels: Mapping[str, str] | None = None) -> RunResult:
+            labels: Mapping[str, str] | None = None,
+            on_violation: Literal["record", "error"] | None = None) -> RunResult:
         """Run one task to END (or until its budget is exhausted) and return its result.
 
         ``policy`` overrides the compiled policy for this run; ``category`` and ``features`` are shown to policies.
         ``labels`` are saved with the task's checkpoints (:meth:`unfinished` filters on them). With a checkpointer,
-        the id of an unfinished task is refused: :meth:`resume` continues it.
+        the id of an unfinished task is refused: :meth:`resume` continues it. ``on_exhausted`` and ``on_violation``
+        override the compiled choices for this run.
         """
-        return self._run(inputs, budget, policy, task_id, category, features, on_exhausted, labels, None)
+        return self._run(inputs, budget, policy, task_id, category, features, on_exhausted, labels, None, on_violation)
 
     def _run(self, inputs: Mapping[str, Any], budget: Budget | SharedBudget | None, policy: Any, task_id: str | None,
              category: str | None, features: Mapping[str, Any] | None, on_exhausted: str | None,
-             labels: Mapping[str, str] | None, hooks: RunHooks | None) -> RunResult:
+             labels: Mapping[str, str] | None, hooks: RunHooks | None, on_violation: str | None = None) -> RunResult:
         if self._has_async:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
                 return asyncio.run(self._arun(inputs, budget, policy, task_id, category, features, on_exhausted,
-                                              labels, hooks))
+                                              labels, hooks, on_violation))
             raise ConfigError("this graph has async agents and an event loop is running here",
                               hint="use `await app.arun(...)`")
         if task_id is not None and self.langgraph.checkpointer:
             _resume.refuse_restart(_resume.read(self.langgraph, task_id), task_id)
         run, config = self._start(inputs, budget, policy, task_id, category, features, labels, hooks=hooks)
-        return self._invoke(run, dict(inputs), config, on_exhausted)
+        return self._invoke(run, dict(inputs), config, on_exhausted, on_violation)
 
     def _invoke(self, run: TaskRun, inputs: dict[str, Any] | None, config: dict[str, Any],
-                on_exhausted: str | None) -> RunResult:
+                on_exhausted: str | None, on_violation: str | None = None) -> RunResult:
         exc: BaseException | None = None
         try:
             self.langgraph.invoke(inputs, config)
         except Exception as e:
             exc = e
-        return self._raise_if_needed(run.finish(exc), on_exhausted)
+        return self._raise_if_needed(run.finish(exc), on_exhausted, on_violation)
 
     async def arun(self, inputs: Mapping[str, Any], *, budget: Budget | SharedBudget | None = None,
                    policy: RouterPolicy | None = None, task_id: str | None = None, category: str | None = None,
                    features: Mapping[str, Any] | None = None,
                    on_exhausted: Literal["truncate", "error"] | None = None,
-                   labels: Mapping[str, str] | None = None) -> RunResult:
+                   labels: Mapping[str, str] | None = None,
+                   on_violation: Literal["record", "error"] | None = None) -> RunResult:
         """Async twin of :meth:`run`."""
-        return await self._arun(inputs, budget, policy, task_id, category, features, on_exhausted, labels, None)
+        return await self._arun(inputs, budget, policy, task_id, category, features, on_exhausted, labels, None,
+                                on_violation)
 
     async def _arun(self, inputs: Mapping[str, Any], budget: Budget | SharedBudget | None, policy: Any,
                     task_id: str | None, category: str | None, features: Mapping[str, Any] | None,
-                    on_exhausted: str | None, labels: Mapping[str, str] | None, hooks: RunHooks | None) -> RunResult:
+                    on_exhausted: str | None, labels: Mapping[str, str] | None, hooks: RunHooks | None,
+                    on_violation: str | None = None) -> RunResult:
         if task_id is not None and self.langgraph.checkpointer:
             _resume.refuse_restart(await _resume.aread(self.langgraph, task_id), task_id)
         run, config = self._start(inputs, budget, policy, task_id, category, features, labels, hooks=hooks)
-        return await self._ainvoke(run, dict(inputs), config, on_exhausted)
+        return await self._ainvoke(run, dict(inputs), config, on_exhausted, on_violation)
 
     # -- streaming ----------------------------------------------------------------------------------------------
     def stream(self, inputs: Mapping[str, Any], *, budget: Budget | SharedBudget | None = None,
@@ -335,7 +354,7 @@ class App:
                                                         "truncate", labels, hooks))
 
     async def _ainvoke(self, run: TaskRun, inputs: dict[str, Any] | None, config: dict[str, Any],
-                       on_exhausted: str | None) -> RunResult:
+                       on_exhausted: str | None, on_violation: str | None = None) -> RunResult:
         exc: BaseException | None = None
         try:
             await self.langgraph.ainvoke(inputs, config)
@@ -344,7 +363,7 @@ class App:
             raise
         except Exception as e:
             exc = e
-        return self._raise_if_needed(run.finish(exc), on_exhausted)
+        return self._raise_if_needed(run.finish(exc), on_exhausted, on_violation)
 
     # -- resuming a checkpointed task --------------------------------------------------------------------------
     def resume(self, task_id: str, *, budget: Budget | SharedBudget | None = None,
@@ -403,7 +422,7 @@ class App:
                 cat = categories[i] if categories is not None else None
                 try:
                     res = await self.arun(item, budget=budget, policy=policy, category=cat,
-                                          on_exhausted="truncate")
+                                          on_exhausted="truncate", on_violation="record")
                 except RunError as e:
                     res = e.result
                 finally:
@@ -535,6 +554,13 @@ def _agent_options(graph: GraphDef, prices: Mapping[str, tuple[Decimal, Decimal]
         )
         for src, targets in graph.routes.items()
     }
+
+
+def _check_on_violation(value: Any) -> Literal["record", "error"]:
+    if value not in ("record", "error"):
+        raise ConfigError(f"on_violation={value!r}: use 'record' (the run returns with status 'overrun') or 'error' "
+                          "(raise BudgetViolation)", name="on_violation")
+    return value  # type: ignore[no-any-return]
 
 
 def _price_key(p: tuple[Decimal, Decimal] | None, index: int) -> tuple[int, Decimal, Decimal, int]:

@@ -15,6 +15,7 @@ _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from agentroute import policies, providers
 from agentroute._loop import Reply
+from agentroute._stream import StreamEvent
 from agentroute.budget import Budget, BudgetStatus, Ledger, SharedBudget, Spend, Violation
 from agentroute.context import Choice, StepContext
 from agentroute.errors import (
@@ -115,6 +116,7 @@ __all__ = [
     "SqlLedger",
     "StepContext",
     "StoreError",
+    "StreamEvent",
     "TaskInfo",
     "Tracing",
     "Unaffordable",

@@ -215,7 +215,8 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
               help="With --scenario: λ per USD (repeatable; default 0).")
 @click.option("--tasks", "n_tasks", default=None, type=click.IntRange(min=1),
               help="With --scenario: run only the first N tasks.")
-@click.option("--seed", default=0, show_default=True, type=int, help="With --scenario: seed of random policies.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="With --scenario: seed of random policies; with --split: seed of the split and the fits.")
 @click.option("--strategy", "strategies", multiple=True,
               help="Evaluate strategies instead: NAME [NAME ...] (acar, acar-N, fanout, llm-router, cache, or an "
                    "option of TABLE) on its recorded answers.")
@@ -225,6 +226,13 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False),
               help="With --strategy: the TRAIN table strategies fit their choices on (default: TABLE itself).")
 @click.option("--budget", default=None, help="With --strategy: each task's budget in USD (default: none).")
+@click.option("--split", type=click.Choice(["random", "by-category", "both"]), default=None,
+              help="TABLE is the whole table: split it (random: queries held out in every category; by-category: "
+                   "whole categories held out; both: side by side), fit each --fit router on the train part and "
+                   "score it on the test part.")
+@click.option("--fit", "fit_names", multiple=True, type=click.Choice([n for n in _FIT_NAMES if n != "ppo"]),
+              help="With --split: a router to fit on each train part (repeatable; default: prior and linear).")
+@click.option("--test-size", type=float, default=0.2, show_default=True, help="With --split: the test share.")
 @click.option("--drop-incomplete", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 def eval_cmd(
@@ -240,10 +248,13 @@ def eval_cmd(
     prices: str | None,
     train_path: str | None,
     budget: str | None,
+    split: str | None,
+    fit_names: tuple[str, ...],
+    test_size: float,
     drop_incomplete: bool,
     quiet: bool,
 ) -> None:
-    """Sweep every POLICY over λ on TEST (or --strategy NAMEs, or on a --scenario graph); write DIR/metrics.json."""
+    """Sweep every POLICY over λ on TEST (or --strategy NAMEs, a --scenario graph, or routers fitted on a --split)."""
     if scenario:
         from agentroute import cli_eval_scenario
 
@@ -251,6 +262,20 @@ def eval_cmd(
             raise click.UsageError("give --scenario or --table, not both")
         cli_eval_scenario.run(scenario, [*policies, *more], out, cost_weights=cost_weights, tasks=n_tasks,
                               seed=seed, quiet=quiet)
+        return
+    if split is not None or fit_names:
+        from agentroute import cli_eval_split
+
+        splits = cli_eval_split.check(split, policies, more, fit_names)
+        if not table_path:
+            raise click.UsageError("--split needs --table TABLE (the whole table)")
+        if strategies or train_path or budget or cost_weights or n_tasks is not None:
+            raise click.UsageError("--split does not go with --strategy, --train, --budget, --cost-weight or --tasks")
+        if not 0.0 < test_size < 1.0:
+            raise click.BadParameter(f"{test_size} must be in (0, 1)", param_hint="--test-size")
+        cli_eval_split.run(_read_table(table_path, prices, drop_incomplete), splits,
+                           fit_names or cli_eval_split.DEFAULT_FIT, out, test_size=test_size, seed=seed,
+                           echo=lambda m: _echo(quiet, m))
         return
     if cost_weights or n_tasks is not None:
         raise click.UsageError("--cost-weight and --tasks apply to --scenario only")

@@ -18,11 +18,11 @@ import asyncio
 import dataclasses
 import inspect
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from agentroute import _llm_clock, _resume
+from agentroute import _llm_clock, _resume, _stream
 from agentroute._loop import RunConfig, TaskRun, agent_options, visible
 from agentroute._settle import check_charge_failed
 from agentroute._spec import END, AgentSpec, GraphDef
@@ -211,7 +211,7 @@ class App:
 
     def _start(self, inputs: Any, budget: Budget | SharedBudget | None, policy: Any, task_id: str | None,
                category: str | None, features: Mapping[str, Any] | None, labels: Mapping[str, str] | None = None,
-               saved: _resume.Saved | None = None) -> tuple[TaskRun, dict[str, Any]]:
+               saved: _resume.Saved | None = None, hooks: RunHooks | None = None) -> tuple[TaskRun, dict[str, Any]]:
         if not isinstance(inputs, Mapping):
             raise ConfigError(f"inputs must be a dict (the task's initial state), got {type(inputs).__name__}",
                               name="inputs")
@@ -237,6 +237,9 @@ class App:
         run = TaskRun(self.config, ledger, bound, inputs, self.task_text(inputs), task_id=task_id,
                       category=category, features=features, entry=self.graph.entry or "")
         run.labels = _resume.check_labels(labels)
+        if hooks is not None:  # this task's own hook (a stream's), after the app's
+            run.hooks = hooks if run.hooks is None else HookList([run.hooks, hooks])
+            run.router.recorder = run
         if saved is not None:
             run.restore(saved.carried)
         if run.hooks is not None:
@@ -284,18 +287,22 @@ class App:
         the id of an unfinished task is refused: :meth:`resume` continues it. ``on_exhausted`` and ``on_violation``
         override the compiled choices for this run.
         """
+        return self._run(inputs, budget, policy, task_id, category, features, on_exhausted, labels, None, on_violation)
+
+    def _run(self, inputs: Mapping[str, Any], budget: Budget | SharedBudget | None, policy: Any, task_id: str | None,
+             category: str | None, features: Mapping[str, Any] | None, on_exhausted: str | None,
+             labels: Mapping[str, str] | None, hooks: RunHooks | None, on_violation: str | None = None) -> RunResult:
         if self._has_async:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                return asyncio.run(self.arun(inputs, budget=budget, policy=policy, task_id=task_id,
-                                             category=category, features=features, on_exhausted=on_exhausted,
-                                             labels=labels, on_violation=on_violation))
+                return asyncio.run(self._arun(inputs, budget, policy, task_id, category, features, on_exhausted,
+                                              labels, hooks, on_violation))
             raise ConfigError("this graph has async agents and an event loop is running here",
                               hint="use `await app.arun(...)`")
         if task_id is not None and self.langgraph.checkpointer:
             _resume.refuse_restart(_resume.read(self.langgraph, task_id), task_id)
-        run, config = self._start(inputs, budget, policy, task_id, category, features, labels)
+        run, config = self._start(inputs, budget, policy, task_id, category, features, labels, hooks=hooks)
         return self._invoke(run, dict(inputs), config, on_exhausted, on_violation)
 
     def _invoke(self, run: TaskRun, inputs: dict[str, Any] | None, config: dict[str, Any],
@@ -314,10 +321,37 @@ class App:
                    labels: Mapping[str, str] | None = None,
                    on_violation: Literal["record", "error"] | None = None) -> RunResult:
         """Async twin of :meth:`run`."""
+        return await self._arun(inputs, budget, policy, task_id, category, features, on_exhausted, labels, None,
+                                on_violation)
+
+    async def _arun(self, inputs: Mapping[str, Any], budget: Budget | SharedBudget | None, policy: Any,
+                    task_id: str | None, category: str | None, features: Mapping[str, Any] | None,
+                    on_exhausted: str | None, labels: Mapping[str, str] | None, hooks: RunHooks | None,
+                    on_violation: str | None = None) -> RunResult:
         if task_id is not None and self.langgraph.checkpointer:
             _resume.refuse_restart(await _resume.aread(self.langgraph, task_id), task_id)
-        run, config = self._start(inputs, budget, policy, task_id, category, features, labels)
+        run, config = self._start(inputs, budget, policy, task_id, category, features, labels, hooks=hooks)
         return await self._ainvoke(run, dict(inputs), config, on_exhausted, on_violation)
+
+    # -- streaming ----------------------------------------------------------------------------------------------
+    def stream(self, inputs: Mapping[str, Any], *, budget: Budget | SharedBudget | None = None,
+               policy: RouterPolicy | None = None, task_id: str | None = None, category: str | None = None,
+               features: Mapping[str, Any] | None = None,
+               labels: Mapping[str, str] | None = None) -> Iterator[_stream.StreamEvent]:
+        """Run one task, yielding its step and decision events as they happen; the last one (``end``) holds its result.
+
+        A task that fails ends with ``result.error`` set instead of raising (as in :meth:`batch`).
+        """
+        return _stream.stream(lambda hooks: self._run(inputs, budget, policy, task_id, category, features,
+                                                      "truncate", labels, hooks))
+
+    def astream(self, inputs: Mapping[str, Any], *, budget: Budget | SharedBudget | None = None,
+                policy: RouterPolicy | None = None, task_id: str | None = None, category: str | None = None,
+                features: Mapping[str, Any] | None = None,
+                labels: Mapping[str, str] | None = None) -> AsyncIterator[_stream.StreamEvent]:
+        """Async twin of :meth:`stream`."""
+        return _stream.astream(lambda hooks: self._arun(inputs, budget, policy, task_id, category, features,
+                                                        "truncate", labels, hooks))
 
     async def _ainvoke(self, run: TaskRun, inputs: dict[str, Any] | None, config: dict[str, Any],
                        on_exhausted: str | None, on_violation: str | None = None) -> RunResult:

@@ -78,6 +78,9 @@ LEDGER: tuple[Rule, ...] = (
     Rule(r"^agentroute data convert ", "run"),
     Rule(r"^agentroute data split (rb|llmrouter)\.parquet ", "run"),
     Rule(r"^agentroute (fit|route|eval) .*runs/", "run"),
+    Rule(r"^agentroute eval --table rb.parquet --split both ", "twin",
+         "tests/learn/test_learn_transfer.py::"
+         "test_eval_split_both_fits_on_each_train_part_and_reports_the_splits_side_by_side"),
     Rule(r"benchmarks/frontier.py", "bench"),
     Rule(r"^agentroute eval --table split/test.parquet --train split/train.parquet --strategy ", "twin",
          "tests/strategies/test_acar.py::test_eval_strategy_writes_metrics_and_the_frontier"),

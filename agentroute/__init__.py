@@ -15,12 +15,14 @@ _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from agentroute import policies, providers
 from agentroute._loop import Reply
-from agentroute.budget import Budget, BudgetStatus, Ledger, SharedBudget, Spend
+from agentroute._stream import StreamEvent
+from agentroute.budget import Budget, BudgetStatus, Ledger, SharedBudget, Spend, Violation
 from agentroute.context import Choice, StepContext
 from agentroute.errors import (
     AgentError,
     AgentRouteError,
     BudgetExhausted,
+    BudgetViolation,
     ConfigError,
     DataError,
     LedgerError,
@@ -82,6 +84,7 @@ __all__ = [
     "Budget",
     "BudgetExhausted",
     "BudgetStatus",
+    "BudgetViolation",
     "CallRecord",
     "Candidate",
     "Choice",
@@ -113,9 +116,11 @@ __all__ = [
     "SqlLedger",
     "StepContext",
     "StoreError",
+    "StreamEvent",
     "TaskInfo",
     "Tracing",
     "Unaffordable",
+    "Violation",
     "__version__",
     "configure_tracing",
     "load_builtin",

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from agentroute import llm
-from agentroute._loop import Prices, Reply, Stop, TaskRun
+from agentroute import _settle, llm
+from agentroute._llm_clock import CallDeadline
+from agentroute._loop import Prices, Reply, Stop, TaskRun, overrun_reason
 from agentroute._spec import AgentSpec
+from agentroute._telemetry_redact import redact_text
 from agentroute.budget import ZERO, BudgetStatus, Spend
 from agentroute.errors import ProviderError
 from agentroute.records import CallRecord
@@ -110,6 +112,8 @@ def call_steps(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: in
     last: Reply | None = None
     waited = 0.0
     while True:
+        if run.ledger.violations:  # after an overrun no further call runs: the task ends as overrun
+            raise Stop(overrun_reason(run.ledger.violations))
         status = router.snapshot()
         options, plans = plan(run, spec, messages, max_tokens, exclude, status)
         pending = router.observe("model", point, options, extra={"max_tokens": max_tokens, **extra}, status=status)
@@ -142,12 +146,15 @@ def call_steps(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: in
             started = time.time_ns()
             try:
                 outcome = yield ("call", kwargs)
-            except BaseException:  # cancelled while the call was in flight
-                choice.release()
+            except BaseException:  # cancelled while the call was in flight: billed like a failure
+                _charge_failed(run, choice, p, None)
                 raise
             if isinstance(outcome, BaseException):
                 _end(run, spec, choice, p, kwargs, messages, None, outcome, started, attempt, fallback)
-                error = f"{type(outcome).__name__}: {str(outcome)[:200]}"
+                error = f"{type(outcome).__name__}: {redact_text(str(outcome))[:200]}"
+                if isinstance(outcome, CallDeadline):  # the task's time is up: it stops, truncated
+                    error = f"budget:seconds: {outcome}"
+                    break
                 if not llm.is_retryable(outcome) or attempt > run.cfg.max_retries:
                     break
                 yield ("sleep", _backoff(run, attempt))
@@ -179,24 +186,25 @@ def _end(run: TaskRun, spec: AgentSpec, choice: Choice, p: Plan, kwargs: Mapping
          fallback: bool) -> Reply | None:
     """Commit (or release) one attempt and record it; return the reply when it succeeded."""
     ended = time.time_ns()
-    cost: Decimal | None = ZERO
     if raw is None:
-        choice.release()
         n_in = n_out = 0
+        billing, cost = _charge_failed(run, choice, p, exc)
     else:
-        n_in, n_out = raw.input_tokens, raw.output_tokens
-        cost = llm.cost_of(p.prices, n_in, n_out)
-        choice.commit(Spend(usd=cost, tokens=n_in + n_out))
-        run.charge(cost, n_in + n_out)
+        amount, n_in, n_out, billing = _settle.charge_reply(p.prices, p.tier.model, messages, p.input_tokens,
+                                                            p.max_tokens * p.tier.choices, raw,
+                                                            metered=p.hold.tokens > 0)
+        booked = choice.commit(amount)
+        cost = booked.usd
+        run.charge(cost, booked.tokens)
     capture = run.cfg.capture_content
     rec = CallRecord(
         task_id=run.id, step=run.steps, agent=spec.name, tier=p.tier.name, model=p.tier.model,
         provider=run.cfg.provider.provider_name(p.tier), attempt=attempt, fallback=fallback,
         max_tokens=p.max_tokens, timeout=kwargs.get("timeout"), input_tokens=n_in, output_tokens=n_out,
-        cost_usd=cost, started_ns=started_ns, ended_ns=ended,
+        cost_usd=cost, started_ns=started_ns, ended_ns=ended, billing=billing,
         response_model=None if raw is None else raw.response_model,
         error_type=None if exc is None else type(exc).__name__,
-        error=None if exc is None else str(exc)[:500],
+        error=None if exc is None else redact_text(str(exc))[:500],
         messages=[dict(m) for m in messages] if capture else None,
         completion=raw.text if capture and raw is not None else None,
     )
@@ -211,6 +219,19 @@ def _end(run: TaskRun, spec: AgentSpec, choice: Choice, p: Plan, kwargs: Mapping
     return Reply(text=raw.text, tier=p.tier.name, model=p.tier.model, input_tokens=n_in, output_tokens=n_out,
                  cost_usd=cost, latency=(ended - started_ns) / 1e9, quality=quality,
                  finish_reason=raw.finish_reason, attempts=attempt, response=raw.response)
+
+
+def _charge_failed(run: TaskRun, choice: Choice, p: Plan, exc: BaseException | None) -> tuple[str, Decimal | None]:
+    """Settle a failed (``exc``) or cancelled (``None``) attempt: its worst case, or nothing (see :mod:`._settle`).
+
+    Returns the basis of the charge and what was charged.
+    """
+    if run.cfg.charge_failed == "worst_case" and _settle.billed_failure(exc) and choice.held:
+        booked = choice.commit(_settle.worst_case(p.prices, p.input_tokens, p.max_tokens * p.tier.choices))
+        run.charge(booked.usd, booked.tokens)
+        return "worst_case: " + ("cancelled" if exc is None else "failed"), booked.usd
+    choice.release()
+    return "none", ZERO
 
 
 def _contended(run: TaskRun, reason: str, waited: float) -> float | None:

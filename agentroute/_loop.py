@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from agentroute._spec import END, AgentSpec
-from agentroute.budget import ZERO, Ledger, MemoryBackend, Reservation, Spend, Unaffordable
+from agentroute.budget import ZERO, Ledger, MemoryBackend, Reservation, Spend, Unaffordable, Violation
 from agentroute.errors import AgentError, ConfigError, PolicyError, RunError
 from agentroute.llm import ModelTier
 from agentroute.records import CallRecord, LedgerEntry, RunHooks, RunResult, StepEnd, StepStart
@@ -91,6 +91,10 @@ class RunConfig:
     """Each agent's tiers, cheapest first."""
     agent_options: Mapping[str, tuple[Option, ...]]
     """The options of each agent routing point (built once: agent choices never change)."""
+    shadows: tuple[Policy, ...] = ()
+    """Policies asked beside the policy at every decision, never acted on (their choices are recorded)."""
+    charge_failed: str = "worst_case"
+    """What a failed or cancelled model call is charged: ``"worst_case"`` (billed) or ``"reported"`` (nothing)."""
 
 
 @dataclass(slots=True)
@@ -112,7 +116,8 @@ class TaskRun:
         self.hooks = cfg.hooks
         self.router = TaskRouter(ledger, policy, TaskInfo(id=self.id, text=text, category=category,
                                                            features=dict(features or {})),
-                                 recorder=self if cfg.hooks is not None else None, node=entry)
+                                 recorder=self if cfg.hooks is not None else None, node=entry,
+                                 shadows=cfg.shadows)
         self.state: dict[str, Any] = dict(inputs)
         self.calls: list[CallRecord] = []
         self.steps = 0
@@ -151,7 +156,9 @@ class TaskRun:
 
     @property
     def stopped(self) -> bool:
-        """True once the task must leave the graph."""
+        """True once the task must leave the graph (an overrun stops it too)."""
+        if self.stop_reason is None and self.ledger.violations:
+            self.stop_reason = overrun_reason(self.ledger.violations)
         return self.stop_reason is not None or self.error is not None
 
     # -- agent routing points -------------------------------------------------------------------------------
@@ -300,6 +307,9 @@ class TaskRun:
             quality = float(self.cfg.scorer(self.state))
         elif self.qualities:
             quality = self.qualities[-1]
+        violations = list(self.ledger.violations)
+        if violations and self.error is None:  # an overrun names the run's end, whatever else stopped it
+            self.stop_reason = overrun_reason(violations)
         truncated = self.stop_reason is not None or self.error is not None
         reason = self.stop_reason or (f"error:{type(self.error).__name__}" if self.error else "completed")
         spent = self.ledger.spent
@@ -313,11 +323,17 @@ class TaskRun:
         result = RunResult(
             task_id=self.id, state=self.state, spent=spent, limits=self.ledger.limits, truncated=truncated,
             reason=reason, decisions=decisions, calls=self.calls, steps=self.steps, quality=quality,
-            error=self.error, started_ns=self.started_ns, ended_ns=time.time_ns(),
+            error=self.error, started_ns=self.started_ns, ended_ns=time.time_ns(), violations=violations,
         )
         if self.hooks is not None:
             self.hooks.on_task_end(result)
         return result
+
+
+def overrun_reason(violations: Sequence[Violation]) -> str:
+    """The reason a run with ``violations`` reports: ``"overrun:<dimension>: <cause>"`` of the first one."""
+    v = violations[0]
+    return f"overrun:{v.dimension}: {v.cause}"
 
 
 def agent_options(target: str, default: bool, *, rank: int, min_usd: Decimal | None, min_tokens: int,
@@ -330,4 +346,4 @@ def agent_options(target: str, default: bool, *, rank: int, min_usd: Decimal | N
     return Option(cand, Spend(usd=min_usd, tokens=min_tokens, steps=1), hold=Spend(usd=ZERO, steps=1))
 
 
-__all__ = ["META", "Reply", "RunConfig", "Stop", "TaskRun", "agent_options", "visible"]
+__all__ = ["META", "Reply", "RunConfig", "Stop", "TaskRun", "agent_options", "overrun_reason", "visible"]

@@ -16,15 +16,14 @@ import math
 import os
 import threading
 import time
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from agentroute._spend import ZERO, Spend, Violation
 from agentroute.errors import ConfigError, Unaffordable
 
-ZERO = Decimal(0)
 DIMENSIONS = ("usd", "tokens", "steps", "seconds")
 
 
@@ -147,47 +146,6 @@ class Budget:
         }
 
 
-@dataclass(slots=True)
-class Spend:
-    """Amounts spent, reserved or requested, with the same fields as :class:`Budget`.
-
-    ``usd`` is ``None`` when some part of it has no known price (never silently 0).
-    """
-
-    usd: Decimal | None = ZERO
-    tokens: int = 0
-    steps: int = 0
-    seconds: float = 0.0
-
-    def copy(self) -> Spend:
-        """An independent copy."""
-        return Spend(self.usd, self.tokens, self.steps, self.seconds)
-
-    def add(self, other: Spend) -> None:
-        """Add ``other`` in place; an unknown ``usd`` on either side makes the sum unknown."""
-        self.usd = None if self.usd is None or other.usd is None else self.usd + other.usd
-        self.tokens += other.tokens
-        self.steps += other.steps
-        self.seconds += other.seconds
-
-    def sub(self, other: Spend) -> None:
-        """Subtract ``other`` in place (used to release reservations)."""
-        if self.usd is not None and other.usd is not None:
-            self.usd -= other.usd
-        self.tokens -= other.tokens
-        self.steps -= other.steps
-        self.seconds -= other.seconds
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain values (``usd`` as a string) for JSON, spans and rows."""
-        return {
-            "usd": None if self.usd is None else str(self.usd),
-            "tokens": self.tokens,
-            "steps": self.steps,
-            "seconds": round(self.seconds, 6),
-        }
-
-
 class LedgerBackend(Protocol):
     """Where a ledger's totals live: in this process (default) or in a shared store for many processes.
 
@@ -269,7 +227,7 @@ class MemoryBackend:
 
 def _first_breach(limits: Budget, spent: Spend, reserved: Spend, amount: Spend) -> str | None:
     if limits.usd is not None and amount.usd is not None and amount.usd > 0:
-        used = (spent.usd or ZERO) + (reserved.usd or ZERO)
+        used = spent.known_usd + reserved.known_usd
         if used + amount.usd > limits.usd:
             return "usd"
     if limits.tokens is not None and amount.tokens and spent.tokens + reserved.tokens + amount.tokens > limits.tokens:
@@ -333,6 +291,12 @@ class Reservation:
     ``hold`` names the reservation on shared backends (its lease and the idempotency key of its settlement).
     Settling goes ledger by ledger: if a shared ledger fails (:class:`~agentroute.errors.LedgerError`), calling
     ``commit``/``release`` again settles only the ledgers not settled yet.
+
+    **The one settlement rule** (:meth:`commit`): negative amounts are booked as 0; an unknown USD cost is booked as
+    the reservation's worst case (and counted unknown), never as 0; whatever is booked is charged in full, even past
+    the reservation. A booked amount beyond the reservation on a limited dimension, or an unknown cost that no
+    worst case covers under a USD limit, is a :class:`Violation`, appended to the reserving ledger's
+    :attr:`Ledger.violations` (and to :attr:`violations`).
     """
 
     ledgers: Sequence[Ledger]
@@ -342,15 +306,45 @@ class Reservation:
     hold: str = ""
     done: int = 0
     """How many of :attr:`ledgers` are settled already."""
+    booked: Spend | None = None
+    """What the commit charged (set by the first :meth:`commit`)."""
+    violations: list[Violation] = field(default_factory=list)
+    """The violations of this reservation's commit."""
 
-    def _check(self, actual: Spend) -> None:
-        if actual.usd is not None and self.amount.usd is not None and actual.usd > self.amount.usd:
-            warnings.warn(
-                f"{self.what}: actual cost {actual.usd} exceeds its reservation {self.amount.usd}; the provider "
-                "reported more tokens than were reserved",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+    def _book(self, actual: Spend) -> Spend:
+        """What to charge for ``actual``: never negative, never an unknown cost below the worst case reserved."""
+        known = max(actual.known_usd, ZERO)
+        if actual.unknown_usd and self.amount.usd is not None:
+            known = max(known, self.amount.known_usd)
+        return Spend(known, max(actual.tokens, 0), max(actual.steps, 0), max(actual.seconds, 0.0),
+                     unknown_usd=max(actual.unknown_usd, 0))
+
+    def _overruns(self, booked: Spend) -> list[tuple[Ledger, str, str]]:
+        """``(ledger, dimension, cause)`` of every limited dimension the booked amount breaks."""
+        out: list[tuple[Ledger, str, str]] = []
+        what = self.what or "a step"
+        amount = self.amount
+        for led in self.ledgers:
+            lim = led.limits
+            if lim.usd is not None:
+                if booked.unknown_usd and amount.usd is None:
+                    out.append((led, "usd", f"unknown cost: {what} spent an amount with no known price under a "
+                                            f"USD limit (${booked.known_usd} of it known)"))
+                elif booked.known_usd > amount.known_usd:
+                    out.append((led, "usd", f"{what}: spent ${booked.known_usd}, ${amount.known_usd} reserved"))
+            if lim.tokens is not None and booked.tokens > amount.tokens:
+                out.append((led, "tokens", f"{what}: spent {booked.tokens} tokens, {amount.tokens} reserved"))
+            if lim.steps is not None and booked.steps > amount.steps:
+                out.append((led, "steps", f"{what}: spent {booked.steps} steps, {amount.steps} reserved"))
+        return out
+
+    def _record(self, found: list[tuple[Ledger, str, str]], totals: list[Spend]) -> None:
+        for (led, dim, cause), spent in zip(found, totals, strict=True):
+            lim: Decimal | int = getattr(led.limits, dim)
+            v = Violation(dim, lim, spent.known_usd if dim == "usd" else getattr(spent, dim), cause,
+                          "task" if led is self.ledgers[0] else led.name)
+            self.violations.append(v)
+            self.ledgers[0].violations.append(v)
 
     def _settle(self, actual: Spend | None) -> None:
         hold = self.hold or None
@@ -366,26 +360,37 @@ class Reservation:
             self.done += 1
         self.settled = True
 
-    def commit(self, actual: Spend) -> None:
-        """Record what the step really spent and free the rest of the reservation. Idempotent per reservation."""
+    def commit(self, actual: Spend) -> Spend:
+        """Charge what the step really spent (see the settlement rule above), free the rest; return what was booked.
+
+        Idempotent per reservation: a second call books nothing more.
+        """
+        if self.booked is None:
+            self.booked = self._book(actual)
         if self.settled:
-            return
-        if not self.done:
-            self._check(actual)
-        self._settle(actual)
+            return self.booked
+        self._settle(self.booked)
+        found = self._overruns(self.booked)
+        if found:
+            self._record(found, [led.backend.totals()[0] for led, _, _ in found])
+        return self.booked
 
     def release(self) -> None:
         """Free the whole reservation (the step failed before spending, or was cancelled)."""
         if not self.settled:
             self._settle(None)
 
-    async def acommit(self, actual: Spend) -> None:
+    async def acommit(self, actual: Spend) -> Spend:
         """:meth:`commit` for event loops (shared ledgers do their I/O off the loop)."""
+        if self.booked is None:
+            self.booked = self._book(actual)
         if self.settled:
-            return
-        if not self.done:
-            self._check(actual)
-        await self._asettle(actual)
+            return self.booked
+        await self._asettle(self.booked)
+        found = self._overruns(self.booked)
+        if found:
+            self._record(found, [(await led.backend.atotals())[0] for led, _, _ in found])
+        return self.booked
 
     async def arelease(self) -> None:
         """:meth:`release` for event loops."""
@@ -396,7 +401,7 @@ class Reservation:
 class Ledger:
     """Spent and reserved amounts against a :class:`Budget`, for one task (with optional shared parents)."""
 
-    __slots__ = ("backend", "chain", "limits", "name", "parents", "shared", "started", "track_time")
+    __slots__ = ("backend", "chain", "limits", "name", "parents", "shared", "started", "track_time", "violations")
 
     def __init__(
         self,
@@ -416,6 +421,8 @@ class Ledger:
         self.chain: tuple[Ledger, ...] = (self, *self.parents)
         self.shared = any(not isinstance(led.backend, MemoryBackend) for led in self.chain)
         """True when a ledger of the chain lives outside this process (its reservations then carry a hold id)."""
+        self.violations: list[Violation] = []
+        """Every :class:`Violation` of a commit made through this ledger (see :meth:`Reservation.commit`)."""
 
     # -- reading -------------------------------------------------------------------------------------------
     @property
@@ -465,7 +472,7 @@ class Ledger:
         for ledger, (spent, reserved) in zip(self.chain, totals, strict=True):
             lim = ledger.limits
             if lim.usd is not None:
-                left = lim.usd - (spent.usd or ZERO) - (reserved.usd or ZERO)
+                left = lim.usd - spent.known_usd - reserved.known_usd
                 usd = left if usd is None else min(usd, left)
             if lim.tokens is not None:
                 t = lim.tokens - spent.tokens - reserved.tokens
@@ -559,6 +566,7 @@ class BudgetStatus:
 
 
 __all__ = [
+    "ZERO",
     "Budget",
     "BudgetStatus",
     "Ledger",
@@ -568,5 +576,6 @@ __all__ = [
     "SharedBudget",
     "Spend",
     "Unaffordable",
+    "Violation",
     "to_decimal",
 ]

@@ -1,10 +1,11 @@
 """``agentroute demo``: the support graph over a batch of tasks, under every shipped policy, offline.
 
 It shows the whole promise at once: the same graph and budget under different policies, the cost and quality each
-one buys, and that no task ever spends past its budget (the "violations" column must read 0). Decisions are traced
-to the trace store that ``agentroute traces`` reads by default (``$AGENTROUTE_DATABASE_URL``, else
-``./agentroute.db``), and to an OTLP collector only when the ``OTEL_*`` variables name one. Each policy is listed
-under the name its traces carry, so ``agentroute traces list --policy NAME`` finds its tasks.
+one buys, and that no task ever spends past its budget (the "violations" column counts overruns, the violations the
+settlement recorded, and must read 0). Decisions are traced to the trace store that ``agentroute traces`` reads by
+default (``$AGENTROUTE_DATABASE_URL``, else ``./agentroute.db``), and to an OTLP collector only when the ``OTEL_*``
+variables name one. Each policy is listed under the name its traces carry, so ``agentroute traces list --policy
+NAME`` finds its tasks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import shlex
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,15 @@ def next_command(db: str | None) -> str:
 
 
 def violations(result: Any) -> int:
-    """1 when a result spent past any of its limits (must never happen), else 0."""
+    """1 when a result is an overrun or spent past any of its limits (must never happen), else 0.
+
+    An overrun is what the settlement found (``result.violations``: a call spent past its worst case, or an unknown
+    cost under a USD limit); the limits are checked here as well, on the known spend, so nothing can hide.
+    """
     s, lim = result.spent, result.limits
-    bad = (lim.usd is not None and s.usd is not None and s.usd > lim.usd) or \
-          (lim.tokens is not None and s.tokens > lim.tokens) or (lim.steps is not None and s.steps > lim.steps)
-    return int(bool(bad))
+    bad = bool(result.violations) or (lim.usd is not None and s.known_usd > lim.usd) or \
+        (lim.tokens is not None and s.tokens > lim.tokens) or (lim.steps is not None and s.steps > lim.steps)
+    return int(bad)
 
 
 def _is_policy_file(p: str) -> bool:
@@ -130,7 +134,7 @@ def demo(n_tasks: int, usd: str, tokens: int, steps: int, only: tuple[str, ...],
             console.print(f"[bold]{name}[/bold]")
         results = app.batch([{"question": t["question"]} for t in tasks], budget=budget, concurrency=concurrency,
                             progress=bars, categories=[t["category"] for t in tasks])
-        spent = [r.spent.usd or Decimal(0) for r in results]
+        spent = [r.spent.known_usd for r in results]
         quals = [r.quality for r in results if r.quality is not None]
         model_decisions = [d for r in results for d in r.decisions if d.kind == "model"]
         large = sum(d.chosen == "large" for d in model_decisions) / max(1, len(model_decisions))

@@ -68,7 +68,9 @@ def _ago(ns: int | None) -> str:
 @click.option("--graph", default=None, help="Only tasks of this graph.")
 @click.option("--policy", default=None,
               help="Only tasks run under this policy or its family (learned matches learned:maskable_ppo).")
-@click.option("--status", type=click.Choice(["running", "completed", "truncated", "error"]), default=None)
+@click.option("--status", type=click.Choice(["running", "completed", "truncated", "overrun", "error"]), default=None,
+              help="Only tasks with this status (overrun: a call spent past its worst case; see the result's "
+                   "violations).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
 @_friendly
 def list_cmd(db: str | None, limit: int, graph: str | None, policy: str | None, status: str | None,
@@ -89,7 +91,7 @@ def list_cmd(db: str | None, limit: int, graph: str | None, policy: str | None, 
         table.add_column(name, justify="right" if name in ("steps", "spent $", "limit $", "tokens", "quality")
                          else "left", no_wrap=name in ("task", "started"))
     for t in rows:
-        style = {"running": "yellow", "error": "red", "truncated": "magenta"}.get(t.status, "")
+        style = {"running": "yellow", "error": "red", "truncated": "magenta", "overrun": "bold red"}.get(t.status, "")
         table.add_row(
             t.task_id[:12], _ago(t.started_ns), t.graph, f"{t.policy} v{t.policy_version}",
             f"[{style}]{t.status}[/]" if style else t.status, "-" if t.steps is None else str(t.steps),

@@ -16,7 +16,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from agentroute import llm
+from agentroute import _llm_clock
 from agentroute._calls import call_steps
 from agentroute._loop import Reply, Stop, TaskRun
 from agentroute._spec import AgentSpec
@@ -110,7 +110,7 @@ class StepContext:
                     request = steps.send(None)
                     continue
                 try:
-                    outcome: Any = llm.complete(request[1])
+                    outcome: Any = _llm_clock.complete_within(request[1], self._time_left())
                 except Exception as e:
                     outcome = e
                 request = steps.send(outcome)
@@ -129,7 +129,7 @@ class StepContext:
                     request = steps.send(None)
                     continue
                 try:
-                    outcome: Any = await llm.acomplete(request[1])
+                    outcome: Any = await _llm_clock.acomplete_within(request[1], self._time_left())
                 except asyncio.CancelledError as e:
                     steps.throw(e)  # frees the reservation, then re-raises
                     raise
@@ -138,6 +138,12 @@ class StepContext:
                 request = steps.send(outcome)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
+
+    def _time_left(self) -> float | None:
+        """Seconds the task may still wait for a call (``None`` without a ``seconds`` limit)."""
+        ledger = self._run.ledger
+        limit = ledger.limits.seconds
+        return None if limit is None else limit - ledger.elapsed()
 
     def model_call(self, point: str) -> LLMCall | None:
         """Memory's model step as a model routing point of this task (``<point>.model``), or ``None``.

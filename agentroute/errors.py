@@ -13,6 +13,8 @@ failures of a run, so callers can tell "fix your code" from "this task could not
     │                            a truncation, callers of Ledger.reserve see it)
     └── RunError                 a task could not finish; carries the partial state
         ├── BudgetExhausted      nothing affordable was left (only with on_exhausted="error")
+        ├── BudgetViolation      a call spent past its worst case, or an unknown cost under a USD limit (only
+        │                        with on_violation="error"; by default the run returns with status "overrun")
         ├── PolicyError          a policy chose a masked or unknown candidate, or crashed
         ├── ProviderError        a model call failed after its retries and fallbacks
         ├── AgentError           an agent function raised
@@ -75,6 +77,19 @@ class BudgetExhausted(RunError):
         self.reason = reason
         self.spent = spent
         self.limits = limits
+        super().__init__(message, state=state, result=result)
+
+
+class BudgetViolation(RunError):
+    """A commit broke its worst case (``result.violations`` lists each). Raised only with ``on_violation="error"``.
+
+    What was spent was charged in full; ``violations`` are the :class:`~agentroute.budget.Violation` s and
+    ``result`` the partial run (status ``overrun``). By default (``on_violation="record"``) the run returns instead.
+    """
+
+    def __init__(self, message: str, *, violations: Any = (), state: dict[str, Any] | None = None,
+                 result: Any = None) -> None:
+        self.violations = list(violations)
         super().__init__(message, state=state, result=result)
 
 

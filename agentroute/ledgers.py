@@ -15,8 +15,9 @@ and tries again, so the budget is usable again within one lease (default 30 s). 
 **Exact money.** Money is an integer count of 1e-10 USD (:data:`~agentroute.store.tables.USD_UNIT`): amounts round
 *up* to it and limits *down*, so a ledger never grants past a limit; limits up to $1e8 (and counts up to 1e18)
 are compared exactly (Redis compares in base-1e9 halves, since Lua numbers are doubles); a larger limit is a
-:class:`~agentroute.errors.ConfigError` naming it. An unknown cost (``None``) adds nothing to the spend: only
-possible when no USD limit applies.
+:class:`~agentroute.errors.ConfigError` naming it. A spend's known USD (:attr:`~agentroute.budget.Spend.known_usd`)
+is what is added: the settlement rule (:meth:`~agentroute.budget.Reservation.commit`) has already booked an unknown
+cost as its reservation's worst case, and flagged one that no worst case covers under a USD limit as a violation.
 
 **Failures.** A store that cannot be reached is retried with backoff (about 3 s in all), then raises
 :class:`~agentroute.errors.LedgerError`; a settle is retried under its hold id, which the store remembers for a day,
@@ -320,7 +321,7 @@ class _Shared:
     def try_reserve(self, limits: Budget, amount: Spend, hold: str | None = None) -> str | None:
         """Atomically check every limit and reserve; a refusal first reclaims holds whose lease ran out."""
         self.check_limits(limits)
-        amounts = (_up(amount.usd), int(amount.tokens), int(amount.steps))
+        amounts = (_up(amount.known_usd), int(amount.tokens), int(amount.steps))
         lims = (-1 if limits.usd is None else _down(limits.usd), -1 if limits.tokens is None else int(limits.tokens),
                 -1 if limits.steps is None else int(limits.steps))
         for dim, lim, amt in zip(("usd", "tokens", "steps"), lims, amounts, strict=True):
@@ -346,8 +347,8 @@ class _Shared:
     def settle(self, reserved: Spend, actual: Spend | None, hold: str | None = None) -> None:
         """Drop the hold (its reservation) and add what was spent; once per hold, however often it is retried."""
         a = actual or Spend()
-        spend = (_up(a.usd), max(int(a.tokens), 0), max(int(a.steps), 0))
-        held = (_up(reserved.usd), int(reserved.tokens), int(reserved.steps))
+        spend = (_up(a.known_usd), max(int(a.tokens), 0), max(int(a.steps), 0))
+        held = (_up(reserved.known_usd), int(reserved.tokens), int(reserved.steps))
         self._call("settle", self._settle, hold, held, spend)
         if hold:
             self.leases.discard(hold)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from agentroute.budget import Budget, Spend
+from agentroute.budget import Budget, Spend, Violation
 from agentroute.routing import DecisionRecord
 from agentroute.routing import record as _keys
 
@@ -143,6 +143,10 @@ class CallRecord:
     """Message content: only set when content capture was asked for."""
     completion: str | None = None
     """Response text: only set when content capture was asked for."""
+    billing: str = "reported"
+    """What the attempt was charged on: ``"reported"`` usage, ``"worst_case: <why>"`` (usage missing, negative or
+    implausible; a failed or cancelled attempt) or ``"none"`` (refused before it ran). ``input_tokens`` and
+    ``output_tokens`` are what was charged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,11 +179,23 @@ class RunResult:
     error: BaseException | None = None
     started_ns: int = 0
     ended_ns: int = 0
+    violations: list[Violation] = field(default_factory=list)
+    """Every commit that broke its worst case (spent past its reservation on a limited dimension, or an unknown
+    cost under a USD limit): charged in full all the same. Non-empty means :attr:`status` ``"overrun"``."""
 
     @property
     def completed(self) -> bool:
-        """True when the run reached END without truncation or error."""
-        return not self.truncated and self.error is None
+        """True when the run reached END without truncation, overrun or error."""
+        return not self.truncated and self.error is None and not self.violations
+
+    @property
+    def status(self) -> str:
+        """``"completed"``, ``"truncated"``, ``"overrun"`` (see :attr:`violations`) or ``"error"``."""
+        if self.error is not None:
+            return "error"
+        if self.violations:
+            return "overrun"
+        return "truncated" if self.truncated else "completed"
 
     def summary(self) -> dict[str, Any]:
         """Plain values for logs, JSON and tables."""
@@ -192,6 +208,8 @@ class RunResult:
             "steps": self.steps,
             "decisions": len(self.decisions),
             "quality": self.quality,
+            "status": self.status,
+            "violations": [v.as_dict() for v in self.violations],
         }
 
 

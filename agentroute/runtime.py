@@ -18,16 +18,17 @@ import asyncio
 import dataclasses
 import inspect
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from agentroute import _resume
+from agentroute import _llm_clock, _resume, _stream
 from agentroute._loop import RunConfig, TaskRun, agent_options, visible
+from agentroute._settle import check_charge_failed
 from agentroute._spec import END, AgentSpec, GraphDef
 from agentroute.budget import ZERO, Budget, Ledger, SharedBudget
 from agentroute.context import StepContext
-from agentroute.errors import BudgetExhausted, ConfigError, RunError
+from agentroute.errors import BudgetExhausted, BudgetViolation, ConfigError, RunError
 from agentroute.llm import ModelTier
 from agentroute.records import HookList, RunHooks, RunResult, TaskStart
 from agentroute.routing import GraphSpec, Option, Policy
@@ -59,12 +60,17 @@ class App:
         capture_content: bool,
         checkpointer: Any,
         text_key: str | None,
+        shadow: Sequence[Any] = (),
         retry_backoff: float = 0.25,
         input_margin: tuple[float, int] = (0.1, 8),
+        on_violation: Literal["record", "error"] = "record",
+        charge_failed: Literal["worst_case", "reported"] = "worst_case",
     ) -> None:
         graph.validate()
         if on_exhausted not in ("truncate", "error"):
             raise ConfigError(f"on_exhausted={on_exhausted!r}: use 'truncate' or 'error'", name="on_exhausted")
+        self.on_violation = _check_on_violation(on_violation)
+        charge_failed = check_charge_failed(charge_failed)
         if isinstance(min_answer_tokens, bool) or not isinstance(min_answer_tokens, int) or min_answer_tokens < 1:
             raise ConfigError("min_answer_tokens must be a positive int", name="min_answer_tokens")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -97,16 +103,22 @@ class App:
                               points={f"route:{s}": list(t) for s, t in graph.routes.items()},
                               models={t.name: t.model for t in all_tiers})
         self.policy.bind(self.spec)
+        shadows = tuple(s if isinstance(s, Policy) else Policy(s) for s in shadow)
+        for s in shadows:
+            s.bind(self.spec)
         self.config = RunConfig(
             graph=graph.name, provider=self.provider, hooks=hook_list, min_answer_tokens=min_answer_tokens,
             max_retries=max_retries, retry_backoff=retry_backoff, input_margin=input_margin, contention_wait=10.0,
             capture_content=capture_content, scorer=scorer, prices=prices, tier_rank=tier_rank,
             sorted_tiers=sorted_tiers,
             agent_options=_agent_options(graph, prices, tier_rank, sorted_tiers, min_answer_tokens),
+            shadows=shadows,
+            charge_failed=charge_failed,
         )
         if isinstance(budget, Budget | SharedBudget):
             self._check_budget(budget)
         self._has_async = any(a.is_async for a in graph.agents.values())
+        self._warm = False
         self.langgraph = self._build(checkpointer)
 
     # -- configuration knobs (the frozen RunConfig is replaced; running tasks keep theirs) -----------------------
@@ -204,10 +216,13 @@ class App:
 
     def _start(self, inputs: Any, budget: Budget | SharedBudget | None, policy: Any, task_id: str | None,
                category: str | None, features: Mapping[str, Any] | None, labels: Mapping[str, str] | None = None,
-               saved: _resume.Saved | None = None) -> tuple[TaskRun, dict[str, Any]]:
+               saved: _resume.Saved | None = None, hooks: RunHooks | None = None) -> tuple[TaskRun, dict[str, Any]]:
         if not isinstance(inputs, Mapping):
             raise ConfigError(f"inputs must be a dict (the task's initial state), got {type(inputs).__name__}",
                               name="inputs")
+        if not self._warm:  # LiteLLM's first-call imports happen here, before this task's clock starts
+            _llm_clock.warm_up([t.model for t in self.graph.tiers()], clients=type(self.provider).__name__ == "Live")
+            self._warm = True
         budget = budget if budget is not None else self.budget
         if budget is None:
             ledger = Ledger(Budget())
@@ -227,6 +242,9 @@ class App:
         run = TaskRun(self.config, ledger, bound, inputs, self.task_text(inputs), task_id=task_id,
                       category=category, features=features, entry=self.graph.entry or "")
         run.labels = _resume.check_labels(labels)
+        if hooks is not None:  # this task's own hook (a stream's), after the app's
+            run.hooks = hooks if run.hooks is None else HookList([run.hooks, hooks])
+            run.router.recorder = run
         if saved is not None:
             run.restore(saved.carried)
         if run.hooks is not None:
@@ -239,13 +257,21 @@ class App:
                   "recursion_limit": (2 * limit + 10) if limit is not None else 1000}
         return run, config
 
-    def _raise_if_needed(self, result: RunResult, on_exhausted: str | None) -> RunResult:
+    def _raise_if_needed(self, result: RunResult, on_exhausted: str | None, on_violation: str | None) -> RunResult:
         err = result.error
         if err is not None:
             if isinstance(err, RunError):
                 err.result = result
                 err.state = result.state
             raise err
+        if result.violations and _check_on_violation(on_violation or self.on_violation) == "error":
+            v = result.violations[0]
+            raise BudgetViolation(
+                f"task {result.task_id}: budget violation on {v.dimension} ({v.cause}); spent "
+                f"{result.spent.as_dict()} of {result.limits.as_dict()}. The spend was charged in full; pass "
+                "on_violation='record' to get the result with status 'overrun' instead",
+                violations=result.violations, state=result.state, result=result,
+            )
         if result.truncated and result.reason.startswith("budget") and (on_exhausted or self.on_exhausted) == "error":
             raise BudgetExhausted(
                 f"task {result.task_id}: budget exhausted ({result.reason}); spent {result.spent.as_dict()} of "
@@ -257,49 +283,83 @@ class App:
     def run(self, inputs: Mapping[str, Any], *, budget: Budget | SharedBudget | None = None,
             policy: RouterPolicy | None = None, task_id: str | None = None, category: str | None = None,
             features: Mapping[str, Any] | None = None, on_exhausted: Literal["truncate", "error"] | None = None,
-            labels: Mapping[str, str] | None = None) -> RunResult:
+            labels: Mapping[str, str] | None = None,
+            on_violation: Literal["record", "error"] | None = None) -> RunResult:
         """Run one task to END (or until its budget is exhausted) and return its result.
 
         ``policy`` overrides the compiled policy for this run; ``category`` and ``features`` are shown to policies.
         ``labels`` are saved with the task's checkpoints (:meth:`unfinished` filters on them). With a checkpointer,
-        the id of an unfinished task is refused: :meth:`resume` continues it.
+        the id of an unfinished task is refused: :meth:`resume` continues it. ``on_exhausted`` and ``on_violation``
+        override the compiled choices for this run.
         """
+        return self._run(inputs, budget, policy, task_id, category, features, on_exhausted, labels, None, on_violation)
+
+    def _run(self, inputs: Mapping[str, Any], budget: Budget | SharedBudget | None, policy: Any, task_id: str | None,
+             category: str | None, features: Mapping[str, Any] | None, on_exhausted: str | None,
+             labels: Mapping[str, str] | None, hooks: RunHooks | None, on_violation: str | None = None) -> RunResult:
         if self._has_async:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                return asyncio.run(self.arun(inputs, budget=budget, policy=policy, task_id=task_id,
-                                             category=category, features=features, on_exhausted=on_exhausted,
-                                             labels=labels))
+                return asyncio.run(self._arun(inputs, budget, policy, task_id, category, features, on_exhausted,
+                                              labels, hooks, on_violation))
             raise ConfigError("this graph has async agents and an event loop is running here",
                               hint="use `await app.arun(...)`")
         if task_id is not None and self.langgraph.checkpointer:
             _resume.refuse_restart(_resume.read(self.langgraph, task_id), task_id)
-        run, config = self._start(inputs, budget, policy, task_id, category, features, labels)
-        return self._invoke(run, dict(inputs), config, on_exhausted)
+        run, config = self._start(inputs, budget, policy, task_id, category, features, labels, hooks=hooks)
+        return self._invoke(run, dict(inputs), config, on_exhausted, on_violation)
 
     def _invoke(self, run: TaskRun, inputs: dict[str, Any] | None, config: dict[str, Any],
-                on_exhausted: str | None) -> RunResult:
+                on_exhausted: str | None, on_violation: str | None = None) -> RunResult:
         exc: BaseException | None = None
         try:
             self.langgraph.invoke(inputs, config)
         except Exception as e:
             exc = e
-        return self._raise_if_needed(run.finish(exc), on_exhausted)
+        return self._raise_if_needed(run.finish(exc), on_exhausted, on_violation)
 
     async def arun(self, inputs: Mapping[str, Any], *, budget: Budget | SharedBudget | None = None,
                    policy: RouterPolicy | None = None, task_id: str | None = None, category: str | None = None,
                    features: Mapping[str, Any] | None = None,
                    on_exhausted: Literal["truncate", "error"] | None = None,
-                   labels: Mapping[str, str] | None = None) -> RunResult:
+                   labels: Mapping[str, str] | None = None,
+                   on_violation: Literal["record", "error"] | None = None) -> RunResult:
         """Async twin of :meth:`run`."""
+        return await self._arun(inputs, budget, policy, task_id, category, features, on_exhausted, labels, None,
+                                on_violation)
+
+    async def _arun(self, inputs: Mapping[str, Any], budget: Budget | SharedBudget | None, policy: Any,
+                    task_id: str | None, category: str | None, features: Mapping[str, Any] | None,
+                    on_exhausted: str | None, labels: Mapping[str, str] | None, hooks: RunHooks | None,
+                    on_violation: str | None = None) -> RunResult:
         if task_id is not None and self.langgraph.checkpointer:
             _resume.refuse_restart(await _resume.aread(self.langgraph, task_id), task_id)
-        run, config = self._start(inputs, budget, policy, task_id, category, features, labels)
-        return await self._ainvoke(run, dict(inputs), config, on_exhausted)
+        run, config = self._start(inputs, budget, policy, task_id, category, features, labels, hooks=hooks)
+        return await self._ainvoke(run, dict(inputs), config, on_exhausted, on_violation)
+
+    # -- streaming ----------------------------------------------------------------------------------------------
+    def stream(self, inputs: Mapping[str, Any], *, budget: Budget | SharedBudget | None = None,
+               policy: RouterPolicy | None = None, task_id: str | None = None, category: str | None = None,
+               features: Mapping[str, Any] | None = None,
+               labels: Mapping[str, str] | None = None) -> Iterator[_stream.StreamEvent]:
+        """Run one task, yielding its step and decision events as they happen; the last one (``end``) holds its result.
+
+        A task that fails ends with ``result.error`` set instead of raising (as in :meth:`batch`).
+        """
+        return _stream.stream(lambda hooks: self._run(inputs, budget, policy, task_id, category, features,
+                                                      "truncate", labels, hooks))
+
+    def astream(self, inputs: Mapping[str, Any], *, budget: Budget | SharedBudget | None = None,
+                policy: RouterPolicy | None = None, task_id: str | None = None, category: str | None = None,
+                features: Mapping[str, Any] | None = None,
+                labels: Mapping[str, str] | None = None) -> AsyncIterator[_stream.StreamEvent]:
+        """Async twin of :meth:`stream`."""
+        return _stream.astream(lambda hooks: self._arun(inputs, budget, policy, task_id, category, features,
+                                                        "truncate", labels, hooks))
 
     async def _ainvoke(self, run: TaskRun, inputs: dict[str, Any] | None, config: dict[str, Any],
-                       on_exhausted: str | None) -> RunResult:
+                       on_exhausted: str | None, on_violation: str | None = None) -> RunResult:
         exc: BaseException | None = None
         try:
             await self.langgraph.ainvoke(inputs, config)
@@ -308,7 +368,7 @@ class App:
             raise
         except Exception as e:
             exc = e
-        return self._raise_if_needed(run.finish(exc), on_exhausted)
+        return self._raise_if_needed(run.finish(exc), on_exhausted, on_violation)
 
     # -- resuming a checkpointed task --------------------------------------------------------------------------
     def resume(self, task_id: str, *, budget: Budget | SharedBudget | None = None,
@@ -367,7 +427,7 @@ class App:
                 cat = categories[i] if categories is not None else None
                 try:
                     res = await self.arun(item, budget=budget, policy=policy, category=cat,
-                                          on_exhausted="truncate")
+                                          on_exhausted="truncate", on_violation="record")
                 except RunError as e:
                     res = e.result
                 finally:
@@ -499,6 +559,13 @@ def _agent_options(graph: GraphDef, prices: Mapping[str, tuple[Decimal, Decimal]
         )
         for src, targets in graph.routes.items()
     }
+
+
+def _check_on_violation(value: Any) -> Literal["record", "error"]:
+    if value not in ("record", "error"):
+        raise ConfigError(f"on_violation={value!r}: use 'record' (the run returns with status 'overrun') or 'error' "
+                          "(raise BudgetViolation)", name="on_violation")
+    return value  # type: ignore[no-any-return]
 
 
 def _price_key(p: tuple[Decimal, Decimal] | None, index: int) -> tuple[int, Decimal, Decimal, int]:

@@ -7,8 +7,11 @@ explicit and lets the data decide the rest:
 
     q̂(x, o) = prior[category(x), o] + x · W[:, o] + b[o]
 
-``prior[c, o] = (Σ_{i∈c} q_io + s · q̄_o) / (n_c + s)`` (``s`` pseudo-queries of shrinkage; unseen or missing
-categories get ``q̄_o``) and ``W`` is a ridge regression of the residual ``q − prior`` on the query features. ``s``
+``prior[c, o] = (Σ_{i∈c} q_io + s · q̄_o) / (n_c + s)`` (``s`` pseudo-queries of shrinkage) and ``W`` is a ridge
+regression of the residual ``q − prior`` on the query features. A new (or missing) category backs off to the text:
+the similarity-weighted mixture of the known categories' priors, ``m(x)``, and a thin category is shrunk toward
+``m(x)`` rather than toward ``q̄_o`` (:mod:`agentroute.policies._backoff`; its sharpness β is chosen by
+cross-validation over held-out whole categories, β = 0 being the overall mean). ``s``
 and the ridge penalty (including "no residual at all") are chosen by K-fold cross-validation **inside the training
 table**, on the routing objective itself: the area under the cost–quality hull (AIQ) of the out-of-fold predictions
 swept over λ; among the settings whose AIQ is within noise of the best (half a standard error), the lowest squared
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentroute.errors import ConfigError
+from agentroute.policies import _backoff
 from agentroute.policies._card import Arrays, Card
 from agentroute.policies._frontier import aiq, breakeven_weights, upper_hull
 from agentroute.policies._ridge import Ridge
@@ -110,9 +114,16 @@ class PriorRouter(TableRouter):
     kind = "prior"
 
     def __init__(
-        self, shrink: float | None = None, alpha: float | None = None, *, folds: int = 3, **kw: Any
+        self, shrink: float | None = None, alpha: float | None = None, *, folds: int = 3, backoff: bool = True,
+        **kw: Any
     ) -> None:
         super().__init__(**kw)
+        self.backoff = bool(backoff)
+        """Back off to the text for new and thin categories (β chosen by category-held-out CV); ``False``: the
+        overall mean, as before."""
+        self.beta = 0.0
+        self.centroids = np.zeros((0, 0))
+        self.counts = np.zeros(0)
         if folds < 2:
             raise ConfigError(f"PriorRouter: folds must be >= 2, got {folds}", name="folds")
         self.shrink, self.alpha, self.folds = shrink, alpha, int(folds)
@@ -178,12 +189,48 @@ class PriorRouter(TableRouter):
         if math.isfinite(self.alpha):
             resid = table.quality - lookup(self.categories, self.prior, self.overall, cats)
             self.w, self.b = Ridge(x64).weights(resid, self.alpha)
-        return {**metrics, "shrink": self.shrink, "alpha": self.alpha, "n_categories": len(self.categories)}
+        self.beta, self.centroids = 0.0, np.zeros((len(self.categories), 0))
+        col = np.asarray([str(c) if c is not None else "\0" for c in cats], dtype=object)
+        self.counts = np.asarray([float((col == c).sum()) for c in self.categories])
+        if self.backoff and len(self.categories) >= 3:
+            t = self._text(x64)
+            assert self.cost_model is not None
+            c_hat = self.cost_model.predict(table.texts)
+            tol = aiq_tolerance(table.quality)
+
+            def score(rows: np.ndarray, q: np.ndarray) -> tuple[float, float]:
+                return routed_aiq(self, table, q, c_hat), float(np.mean((q - table.quality) ** 2))
+
+            self.beta, cv = _backoff.select_beta(t, table.quality, cats, self.shrink, self.seed, score,
+                                                 category_prior, lambda sc: select_best(sc, tol))
+            self.centroids = _backoff.centroids(t, cats, self.categories)
+            metrics["backoff_cv_aiq"] = {f"beta={b:g}": v for b, v in cv.items()}
+        return {**metrics, "shrink": self.shrink, "alpha": self.alpha, "n_categories": len(self.categories),
+                "backoff_beta": self.beta}
+
+    def _text(self, x: np.ndarray) -> np.ndarray:
+        cats = list(getattr(self.featurizer, "categories", []) or [])
+        return _backoff.text_block(x, len(cats), bool(cats))
+
+    def _backed_off(self, x: np.ndarray, cats: Sequence[str | None], out: np.ndarray) -> np.ndarray:
+        """``out`` with new categories at ``m(x)`` and every known one shrunk toward ``m(x)`` instead of the mean."""
+        if self.beta <= 0 or self.centroids.shape[1] == 0:
+            return out
+        m = _backoff.mixture(self._text(x), self.centroids, self.prior, self.overall, self.beta)
+        index = {c: i for i, c in enumerate(self.categories)}
+        rows = np.asarray([index.get(str(c), -1) if c is not None else -1 for c in cats], dtype=np.int64)
+        known = rows >= 0
+        res = np.where(known[:, None], out, m)
+        if known.any():
+            assert self.shrink is not None
+            n = self.counts[rows[known]][:, None]
+            res[known] = out[known] + self.shrink / (n + self.shrink) * (m[known] - self.overall)
+        return res
 
     def predict_with_categories(self, x: np.ndarray, categories: Sequence[str | None] | None) -> np.ndarray:
         """Predicted quality ``(n, n_options)`` from features and categories."""
         cats: Sequence[str | None] = list(categories) if categories is not None else [None] * len(x)
-        out: np.ndarray = lookup(self.categories, self.prior, self.overall, cats)
+        out: np.ndarray = self._backed_off(x, cats, lookup(self.categories, self.prior, self.overall, cats))
         if math.isfinite(float(self.alpha or math.inf)):
             out = out + x.astype(np.float64) @ self.w + self.b
         return out
@@ -199,10 +246,13 @@ class PriorRouter(TableRouter):
             "alpha": "inf" if self.alpha is not None and math.isinf(self.alpha) else self.alpha,
             "folds": self.folds,
             "categories": self.categories,
+            "backoff": self.backoff,
+            "beta": self.beta,
         }
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"prior": self.prior, "overall": self.overall, "w": self.w.astype(np.float32), "b": self.b}
+        return {"prior": self.prior, "overall": self.overall, "w": self.w.astype(np.float32), "b": self.b,
+                "centroids": self.centroids.astype(np.float32), "counts": self.counts}
 
     def _restore(self, arrays: Arrays, params: Card) -> None:
         self.shrink = params.num("shrink", lo=0.0)
@@ -215,6 +265,13 @@ class PriorRouter(TableRouter):
         self.overall = arrays.get("overall", shape=(k,), dtype=np.float64)
         self.w = arrays.get("w", shape=(d, k), dtype=np.float64)
         self.b = arrays.get("b", shape=(k,), dtype=np.float64)
+        self.backoff = params.flag("backoff", False)  # a card from before the backoff routes as it did
+        self.beta = params.num("beta", 0.0, lo=0.0)
+        n = len(self.categories)
+        self.centroids = arrays.get("centroids", np.zeros((n, 0)), ndim=2, dtype=np.float64)
+        self.counts = arrays.get("counts", np.zeros(n), shape=(n,), dtype=np.float64)
+        if self.centroids.shape[0] != n or (self.beta > 0 and self.centroids.shape[1] == 0):
+            raise params.error("beta", f"needs centroids of shape ({n}, d), got {self.centroids.shape}")
 
 
 __all__ = ["PriorRouter", "aiq_tolerance", "category_prior", "lookup", "routed_aiq", "select_best"]

@@ -20,7 +20,7 @@ Design (the decisions that make the drivers agree):
   chosen (by default the need). An agent needs its cheapest minimal model call but holds only its step; a memory tier
   whose model step goes through the task's model path needs that call but does not hold it (the model path reserves it
   itself). An unknown USD amount (``None``) is never masked on and reserves nothing; the ledger then records the
-  spend as unknown.
+  spend as unknown (its known part is kept), and under a USD limit the commit is a violation (``unknown cost``).
 - **Decide.** The policy (wrapped once in :class:`~agentroute.routing._policy.Policy`, which fills in every optional
   capability) must choose an offered candidate, else :class:`~agentroute.errors.PolicyError`. Its decision time counts
   against the task's ``seconds`` limit: a decision that ends past it is refused with ``budget:seconds``. When no
@@ -29,12 +29,16 @@ Design (the decisions that make the drivers agree):
   it without asking when nothing else is affordable.
 - **Reserve, then settle on one path.** :meth:`Choice.reserve` holds the amount on the ledger (all parents
   atomically) or marks the choice refused; :meth:`Choice.commit` books what was really spent and frees the rest, and
-  :meth:`Choice.release` frees it all. A negative amount (a module that shortened the context) is booked as 0: budget
-  is never given back. An unknown cost stays ``None`` (never 0). A choice may reserve more than once (a model tier's
-  retries), each reservation settled before the next.
+  :meth:`Choice.release` frees it all. Settlement follows :meth:`Reservation.commit`'s one rule: a negative amount (a
+  module that shortened the context) is booked as 0, so budget is never given back; an unknown cost is booked as the
+  reservation's worst case (never 0); an amount past the reservation is charged in full and recorded as a
+  :class:`~agentroute.budget.Violation` on the ledger (the runtime then ends the task as ``overrun``). A choice may
+  reserve more than once (a model tier's retries), each reservation settled before the next.
 - **Feedback and record** happen once, in :meth:`Choice.close`: the :class:`~agentroute.routing.DecisionRecord`
   (index = the order of the decision, so a record written after its step keeps its place) goes to the recorder, and
   the :class:`~agentroute.routing.Feedback` to the policy. Drivers that only evaluate a frozen policy turn both off.
+- **Shadows** (``shadows=``) are asked right after the policy, on the same observation, and never acted on: their
+  would-be choices and probabilities go into the record (:attr:`~agentroute.routing.DecisionRecord.shadow`).
 - **History** (``(point, chosen)`` pairs) is appended when a decision is taken, so later points of the task see it.
 
 Point names are the drivers' business but follow one scheme everywhere, serving, training and evaluation alike:
@@ -55,7 +59,7 @@ from typing import Any, Protocol
 
 from agentroute.budget import ZERO, Budget, BudgetStatus, Ledger, Reservation, Spend
 from agentroute.errors import ConfigError, PolicyError, Unaffordable
-from agentroute.routing._policy import Policy
+from agentroute.routing._policy import Policy, shadow_decisions
 from agentroute.routing._types import Candidate, Decision, Feedback, Kind, Masked, Observation, TaskInfo
 from agentroute.routing.policy import TaskOutcome
 from agentroute.routing.record import DecisionRecord
@@ -229,20 +233,21 @@ class Choice:
             return False
         return True
 
-    def commit(self, actual: Spend) -> None:
-        """Book what the held reservation really spent (negatives as 0, unknown USD as unknown); free the rest."""
+    def commit(self, actual: Spend) -> Spend:
+        """Book what the held reservation really spent and free the rest; return what was booked.
+
+        Negatives are booked as 0 and an unknown cost as the reservation's worst case (see
+        :meth:`~agentroute.budget.Reservation.commit`).
+        """
         held = self._held
         if held is None:
             raise ConfigError(f"{self.what}: nothing is held to commit", name=self.what,
                               hint="reserve() before running the option")
         self._held = None
-        booked = actual
-        if (actual.usd is not None and actual.usd < 0) or actual.tokens < 0 or actual.steps < 0:
-            booked = Spend(usd=None if actual.usd is None else max(actual.usd, ZERO), tokens=max(actual.tokens, 0),
-                           steps=max(actual.steps, 0))
-        self._router.commit(held, booked)
+        booked = self._router.commit(held, actual)
         self.cost_usd = None if self.cost_usd is None or booked.usd is None else self.cost_usd + booked.usd
         self.tokens += booked.tokens
+        return booked
 
     def release(self) -> None:
         """Free the held reservation, if any (the option spent nothing)."""
@@ -296,14 +301,16 @@ class TaskRouter:
 
     ``node`` and ``step`` are the driver's position (the runtime moves them as agents run). ``record=False`` writes
     no :class:`DecisionRecord`; ``learn=False`` gives the policy no feedback and no end-of-task credit (evaluation of
-    a frozen policy).
+    a frozen policy). ``shadows`` are asked at every decision the policy takes, on the same observation, and only
+    recorded (:attr:`DecisionRecord.shadow`).
     """
 
-    __slots__ = ("_count", "_decided", "history", "learn", "ledger", "node", "policy", "recorder", "records",
-                 "records_on", "step", "task")
+    __slots__ = ("_count", "_decided", "_shadowed", "history", "learn", "ledger", "node", "policy", "recorder",
+                 "records", "records_on", "shadows", "step", "task")
 
     def __init__(self, ledger: Ledger, policy: Any, task: TaskInfo, *, recorder: Recorder | None = None,
-                 node: str = "", step: int = 0, record: bool = True, learn: bool = True) -> None:
+                 node: str = "", step: int = 0, record: bool = True, learn: bool = True,
+                 shadows: Sequence[Any] = ()) -> None:
         self.ledger = ledger
         self.policy: Policy | None = None if policy is None else policy if isinstance(policy, Policy) \
             else Policy(policy)
@@ -317,6 +324,8 @@ class TaskRouter:
         self.records: list[DecisionRecord] = []
         self._count = 0
         self._decided: dict[int, int] = {}
+        self.shadows = tuple(p if isinstance(p, Policy) else Policy(p) for p in shadows)
+        self._shadowed: dict[int, dict[str, dict[str, Any]]] = {}
 
     # -- ledger moves, each one told to the recorder --------------------------------------------------------------
     def reserve(self, amount: Spend, what: str) -> Reservation:
@@ -334,13 +343,17 @@ class TaskRouter:
             self.recorder.on_ledger("reserve", what, amount)
         return r
 
-    def commit(self, r: Reservation, actual: Spend) -> None:
-        """Book what a reservation's step really spent; the rest is freed."""
+    def commit(self, r: Reservation, actual: Spend) -> Spend:
+        """Book what a reservation's step really spent (by :meth:`Reservation.commit`'s rule); the rest is freed.
+
+        Returns what was booked: negatives as 0, an unknown cost as the reservation's worst case.
+        """
         if r.settled:
-            return
-        r.commit(actual)
+            return r.booked if r.booked is not None else Spend()
+        booked = r.commit(actual)
         if self.recorder is not None:
-            self.recorder.on_ledger("commit", r.what, actual)
+            self.recorder.on_ledger("commit", r.what, booked)
+        return booked
 
     def release(self, r: Reservation) -> None:
         """Free a reservation whose step spent nothing."""
@@ -395,6 +408,8 @@ class TaskRouter:
         d = self.policy.decide(obs)
         decided_ns = time.time_ns()
         choice = self.take(pending, d, reserve=False, what=what, decided_ns=decided_ns)
+        if self.shadows:
+            self._shadowed[choice.index] = shadow_decisions(self.shadows, obs)
         lim = self.ledger.limits.seconds
         if lim is not None and self.ledger.elapsed() >= lim:  # the decision itself used up the task's time
             choice.refused = "seconds"
@@ -455,7 +470,7 @@ class TaskRouter:
             masked=obs.masked, budget_before=obs.budget.remaining.as_dict(),
             budget_after=self.ledger.remaining().as_dict(), reservation=None if hold is None else hold.as_dict(),
             cost_usd=cost, tokens=tokens, quality=quality, evidence=dict(d.evidence),
-            decided_ns=self._decided.pop(choice.index, 0),
+            decided_ns=self._decided.pop(choice.index, 0), shadow=self._shadowed.pop(choice.index, {}),
         )
         self.records.append(rec)
         if self.recorder is not None:

@@ -38,7 +38,16 @@ from agentroute.records import HookList, RunHooks, RunResult
 from agentroute.runtime import App
 from agentroute.serve._levels import Levels
 from agentroute.serve._metrics import Metrics, MetricsHooks
-from agentroute.serve._openai import RequestError, check_body, completion, sse_events
+from agentroute.serve._openai import (
+    DONE,
+    RequestError,
+    check_body,
+    chunk,
+    completion,
+    error_event,
+    event_chunk,
+    sse_events,
+)
 from agentroute.serve._targets import Target, load_object, load_policy, load_provider, resolve
 from agentroute.serve._tenants import KeyEntry, Level, Tenants, load_tenants, tightest
 
@@ -214,16 +223,16 @@ class Server:
             inputs = target.to_input(body)
         except Exception as e:
             raise RequestError(400, f"the request does not fit {target.model_id}: {e}", headers=headers) from None
+        if stream:
+            return StreamingResponse(self._live(entry, target, inputs, per_task, task_id, include_usage),
+                                     media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
         try:
             result = await target.app.arun(inputs, budget=self.levels.budget_for(entry, per_task), task_id=task_id,
                                            on_exhausted="truncate", labels=self.labels(entry, target))
         except RunError as e:
             if isinstance(e.result, RunResult):
                 self._account(entry, e.result)
-            status, code = (502, "provider_error") if isinstance(e, ProviderError) else (
-                500, "policy_error" if isinstance(e, PolicyError) else "task_error")
-            raise RequestError(status, f"task {task_id} failed: {e}", type="api_error", code=code,
-                               headers=headers) from None
+            raise _failed(task_id, e, headers) from None
         except AgentRouteError as e:
             raise RequestError(500, f"task {task_id} could not run: {e}", type="api_error", code="config_error",
                                headers=headers) from None
@@ -234,10 +243,44 @@ class Server:
         headers["x-agentroute-spent-usd"] = str(result.spent.usd)
         if result.truncated:
             headers["x-agentroute-truncated"] = result.reason
-        if not stream:
-            return JSONResponse(completion(result, target.model_id, text), headers=headers)
-        return StreamingResponse(_aiter(sse_events(result, target.model_id, text, include_usage=include_usage)),
-                                 media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
+        return JSONResponse(completion(result, target.model_id, text), headers=headers)
+
+    async def _live(self, entry: KeyEntry, target: Target, inputs: dict[str, Any], per_task: Budget, task_id: str,
+                    include_usage: bool) -> AsyncIterator[str]:
+        """A streamed completion: the task's step and decision events as they happen, then its text, usage, DONE.
+
+        The status (200) is sent before the task runs, so what would have been an error status comes as an error
+        event, which the ``openai`` client raises as an ``APIError``.
+        """
+        created, model = int(time.time()), target.model_id
+        yield chunk(task_id, created, model, {"role": "assistant", "content": ""}, None)
+        result: RunResult | None = None
+        try:
+            async for ev in target.app.astream(inputs, budget=self.levels.budget_for(entry, per_task),
+                                               task_id=task_id, labels=self.labels(entry, target)):
+                if ev.kind == "end":
+                    result = ev.record
+                else:
+                    yield event_chunk(task_id, created, model, ev.as_dict())
+        except AgentRouteError as e:
+            yield error_event(RequestError(500, f"task {task_id} could not run: {e}", type="api_error",
+                                           code="config_error").body)
+            yield DONE
+            return
+        assert result is not None
+        self._account(entry, result)
+        if isinstance(result.error, RunError):
+            yield error_event(_failed(task_id, result.error, {}).body)
+            yield DONE
+            return
+        text = target.to_output(result.state)
+        if result.truncated and result.reason.startswith("budget") and not text:
+            yield error_event(self.budget_error(entry, result.reason.partition(":")[2] or "usd", per_task,
+                                                task_id).body)
+            yield DONE
+            return
+        for piece in sse_events(result, model, text, include_usage=include_usage, created=created, role=False):
+            yield piece
 
     def labels(self, entry: KeyEntry, target: Target) -> dict[str, str]:
         """What a task's checkpoints keep of its request: this server, the key's level path, the served model."""
@@ -303,7 +346,8 @@ class Server:
         if not task_id.startswith(tenant_tag(entry.tenant) + "-") or self.store_url is None:
             raise missing
         tree = await asyncio.to_thread(self._tree, task_id)
-        if tree is None and self.tracing is not None:  # its spans may still sit in the export queue
+        if (tree is None or tree.get("status") == "running") and self.tracing is not None:
+            # its spans (or its end) may still sit in this worker's export queue
             await asyncio.to_thread(self.tracing.flush)
             tree = await asyncio.to_thread(self._tree, task_id)
         if tree is None:
@@ -349,9 +393,10 @@ class Server:
         self.levels.close()
 
 
-async def _aiter(events: Any) -> AsyncIterator[str]:
-    for e in events:
-        yield e
+def _failed(task_id: str, e: RunError, headers: Mapping[str, str]) -> RequestError:
+    status, code = (502, "provider_error") if isinstance(e, ProviderError) else (
+        500, "policy_error" if isinstance(e, PolicyError) else "task_error")
+    return RequestError(status, f"task {task_id} failed: {e}", type="api_error", code=code, headers=headers)
 
 
 def _row(row: Any, drop: tuple[str, ...] = ("id", "span_id")) -> dict[str, Any]:

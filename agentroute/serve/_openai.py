@@ -81,36 +81,55 @@ def completion(result: RunResult, model: str, text: str) -> dict[str, Any]:
     }
 
 
-def _chunk(result: RunResult, model: str, delta: dict[str, Any], finish: str | None,
-           usage: dict[str, int] | None = None, choices: bool = True) -> str:
+def chunk(task_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None, *,
+          usage: dict[str, int] | None = None, choices: bool = True, extra: Mapping[str, Any] | None = None) -> str:
+    """One ``chat.completion.chunk`` as a server-sent event (``choices`` empty for usage and event chunks)."""
     obj: dict[str, Any] = {
-        "id": f"chatcmpl-{result.task_id}", "object": "chat.completion.chunk",
-        "created": int(result.started_ns // 1_000_000_000) or int(time.time()), "model": model,
+        "id": f"chatcmpl-{task_id}", "object": "chat.completion.chunk", "created": created, "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}] if choices else [],
     }
     if usage is not None:
         obj["usage"] = usage
+    if extra:
+        obj.update(extra)
     return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n"
 
 
-def sse_events(result: RunResult, model: str, text: str, *, include_usage: bool) -> Iterator[str]:
+def event_chunk(task_id: str, created: int, model: str, event: Mapping[str, Any]) -> str:
+    """A step or decision event of the running task, as a chunk with no choices and an ``agentroute`` field."""
+    return chunk(task_id, created, model, {}, None, choices=False, extra={"agentroute": dict(event)})
+
+
+def error_event(body: Mapping[str, Any]) -> str:
+    """An error in the middle of a stream, in the shape the ``openai`` client raises as an ``APIError``."""
+    return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+
+
+DONE = "data: [DONE]\n\n"
+
+
+def sse_events(result: RunResult, model: str, text: str, *, include_usage: bool, created: int | None = None,
+               role: bool = True) -> Iterator[str]:
     """The server-sent events of a finished task: a role chunk, text chunks, a finish chunk, usage, ``[DONE]``.
 
     The stream carries exactly the text the task produced, and the task ran within its reservations, so a stream
     can never deliver more than its budget paid for (the text is not re-generated while streaming).
     """
-    yield _chunk(result, model, {"role": "assistant", "content": ""}, None)
+    at = created if created is not None else int(result.started_ns // 1_000_000_000) or int(time.time())
+    if role:
+        yield chunk(result.task_id, at, model, {"role": "assistant", "content": ""}, None)
     words = text.split(" ")
     for i in range(0, len(words), CHUNK_WORDS):
         piece = " ".join(words[i:i + CHUNK_WORDS])
         if i + CHUNK_WORDS < len(words):
             piece += " "
         if piece:
-            yield _chunk(result, model, {"content": piece}, None)
-    yield _chunk(result, model, {}, finish_reason(result))
+            yield chunk(result.task_id, at, model, {"content": piece}, None)
+    yield chunk(result.task_id, at, model, {}, finish_reason(result))
     if include_usage:
-        yield _chunk(result, model, {}, None, usage=usage_of(result), choices=False)
-    yield "data: [DONE]\n\n"
+        yield chunk(result.task_id, at, model, {}, None, usage=usage_of(result), choices=False)
+    yield DONE
 
 
-__all__ = ["RequestError", "check_body", "completion", "finish_reason", "sse_events", "usage_of"]
+__all__ = ["DONE", "RequestError", "check_body", "chunk", "completion", "error_event", "event_chunk", "finish_reason",
+           "sse_events", "usage_of"]

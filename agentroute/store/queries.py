@@ -191,7 +191,7 @@ def stats(engine: Engine, *, by: str = "policy") -> list[dict[str, Any]]:
             if status == "running":
                 a[3] += n
             else:
-                a[{"completed": 1, "truncated": 2}.get(status, 4)] += n
+                a[{"completed": 1, "truncated": 2, "overrun": 2}.get(status, 4)] += n  # an overrun stopped early
                 a[5] += n if truncated and (reason or "").startswith("budget") else 0
                 a[6] += priced
             a[7] += int(nano or 0) * 10**9 + int(atto or 0)  # atto-USD: an exact Python int

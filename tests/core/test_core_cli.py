@@ -19,8 +19,8 @@ def test_public_api_is_pinned():
         "Ledger", "Masked", "ModelTier", "Observation", "PolicyError", "ProviderError", "Reply", "RouterPolicy",
         "RunError", "RunHooks", "RunResult", "SharedBudget", "Spend", "StepContext", "TaskInfo", "__version__",
         "policies", "providers", "configure_tracing", "Tracing", "OTelHooks", "RoutingTable", "load_builtin",
-        "HashingFeaturizer", "RedisLedger", "SqlLedger", "Memory",
-        "Unaffordable", "StoreError", "SchemaMismatch", "LedgerError"])
+        "HashingFeaturizer", "RedisLedger", "SqlLedger", "Memory", "StreamEvent",
+        "Unaffordable", "StoreError", "SchemaMismatch", "LedgerError", "BudgetViolation", "Violation"])
     for name in ar.__all__:
         assert getattr(ar, name) is not None
     for name in ar.policies.__all__:  # the lazy ones resolve too

@@ -97,7 +97,8 @@ def test_save_load_round_trip_without_pickle(fitted: PriorRouter, split: tuple, 
 
 def test_fixed_hyperparameters_skip_cv_and_prior_only_ignores_text(split: tuple) -> None:
     train, _ = split
-    r = PriorRouter(shrink=5.0, alpha=math.inf, seed=0).fit(train)
+    # without the back-off to text (tests/learn/test_learn_transfer.py covers it), the category alone decides
+    r = PriorRouter(shrink=5.0, alpha=math.inf, seed=0, backoff=False).fit(train)
     assert "cv_aiq" not in r.card["metrics"]
     q1 = r.predict_outcomes(["prove the lemma"], ["proof"])[0]
     q2 = r.predict_outcomes(["add the sum plus digits"], ["proof"])[0]

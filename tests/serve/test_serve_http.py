@@ -76,6 +76,34 @@ def test_streaming_through_the_openai_client(server: UvicornThread) -> None:
     assert len({c.id for c in chunks}) == 1
 
 
+def test_a_stream_carries_the_tasks_step_and_decision_events_before_its_text(server: UvicornThread) -> None:
+    raw = client(server).chat.completions.with_raw_response.create(model="agentroute/support", messages=MSG,  # type: ignore[arg-type]
+                                                                   stream=True)
+    task_id = raw.headers["x-agentroute-task-id"]
+    chunks = list(raw.parse())
+    marks = [i for i, c in enumerate(chunks) if (c.model_extra or {}).get("agentroute")]
+    events = [chunks[i].model_extra["agentroute"] for i in marks]  # type: ignore[index]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "task_start" and kinds.count("step_start") == kinds.count("step_end") >= 2
+    assert {"call", "decision"} <= set(kinds) and "end" not in kinds  # the end is the text itself
+    assert {e["task_id"] for e in events} == {task_id}
+    texts = [i for i, c in enumerate(chunks) if c.choices and c.choices[0].delta.content]
+    assert texts and max(marks) < min(texts)  # the events came while the task ran, the text after it
+    # the events are the task's own records: the same decisions as its trace
+    trace = _trace(server, task_id, "sk-acme-ci-0001").json()
+    decided = sorted((e["index"], e["point"], e["chosen"]) for e in events if e["event"] == "decision")
+    stored = sorted([(d["idx"], d["point"], d["chosen"]) for d in trace["routes"]]
+                    + [(d["idx"], d["point"], d["chosen"]) for s in trace["steps"] for d in s["decisions"]])
+    assert decided == stored
+
+
+def test_a_stream_whose_budget_runs_out_before_any_text_raises_in_the_client(server: UvicornThread) -> None:
+    c = openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-acme-ci-0001", max_retries=0,
+                      default_headers={"x-agentroute-budget-usd": "0.0000001"})
+    with pytest.raises(openai.APIError, match="budget exhausted"):
+        list(c.chat.completions.create(model="agentroute/support", messages=MSG, stream=True))  # type: ignore[arg-type]
+
+
 def test_the_raw_stream_is_server_sent_events_ending_in_done(server: UvicornThread) -> None:
     body = {"model": "router/tiers", "messages": MSG, "stream": True}
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=60,

@@ -91,6 +91,8 @@ class RunConfig:
     """Each agent's tiers, cheapest first."""
     agent_options: Mapping[str, tuple[Option, ...]]
     """The options of each agent routing point (built once: agent choices never change)."""
+    shadows: tuple[Policy, ...] = ()
+    """Policies asked beside the policy at every decision, never acted on (their choices are recorded)."""
     charge_failed: str = "worst_case"
     """What a failed or cancelled model call is charged: ``"worst_case"`` (billed) or ``"reported"`` (nothing)."""
 
@@ -114,7 +116,8 @@ class TaskRun:
         self.hooks = cfg.hooks
         self.router = TaskRouter(ledger, policy, TaskInfo(id=self.id, text=text, category=category,
                                                            features=dict(features or {})),
-                                 recorder=self if cfg.hooks is not None else None, node=entry)
+                                 recorder=self if cfg.hooks is not None else None, node=entry,
+                                 shadows=cfg.shadows)
         self.state: dict[str, Any] = dict(inputs)
         self.calls: list[CallRecord] = []
         self.steps = 0

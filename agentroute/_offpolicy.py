@@ -1,6 +1,9 @@
 """Off-policy estimates from logged decisions: inverse propensity scoring, self-normalised IPS, doubly robust.
 
-:func:`ips_from_records` reads :class:`~agentroute.routing.DecisionRecord` s (a run's, or read back from the store).
+:func:`ips_estimate` is the one-decision form (a bandit: one choice per task); :func:`ips_from_records` reads
+:class:`~agentroute.routing.DecisionRecord` s into it. :func:`sequential_estimates` is the form for tasks of several
+decisions (per-decision importance weights, clipped, with bootstrap intervals over tasks); :mod:`agentroute.offpolicy`
+turns logs and a target policy into its arrays. This module is numbers only: no policy, store or record parsing.
 """
 
 from __future__ import annotations
@@ -72,4 +75,102 @@ def ips_from_records(records: Sequence[Any], target: Any, *, reward: str = "qual
     return ips_estimate(rewards, props, tprobs)
 
 
-__all__ = ["ips_estimate", "ips_from_records"]
+DEFAULT_CLIP = 50.0
+"""The cap on a task's cumulative importance weight ``Π_{k≤t} π(a_k|s_k) / μ(a_k|s_k)`` (clipping bounds the
+variance at the price of a downward bias on tasks the target follows far more often than the log did)."""
+
+
+def _cumulative(ratios: np.ndarray, mask: np.ndarray, clip: float | None) -> np.ndarray:
+    w = np.cumprod(np.where(mask, ratios, 1.0), axis=1)
+    return w if clip is None else np.minimum(w, clip)
+
+
+def _point(r: np.ndarray, w: np.ndarray, q: np.ndarray, v: np.ndarray, m: np.ndarray) -> tuple[float, float, float]:
+    """(ips, snips, dr) of padded per-task arrays (see :func:`sequential_estimates`)."""
+    n = len(r)
+    wr = w * r
+    ips = float(wr.sum() / n)
+    den = w.sum(axis=0)
+    snips = float(np.sum(np.divide(wr.sum(axis=0), den, out=np.zeros_like(den), where=den > 0)))
+    prev = np.hstack([np.ones((n, 1)), w[:, :-1]])
+    dr = float(np.sum(np.where(m, w * (r - q) + prev * v, 0.0)) / n)
+    return ips, snips, dr
+
+
+def sequential_estimates(
+    rewards: np.ndarray,
+    ratios: np.ndarray,
+    mask: np.ndarray,
+    q_logged: np.ndarray | None = None,
+    v_target: np.ndarray | None = None,
+    *,
+    clip: float | None = DEFAULT_CLIP,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Per-decision IPS, weighted IPS and doubly robust values of a target policy, with bootstrap intervals.
+
+    Arrays are ``(tasks, decisions)``, a task's decisions in order and padded past its end (``mask`` false there).
+    ``rewards[i, t]`` is what decision ``t`` of task ``i`` earned (a task's value is the sum of its row);
+    ``ratios[i, t] = π(a_t|s_t) / μ(a_t|s_t)``. The cumulative weight ``w_t = min(Π_{k≤t} ratio_k, clip)`` weighs
+    reward ``t`` (per-decision importance sampling). ``snips`` normalises each decision's weights by their sum
+    over tasks (per-decision weighted IS); ``dr`` adds the reward model's control variate:
+    ``Σ_t w_t (r_t − q̂(s_t, a_t)) + w_{t−1} v̂(s_t)``, with ``q̂`` the predicted reward to come after the logged
+    choice and ``v̂`` its expectation under the target (without a model, ``dr`` equals ``ips``). Intervals are
+    percentile bootstraps over tasks (``n_boot`` resamples, reward model held fixed); ``ess`` is the effective
+    number of tasks, ``(Σ w)² / Σ w²`` of each task's final weight.
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    rho = np.asarray(ratios, dtype=np.float64)
+    m = np.asarray(mask, dtype=bool)
+    if r.ndim != 2 or r.shape != rho.shape or r.shape != m.shape:
+        raise ConfigError("sequential_estimates: rewards, ratios and mask must be 2-D of one shape")
+    n = len(r)
+    if n == 0:
+        raise ConfigError("sequential_estimates: no logged task", name="rewards")
+    if (rho[m] < 0).any() or not np.isfinite(rho[m]).all():
+        raise ConfigError("sequential_estimates: ratios must be finite and >= 0", name="ratios")
+    if clip is not None and not clip > 0:
+        raise ConfigError(f"clip={clip!r} must be > 0", name="clip")
+    q = np.zeros_like(r) if q_logged is None else np.asarray(q_logged, dtype=np.float64)
+    v = np.zeros_like(r) if v_target is None else np.asarray(v_target, dtype=np.float64)
+    r, q, v = np.where(m, r, 0.0), np.where(m, q, 0.0), np.where(m, v, 0.0)
+    w = _cumulative(rho, m, clip)
+    raw = _cumulative(rho, m, None)
+    est = _point(r, w, q, v, m)
+    boots = np.empty((max(n_boot, 0), 3))
+    rng = np.random.default_rng(seed)
+    for b in range(len(boots)):
+        idx = rng.integers(0, n, n)
+        boots[b] = _point(r[idx], w[idx], q[idx], v[idx], m[idx])
+    lo_q, hi_q = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    out: dict[str, Any] = {}
+    for j, name in enumerate(("ips", "snips", "dr")):
+        lo, hi = (np.percentile(boots[:, j], [lo_q, hi_q]) if len(boots) else (np.nan, np.nan))
+        out[name] = {"value": est[j], "ci_low": float(lo), "ci_high": float(hi)}
+    final = w[:, -1] if w.shape[1] else np.ones(n)
+    sq = float(np.sum(final * final))
+    out["ess"] = float(final.sum() ** 2 / sq) if sq > 0 else 0.0
+    out["tasks"] = n
+    out["decisions"] = int(m.sum())
+    out["clip"] = clip
+    out["clipped_share"] = float(np.mean(raw[m] > w[m])) if m.any() else 0.0
+    out["level"] = level
+    out["bootstrap"] = int(n_boot)
+    return out
+
+
+def bootstrap_mean(values: Sequence[float] | np.ndarray, *, n_boot: int = 1000, level: float = 0.95,
+                   seed: int = 0) -> dict[str, float]:
+    """``{value, ci_low, ci_high}`` of a plain mean (the logged policy's own value), percentile bootstrap."""
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) == 0:
+        raise ConfigError("bootstrap_mean: no values", name="values")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), (max(n_boot, 1), len(x)))].mean(axis=1)
+    lo, hi = np.percentile(means, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return {"value": float(x.mean()), "ci_low": float(lo), "ci_high": float(hi)}
+
+
+__all__ = ["DEFAULT_CLIP", "bootstrap_mean", "ips_estimate", "ips_from_records", "sequential_estimates"]

@@ -120,7 +120,7 @@ _SCALARS = (
     ("quality", "float64"), ("decided_ns", "int64"),
 )  # fmt: skip
 _JSON_COLUMNS = ("probabilities", "scores", "candidates", "masked", "budget_before", "budget_after", "reservation",
-                 "evidence", "task")
+                 "evidence", "task", "shadow")
 
 
 def _parquet_schema() -> Any:

@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from agentroute import cli_offpolicy
+
 _FIT_NAMES = (
     "prior",
     "ensemble",
@@ -28,7 +30,10 @@ _FIT_NAMES = (
     "cheapest",
     "strongest",
     "ppo",
+    *cli_offpolicy.FIT_NAMES,
 )
+_TABLE_FIT_NAMES = tuple(n for n in _FIT_NAMES if n != "ppo" and n not in cli_offpolicy.FIT_NAMES)
+"""What ``eval --split --fit`` fits on a table."""
 
 
 def _echo(quiet: bool, msg: str) -> None:
@@ -102,7 +107,9 @@ def _fit_ppo(table: Any, seed: int, cost_weight: float | None, out: str, timeste
 
 
 @click.command("fit")
-@click.option("--table", "table_path", required=True, type=click.Path(exists=True, dir_okay=False), help="TRAIN table.")
+@click.option("--table", "table_path", type=click.Path(exists=True, dir_okay=False), help="TRAIN table.")
+@click.option("--logged", default=None,
+              help="Fit from logged decisions instead: STORE_URL or EXPORT_FILE (policies q-linear, q-linear-iw).")
 @click.option("--policy", "name", required=True, type=click.Choice(_FIT_NAMES), help="Which policy to fit.")
 @click.option("--out", required=True, type=click.Path(), help="POLICY: a directory, or NAME.json (+ NAME.npz).")
 @click.option("--prices", type=click.Path(exists=True, dir_okay=False), help="PRICES.json for tables without cost.")
@@ -116,7 +123,8 @@ def _fit_ppo(table: Any, seed: int, cost_weight: float | None, out: str, timeste
 @click.option("--drop-incomplete", is_flag=True, help="Drop queries lacking some option's outcome.")
 @click.option("--quiet", "-q", is_flag=True)
 def fit_cmd(
-    table_path: str,
+    table_path: str | None,
+    logged: str | None,
     name: str,
     out: str,
     prices: str | None,
@@ -127,7 +135,15 @@ def fit_cmd(
     drop_incomplete: bool,
     quiet: bool,
 ) -> None:
-    """Fit policy NAME on the TRAIN routing table and save it to --out."""
+    """Fit policy NAME on the TRAIN routing table (or on --logged decisions) and save it to --out."""
+    if (table_path is None) == (logged is None):
+        raise click.UsageError("give --table TRAIN or --logged STORE_URL|EXPORT_FILE (one of them)")
+    if logged is not None or name in cli_offpolicy.FIT_NAMES:
+        if logged is None or name not in cli_offpolicy.FIT_NAMES:
+            raise click.UsageError(f"--logged fits {' or '.join(cli_offpolicy.FIT_NAMES)}, and only from --logged")
+        cli_offpolicy.fit_logged(logged, name, out, cost_weight=cost_weight, quiet=quiet)
+        return
+    assert table_path is not None
     table = _read_table(table_path, prices, drop_incomplete)
     t0 = time.perf_counter()
     if name == "ppo":
@@ -210,13 +226,16 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--scenario", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Judge policies on a graph scenario instead (envs/*.yaml, GraphRouting-v0): each --policy is a "
                    "rule file, a saved policy, cheapest, strongest, random, default, pheromone or bandit.")
+@click.option("--logged", default=None,
+              help="Estimate policies off-policy from logged decisions instead: STORE_URL or EXPORT_FILE.")
 @click.option("--policy", "policies", multiple=True, help="POLICY (repeatable; more may follow it).")
 @click.option("--cost-weight", "cost_weights", multiple=True, type=click.FloatRange(min=0),
-              help="With --scenario: λ per USD (repeatable; default 0).")
+              help="With --scenario: λ per USD (repeatable; default 0). With --logged: one λ (default 0).")
 @click.option("--tasks", "n_tasks", default=None, type=click.IntRange(min=1),
               help="With --scenario: run only the first N tasks.")
 @click.option("--seed", default=0, show_default=True, type=int,
-              help="With --scenario: seed of random policies; with --split: seed of the split and the fits.")
+              help="With --scenario: seed of random policies; with --split: seed of the split and the fits; with "
+                   "--logged: the bootstrap seed.")
 @click.option("--strategy", "strategies", multiple=True,
               help="Evaluate strategies instead: NAME [NAME ...] (acar, acar-N, fanout, llm-router, cache, or an "
                    "option of TABLE) on its recorded answers.")
@@ -230,14 +249,19 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
               help="TABLE is the whole table: split it (random: queries held out in every category; by-category: "
                    "whole categories held out; both: side by side), fit each --fit router on the train part and "
                    "score it on the test part.")
-@click.option("--fit", "fit_names", multiple=True, type=click.Choice([n for n in _FIT_NAMES if n != "ppo"]),
+@click.option("--fit", "fit_names", multiple=True, type=click.Choice(_TABLE_FIT_NAMES),
               help="With --split: a router to fit on each train part (repeatable; default: prior and linear).")
 @click.option("--test-size", type=float, default=0.2, show_default=True, help="With --split: the test share.")
+@click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
+              help="With --logged: cap on a task's cumulative importance weight.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="With --logged: bootstrap resamples for the 95% intervals.")
 @click.option("--drop-incomplete", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 def eval_cmd(
     table_path: str | None,
     scenario: str | None,
+    logged: str | None,
     policies: tuple[str, ...],
     cost_weights: tuple[float, ...],
     n_tasks: int | None,
@@ -251,10 +275,26 @@ def eval_cmd(
     split: str | None,
     fit_names: tuple[str, ...],
     test_size: float,
+    clip: float,
+    n_boot: int,
     drop_incomplete: bool,
     quiet: bool,
 ) -> None:
-    """Sweep every POLICY over λ on TEST (or --strategy NAMEs, a --scenario graph, or routers fitted on a --split)."""
+    """Sweep every POLICY over λ on TEST (or --strategy NAMEs, a --scenario graph, or routers fitted on a --split).
+
+    With --logged, estimate each POLICY off-policy from logged decisions instead (DIR/metrics.json only).
+    """
+    if sum(x is not None for x in (table_path, scenario, logged)) != 1:
+        raise click.UsageError("give one of --table TEST, --scenario SCENARIO or --logged STORE_URL|EXPORT_FILE")
+    if logged is not None:
+        if strategies or n_tasks is not None or split is not None or fit_names:
+            raise click.UsageError("--strategy, --tasks, --split and --fit do not apply to --logged")
+        if len(cost_weights) > 1:
+            raise click.UsageError("--logged takes one --cost-weight λ")
+        cli_offpolicy.eval_logged(logged, list(policies) + list(more), out,
+                                  cost_weight=cost_weights[0] if cost_weights else None, clip=clip,
+                                  n_boot=n_boot, seed=seed, quiet=quiet)
+        return
     if scenario:
         from agentroute import cli_eval_scenario
 
@@ -279,8 +319,7 @@ def eval_cmd(
         return
     if cost_weights or n_tasks is not None:
         raise click.UsageError("--cost-weight and --tasks apply to --scenario only")
-    if not table_path:
-        raise click.UsageError("give --table TABLE (or --scenario SCENARIO)")
+    assert table_path is not None
     if strategies:
         from agentroute import cli_eval_strategies as strat
 

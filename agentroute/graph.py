@@ -214,6 +214,7 @@ class AgentGraph:
         capture_content: bool = False,
         checkpointer: Any = None,
         text_key: str | None = None,
+        shadow: Sequence[RouterPolicy] = (),
         on_violation: Literal["record", "error"] = "record",
         charge_failed: Literal["worst_case", "reported"] = "worst_case",
     ) -> App:
@@ -225,7 +226,9 @@ class AgentGraph:
         gives a task's quality; ``text_key`` names the input field policies read as the task text.
         ``on_violation="error"`` raises :class:`~agentroute.errors.BudgetViolation` when a call spent past its worst
         case (by default the run returns with status ``overrun``); ``charge_failed="reported"`` charges failed and
-        cancelled calls nothing instead of their worst case.
+        cancelled calls nothing instead of their worst case. ``shadow``
+        policies decide at every routing point on the same observation without acting: their would-be choices and
+        probabilities are recorded with each decision (``DecisionRecord.shadow``), for off-policy comparison.
         """
         from agentroute.runtime import App
 
@@ -242,6 +245,7 @@ class AgentGraph:
             capture_content=capture_content,
             checkpointer=checkpointer,
             text_key=text_key,
+            shadow=shadow,
             on_violation=on_violation,
             charge_failed=charge_failed,
         )

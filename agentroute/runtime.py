@@ -60,6 +60,7 @@ class App:
         capture_content: bool,
         checkpointer: Any,
         text_key: str | None,
+        shadow: Sequence[Any] = (),
         retry_backoff: float = 0.25,
         input_margin: tuple[float, int] = (0.1, 8),
         on_violation: Literal["record", "error"] = "record",
@@ -102,12 +103,16 @@ class App:
                               points={f"route:{s}": list(t) for s, t in graph.routes.items()},
                               models={t.name: t.model for t in all_tiers})
         self.policy.bind(self.spec)
+        shadows = tuple(s if isinstance(s, Policy) else Policy(s) for s in shadow)
+        for s in shadows:
+            s.bind(self.spec)
         self.config = RunConfig(
             graph=graph.name, provider=self.provider, hooks=hook_list, min_answer_tokens=min_answer_tokens,
             max_retries=max_retries, retry_backoff=retry_backoff, input_margin=input_margin, contention_wait=10.0,
             capture_content=capture_content, scorer=scorer, prices=prices, tier_rank=tier_rank,
             sorted_tiers=sorted_tiers,
             agent_options=_agent_options(graph, prices, tier_rank, sorted_tiers, min_answer_tokens),
+            shadows=shadows,
             charge_failed=charge_failed,
         )
         if isinstance(budget, Budget | SharedBudget):

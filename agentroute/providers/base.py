@@ -7,10 +7,10 @@ a quality signal for a reply (only simulated worlds can). It never sees budgets.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from agentroute._telemetry_redact import register_secret
+from agentroute._telemetry_redact import SECRET_KEY_RE, register_secret
 from agentroute.errors import ConfigError
 from agentroute.llm import ModelTier, RawReply
 
@@ -38,6 +38,17 @@ class Provider(Protocol):
         ...
 
 
+def _register_params(params: Mapping[str, Any]) -> None:
+    """Register every credential a tier's params carry (``api_key``, header values, credential-named params)."""
+    for key, value in params.items():
+        if key == "extra_headers" and isinstance(value, Mapping):
+            for v in value.values():
+                register_secret(v if isinstance(v, str) else None)
+        elif isinstance(value, str) and (SECRET_KEY_RE.search(str(key))
+                                         or str(key).lower().endswith(("_key", "secret", "_token", "password"))):
+            register_secret(value)
+
+
 class Live:
     """Real APIs through LiteLLM. Keys come from the environment (``tier.api_key_env`` or LiteLLM's defaults)."""
 
@@ -49,6 +60,7 @@ class Live:
     def kwargs_for(self, tier: ModelTier) -> dict[str, Any]:
         """The tier's model, base URL and key, plus its extra params."""
         kw: dict[str, Any] = {"model": tier.model, **tier.params}
+        _register_params(tier.params)
         if tier.api_base:
             kw["api_base"] = tier.api_base
         if tier.api_key_env:

@@ -8,7 +8,7 @@ once, and nowhere else; a missing one gets the default the contract declares. A 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentroute.errors import ConfigError, PolicyError
@@ -100,4 +100,29 @@ def _method(obj: Any, name: str) -> Any:
     return m if callable(m) else None
 
 
-__all__ = ["Policy"]
+def shadow_decisions(shadows: Sequence[Policy], obs: Observation) -> dict[str, dict[str, Any]]:
+    """What each shadow would choose on ``obs``, by name, never acted on.
+
+    ``{"chosen", "probabilities"}``, or ``{"error"}`` when it raised or chose outside the candidates (a shadow never
+    fails the task it watches).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    ids = obs.ids
+    for s in shadows:
+        name = s.name
+        n = 2
+        while name in out:
+            name, n = f"{s.name}#{n}", n + 1
+        try:
+            d = s.decide(obs)
+        except PolicyError as e:
+            out[name] = {"error": str(e).splitlines()[0][:200]}
+            continue
+        if d.chosen not in ids:
+            out[name] = {"error": f"chose {d.chosen!r}, not a candidate"}
+            continue
+        out[name] = {"chosen": d.chosen, "probabilities": {i: float(d.probabilities.get(i, 0.0)) for i in ids}}
+    return out
+
+
+__all__ = ["Policy", "shadow_decisions"]

@@ -37,6 +37,8 @@ Design (the decisions that make the drivers agree):
 - **Feedback and record** happen once, in :meth:`Choice.close`: the :class:`~agentroute.routing.DecisionRecord`
   (index = the order of the decision, so a record written after its step keeps its place) goes to the recorder, and
   the :class:`~agentroute.routing.Feedback` to the policy. Drivers that only evaluate a frozen policy turn both off.
+- **Shadows** (``shadows=``) are asked right after the policy, on the same observation, and never acted on: their
+  would-be choices and probabilities go into the record (:attr:`~agentroute.routing.DecisionRecord.shadow`).
 - **History** (``(point, chosen)`` pairs) is appended when a decision is taken, so later points of the task see it.
 
 Point names are the drivers' business but follow one scheme everywhere, serving, training and evaluation alike:
@@ -57,7 +59,7 @@ from typing import Any, Protocol
 
 from agentroute.budget import ZERO, Budget, BudgetStatus, Ledger, Reservation, Spend
 from agentroute.errors import ConfigError, PolicyError, Unaffordable
-from agentroute.routing._policy import Policy
+from agentroute.routing._policy import Policy, shadow_decisions
 from agentroute.routing._types import Candidate, Decision, Feedback, Kind, Masked, Observation, TaskInfo
 from agentroute.routing.policy import TaskOutcome
 from agentroute.routing.record import DecisionRecord
@@ -299,14 +301,16 @@ class TaskRouter:
 
     ``node`` and ``step`` are the driver's position (the runtime moves them as agents run). ``record=False`` writes
     no :class:`DecisionRecord`; ``learn=False`` gives the policy no feedback and no end-of-task credit (evaluation of
-    a frozen policy).
+    a frozen policy). ``shadows`` are asked at every decision the policy takes, on the same observation, and only
+    recorded (:attr:`DecisionRecord.shadow`).
     """
 
-    __slots__ = ("_count", "_decided", "history", "learn", "ledger", "node", "policy", "recorder", "records",
-                 "records_on", "step", "task")
+    __slots__ = ("_count", "_decided", "_shadowed", "history", "learn", "ledger", "node", "policy", "recorder",
+                 "records", "records_on", "shadows", "step", "task")
 
     def __init__(self, ledger: Ledger, policy: Any, task: TaskInfo, *, recorder: Recorder | None = None,
-                 node: str = "", step: int = 0, record: bool = True, learn: bool = True) -> None:
+                 node: str = "", step: int = 0, record: bool = True, learn: bool = True,
+                 shadows: Sequence[Any] = ()) -> None:
         self.ledger = ledger
         self.policy: Policy | None = None if policy is None else policy if isinstance(policy, Policy) \
             else Policy(policy)
@@ -320,6 +324,8 @@ class TaskRouter:
         self.records: list[DecisionRecord] = []
         self._count = 0
         self._decided: dict[int, int] = {}
+        self.shadows = tuple(p if isinstance(p, Policy) else Policy(p) for p in shadows)
+        self._shadowed: dict[int, dict[str, dict[str, Any]]] = {}
 
     # -- ledger moves, each one told to the recorder --------------------------------------------------------------
     def reserve(self, amount: Spend, what: str) -> Reservation:
@@ -402,6 +408,8 @@ class TaskRouter:
         d = self.policy.decide(obs)
         decided_ns = time.time_ns()
         choice = self.take(pending, d, reserve=False, what=what, decided_ns=decided_ns)
+        if self.shadows:
+            self._shadowed[choice.index] = shadow_decisions(self.shadows, obs)
         lim = self.ledger.limits.seconds
         if lim is not None and self.ledger.elapsed() >= lim:  # the decision itself used up the task's time
             choice.refused = "seconds"
@@ -462,7 +470,7 @@ class TaskRouter:
             masked=obs.masked, budget_before=obs.budget.remaining.as_dict(),
             budget_after=self.ledger.remaining().as_dict(), reservation=None if hold is None else hold.as_dict(),
             cost_usd=cost, tokens=tokens, quality=quality, evidence=dict(d.evidence),
-            decided_ns=self._decided.pop(choice.index, 0),
+            decided_ns=self._decided.pop(choice.index, 0), shadow=self._shadowed.pop(choice.index, {}),
         )
         self.records.append(rec)
         if self.recorder is not None:

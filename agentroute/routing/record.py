@@ -55,6 +55,7 @@ ROUTE_EXPLORED = "agentroute.route.explored"
 ROUTE_QUALITY = "agentroute.route.quality"
 ROUTE_EVIDENCE = "agentroute.route.evidence"
 ROUTE_DECIDED_NS = "agentroute.route.decided_ns"
+ROUTE_SHADOW = "agentroute.route.shadow"
 
 _WEIGHTS_HASH = "weights_hash"
 """Evidence key a learned policy uses for its weights' hash: a column and an attribute of its own."""
@@ -125,6 +126,11 @@ def candidate_from(d: Mapping[str, Any]) -> Candidate:
     )
 
 
+def _shadow_from(value: Any) -> dict[str, dict[str, Any]]:
+    value = _loads(value)
+    return {str(k): dict(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
 def _plain(v: Any) -> Any:
     """A JSON-like value as JSON would hold it (tuples as lists, mapping keys as strings)."""
     if isinstance(v, Mapping):
@@ -169,6 +175,9 @@ class DecisionRecord:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     decided_ns: int = 0
     """When the policy decided (``time.time_ns()``); the record itself is emitted once the step settled."""
+    shadow: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """What each shadow policy would have chosen on the same observation, by shadow name:
+    ``{"chosen": id, "probabilities": {id: p}}`` (``{"error": text}`` when it raised). Never acted on."""
     task: Mapping[str, Any] = field(default_factory=dict, compare=False)
     """What the store knows of the decision's task (graph, features, text, status, quality, spend, truncation):
     filled when the record is read back from the store, empty in a live run; not part of equality."""
@@ -185,7 +194,7 @@ class DecisionRecord:
                 dict(self.probabilities), dict(self.scores), self.reason, self.policy, self.policy_version,
                 bool(self.explored), cands, tuple(self.masked), _plain(self.budget_before), _plain(self.budget_after),
                 _plain(self.reservation), self.cost_usd, self.tokens, self.quality, _plain(self.evidence),
-                self.decided_ns)
+                self.decided_ns, _plain(self.shadow))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DecisionRecord):
@@ -233,6 +242,7 @@ class DecisionRecord:
             "quality": None if self.quality is None else float(self.quality),
             "evidence": scrub(dict(self.evidence)) if self.evidence else {},
             "decided_ns": int(self.decided_ns),
+            "shadow": _plain(self.shadow),
         }
         if self.task:
             d["task"] = dict(self.task)
@@ -266,6 +276,7 @@ class DecisionRecord:
             quality=None if quality is None else float(quality),
             evidence=dict(d.get("evidence") or {}),
             decided_ns=int(d.get("decided_ns") or 0),
+            shadow=_shadow_from(d.get("shadow")),
             task=dict(d.get("task") or {}),
         )
 
@@ -315,6 +326,8 @@ class DecisionRecord:
             attrs[ROUTE_QUALITY] = float(self.quality)
         if evidence:
             attrs[ROUTE_EVIDENCE] = dumps(scrub(evidence))
+        if self.shadow:
+            attrs[ROUTE_SHADOW] = dumps(self.shadow)
         return attrs
 
     @classmethod
@@ -352,6 +365,7 @@ class DecisionRecord:
             quality=None if quality is None else float(quality),
             evidence=evidence,
             decided_ns=int(a.get(ROUTE_DECIDED_NS) or 0),
+            shadow=_shadow_from(a.get(ROUTE_SHADOW)),
         )
 
     # -- the store's row -----------------------------------------------------------------------------------------
@@ -390,6 +404,7 @@ class DecisionRecord:
             "quality": None if self.quality is None else float(self.quality),
             "evidence": scrub(evidence) if evidence else None,
             "decided_ns": int(self.decided_ns),
+            "shadow": _plain(self.shadow) if self.shadow else None,
         }
 
     @classmethod
@@ -426,6 +441,7 @@ class DecisionRecord:
             quality=None if quality is None else float(quality),
             evidence=evidence,
             decided_ns=int(row.get("decided_ns") or 0),
+            shadow=_shadow_from(row.get("shadow")),
             task=dict(task or {}),
         )
 

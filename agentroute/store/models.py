@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from sqlalchemy import BigInteger, Column, Dialect, Index, Table, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The store's schema version (every table: traces, budgets, pheromones); each migration sets the next one."""
 
 
@@ -167,6 +167,8 @@ class DecisionRow(SQLModel, table=True):
     evidence: Any = _json()
     decided_ns: int = _big()
     """When the policy decided, as the runtime stamped it (0: not stamped)."""
+    shadow: Any = _json()
+    """What each shadow policy would have chosen, by name (``{"chosen": ..., "probabilities": {...}}``)."""
     at_ns: int = _big()
     """When the decision's span was placed (``decided_ns``, else when the record arrived)."""
 

@@ -31,7 +31,7 @@ from agentroute.store.models import SCHEMA_VERSION
 
 log = logging.getLogger("agentroute.store")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-REVISIONS = {1: "0001", 2: "0002"}
+REVISIONS = {1: "0001", 2: "0002", 3: "0003"}
 """Alembic revision of each schema version."""
 _PG_LOCK = 0x61_72_73_74  # an arbitrary advisory-lock key: "arst"
 

@@ -55,6 +55,9 @@ def records(draw: st.DrawFn) -> DecisionRecord:
         reservation=draw(st.none() | st.just({"usd": "0.001", "tokens": 10, "steps": 0, "seconds": 0.0})),
         cost_usd=draw(_money), tokens=draw(st.integers(0, 10**6)), quality=draw(st.none() | st.floats(0, 1)),
         evidence=draw(_mapping), decided_ns=draw(st.integers(0, 2**62)),
+        shadow=draw(st.dictionaries(_text, st.fixed_dictionaries(
+            {"chosen": st.sampled_from(ids), "probabilities": st.fixed_dictionaries({i: st.floats(0, 1) for i in ids})})
+            | st.fixed_dictionaries({"error": _text}), max_size=2)),
     )
 
 

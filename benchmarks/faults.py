@@ -9,7 +9,8 @@ A row is *silent* when the provider billed past the limit or past what was charg
     python benchmarks/faults.py                 # every row; the Redis / PostgreSQL rows are skipped when down
     python benchmarks/faults.py --only seconds  # the rows whose key contains a word (see --help)
 
-Redis is ``AGENTROUTE_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/2``). About a minute on a 2-core machine.
+Redis is ``AGENTROUTE_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/2``), PostgreSQL
+``AGENTROUTE_TEST_POSTGRES_URL`` (a private schema, dropped after). About 100 s on a loaded 2-core machine.
 """
 
 from __future__ import annotations
@@ -401,12 +402,134 @@ def killed_worker() -> Row:
         proc.wait(10)
 
 
+def _proxy(port: int) -> Any:
+    sys.path.insert(0, str(REPO / "tests" / "store"))
+    from store_helpers import Proxy
+
+    return Proxy("127.0.0.1", port)
+
+
+def _up(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def ledger_down() -> Row:
+    """A batch of 24 tasks on a Redis-backed SharedBudget; Redis is cut off for 2 s after 0.3 s."""
+    from agentroute.errors import LedgerError, RunError
+    from agentroute.examples import support_graph, support_tasks
+    from agentroute.ledgers import RedisLedger
+
+    attack = "ledger (Redis) down 2 s during a batch"
+    url = redis_url()
+    if url is None:
+        return Row(attack, "$0.05", note="skipped: Redis is down")
+    with _proxy(6379) as proxy:
+        backend = RedisLedger(url.replace("127.0.0.1:6379", f"127.0.0.1:{proxy.port}"),
+                              name=f"faults-{uuid.uuid4().hex[:8]}", lease=30)
+        team = SharedBudget(Budget(usd="0.05"), backend=backend, per_task=Budget(steps=4))
+        app = support_graph().compile(policy=ar.policies.Random(seed=3), provider=ar.providers.Simulated(seed=3))
+        lag = [0.0]
+
+        async def go() -> list[ar.RunResult]:
+            async def ticker() -> None:  # how long the event loop stalls while the ledger is unreachable
+                while True:
+                    t = time.monotonic()
+                    await asyncio.sleep(0.01)
+                    lag[0] = max(lag[0], time.monotonic() - t - 0.01)
+
+            tick = asyncio.ensure_future(ticker())
+            asyncio.get_running_loop().call_later(0.3, proxy.cut)
+            asyncio.get_running_loop().call_later(2.3, proxy.restore)
+            try:
+                tasks = [{"question": t["question"]} for t in support_tasks(24, seed=3)]
+                return await app.abatch(tasks, budget=team, concurrency=4)
+            finally:
+                tick.cancel()
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = asyncio.run(go())
+        proxy.restore()
+        errors = [r.error for r in results if r is not None and r.error is not None]
+        raw = [e for e in errors if not isinstance(e, RunError)]
+        spent = backend.totals()[0].known_usd
+        own = sum((r.spent.known_usd for r in results if r is not None), Decimal(0))
+        held = [h for h in backend.holds() if h.get("state") == "held"]
+        backend.reset(spend=True)
+        backend.close()
+    ledger_errors = sum(isinstance(e, LedgerError) for e in errors)
+    lost = len(results) != 24 or any(r is None for r in results)
+    flagged = f"LedgerError x{ledger_errors}" if ledger_errors else "rode it out"
+    return Row(attack, "$0.05", own, spent, flagged, leaked=bool(raw or held or lost),
+               note=f"billed: the tasks' own spend; {len(results)} results, raw driver errors {len(raw)}, "
+                    f"holds left {len(held)}, "
+                    f"event loop stalled {lag[0]:.2f} s at most")
+
+
+def trace_store_down() -> Row:
+    """30 tasks traced to PostgreSQL through a proxy cut off for 3 s: rows lost, tasks left running, flush()."""
+    import tempfile
+
+    from sqlalchemy import text
+
+    from agentroute.examples import support_graph, support_tasks
+    from agentroute.store import get_engine
+    from agentroute.telemetry import configure_tracing
+
+    attack = "trace store (PostgreSQL) down 3 s"
+    if not _up(5432):
+        return Row(attack, "-", note="skipped: PostgreSQL is down")
+    sys.path.insert(0, str(REPO / "tests" / "store"))
+    from store_helpers import drop_schema, private_schema
+
+    base = os.environ.get("AGENTROUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    url, schema = private_schema(base)
+    spool = tempfile.mkdtemp()
+    os.environ["AGENTROUTE_SPOOL_DIR"] = spool
+    try:
+        with _proxy(5432) as proxy:
+            through = url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+            tracing = configure_tracing(exporters="none", store_url=through, schedule_delay_millis=50)
+            app = support_graph().compile(policy=ar.policies.Random(seed=4), provider=ar.providers.Simulated(seed=4),
+                                          hooks=tracing.hooks)
+            questions = [{"question": t["question"]} for t in support_tasks(30, seed=4)]
+            results = []
+            for i, q in enumerate(questions):
+                if i == 5:
+                    proxy.cut()
+                    cut_at = time.monotonic()
+                if i > 5 and proxy.down and time.monotonic() - cut_at > 3.0:
+                    during = tracing.flush(timeout_millis=300)
+                    proxy.restore()
+                results.append(app.run(q, budget=Budget(usd="0.004", steps=4)))
+                time.sleep(0.15)
+            report = tracing.flush()
+            tracing.shutdown()
+        with get_engine(url).connect() as conn:
+            tasks = conn.execute(text("select count(*) from agentroute_tasks")).scalar_one()
+            running = conn.execute(text("select count(*) from agentroute_tasks where status = 'running'")).scalar_one()
+    finally:
+        os.environ.pop("AGENTROUTE_SPOOL_DIR", None)
+        drop_schema(base, schema)
+    lost = tasks != len(results) or running or not report
+    return Row(attack, "-", flagged=f"flush() during the outage: {bool(during)} ({during.pending_rows} rows pending)",
+               leaked=bool(lost), note=f"{tasks}/{len(results)} tasks stored, {running} left running, "
+                                       f"flush() after: {bool(report)}, dropped {report.dropped_rows}")
+
+
 ATTACKS: list[tuple[str, Callable[[], Row]]] = [
     ("overgenerate", over_generate), ("no-usage", usage_missing), ("under-report", under_report),
     ("negative-usage", negative_usage), ("params", params_n_tools), ("unknown-cost", unknown_cost),
     ("seconds-sync", lambda: seconds_row(False)), ("seconds-async", lambda: seconds_row(True)),
     ("seconds-cold", cold_start), ("timeout", timed_out_attempt), ("cancel", cancelled_attempt),
-    ("kill", killed_worker), ("secrets", echoed_key), ("abort", abort_graph), ("regex", regex_bomb),
+    ("kill", killed_worker), ("ledger-down", ledger_down), ("store-down", trace_store_down),
+    ("secrets", echoed_key), ("abort", abort_graph), ("regex", regex_bomb),
     ("parsers", huge_prompt), ("rounding", ledger_rounding),
 ]
 

@@ -16,6 +16,7 @@ _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from agentroute import policies, providers
 from agentroute._loop import Reply
 from agentroute._stream import StreamEvent
+from agentroute._wrap import acomplete, complete, wrap
 from agentroute.budget import Budget, BudgetStatus, Ledger, SharedBudget, Spend, Violation
 from agentroute.context import Choice, StepContext
 from agentroute.errors import (
@@ -122,8 +123,11 @@ __all__ = [
     "Unaffordable",
     "Violation",
     "__version__",
+    "acomplete",
+    "complete",
     "configure_tracing",
     "load_builtin",
     "policies",
     "providers",
+    "wrap",
 ]

@@ -29,7 +29,6 @@ from agentroute import _settle, llm
 from agentroute._llm_clock import CallDeadline
 from agentroute._loop import Prices, Reply, Stop, TaskRun, overrun_reason
 from agentroute._spec import AgentSpec
-from agentroute._telemetry_redact import redact_text
 from agentroute.budget import ZERO, BudgetStatus, Spend
 from agentroute.errors import ProviderError
 from agentroute.records import CallRecord
@@ -151,7 +150,7 @@ def call_steps(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: in
                 raise
             if isinstance(outcome, BaseException):
                 _end(run, spec, choice, p, kwargs, messages, None, outcome, started, attempt, fallback)
-                error = f"{type(outcome).__name__}: {redact_text(str(outcome))[:200]}"
+                error = f"{type(outcome).__name__}: {_settle.error_text(outcome, kwargs)[:200]}"
                 if isinstance(outcome, CallDeadline):  # the task's time is up: it stops, truncated
                     error = f"budget:seconds: {outcome}"
                     break
@@ -204,7 +203,7 @@ def _end(run: TaskRun, spec: AgentSpec, choice: Choice, p: Plan, kwargs: Mapping
         cost_usd=cost, started_ns=started_ns, ended_ns=ended, billing=billing,
         response_model=None if raw is None else raw.response_model,
         error_type=None if exc is None else type(exc).__name__,
-        error=None if exc is None else redact_text(str(exc))[:500],
+        error=None if exc is None else _settle.error_text(exc, kwargs),
         messages=[dict(m) for m in messages] if capture else None,
         completion=raw.text if capture and raw is not None else None,
     )

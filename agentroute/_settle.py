@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from agentroute import llm
 from agentroute._spend import Spend
+from agentroute._telemetry_redact import redact_text, register_secret
 from agentroute.errors import ConfigError
 
 ChargeFailed = Literal["worst_case", "reported"]
@@ -96,6 +97,20 @@ def charge_reply(prices: tuple[Decimal, Decimal] | None, model: str, messages: S
     return worst_case(prices, n_in, n_out), n_in, n_out, f"worst_case: {why}"
 
 
+def error_text(exc: BaseException, kwargs: Mapping[str, Any]) -> str:
+    """The text a failed attempt's record keeps: the attempt's credentials registered and scrubbed from it.
+
+    A careless gateway echoes the request's ``Authorization`` and ``x-*`` headers in its error; the ``api_key`` and
+    every ``extra_headers`` value of the attempt are registered for redaction (spans and rows scrub them too).
+    """
+    register_secret(kwargs.get("api_key"))
+    headers = kwargs.get("extra_headers")
+    if isinstance(headers, Mapping):
+        for value in headers.values():
+            register_secret(value if isinstance(value, str) else None)
+    return redact_text(str(exc))[:500]
+
+
 def billed_failure(exc: BaseException | None) -> bool:
     """Whether a failed attempt may have been billed: all but requests the provider refused before running them."""
     if exc is None:  # cancelled while in flight
@@ -107,4 +122,4 @@ def billed_failure(exc: BaseException | None) -> bool:
 
 
 __all__ = ["CHARGE_FAILED", "SLACK", "ChargeFailed", "billed_failure", "charge_reply", "check_charge_failed",
-           "worst_case"]
+           "error_text", "worst_case"]

@@ -86,6 +86,8 @@ def eval_logged(logged: str, specs: list[str], out: str, *, cost_weight: float |
     for label, r in results.items():
         _echo(quiet, f"  {label}: DR {_interval(r['dr'])}  IPS {_interval(r['ips'])}  SNIPS {_interval(r['snips'])}"
                      f"  ESS {r['ess']:.1f}")
+        for w in r["warnings"]:
+            click.echo(f"  warning ({label}): {w}", err=True)
     _echo(quiet, f"wrote {path / 'metrics.json'}")
 
 
@@ -133,6 +135,8 @@ def promote_cmd(logged: str, candidate: str, baseline: str, cost_weight: float, 
         res = promote(records, candidate, baseline, cost_weight=cost_weight, clip=clip, n_boot=n_boot, seed=seed)
     except AgentRouteError as e:
         raise CliError(str(e)) from None
+    for w in res["warnings"]:
+        click.echo(f"warning: {w}", err=True)
     if as_json:
         click.echo(json.dumps(res, default=str))
     else:

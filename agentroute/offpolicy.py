@@ -36,6 +36,8 @@ from agentroute.routing import DecisionRecord, GraphSpec, Observation, TaskInfo
 from agentroute.routing._policy import Policy
 
 SHADOW_PREFIX = "shadow:"
+LOW_ESS = 10.0
+"""Below this effective sample size (or 5% of the tasks) an estimate carries a warning."""
 _NAMED = ("cheapest", "strongest", "random")
 
 
@@ -439,8 +441,15 @@ def evaluate_logged(
                                level=level, seed=seed)
     logged = bootstrap_mean(rewards.sum(axis=1), n_boot=n_boot, level=level, seed=seed)
     policies_seen = sorted({r.policy for t in prep.tasks for r in t})
+    notes = []
+    if out["ess"] < max(LOW_ESS, 0.05 * out["tasks"]):
+        notes.append(f"effective sample size {out['ess']:.1f} of {out['tasks']} tasks: the target seldom does what the "
+                     "log did, so its intervals rest on few tasks (IPS worst); log more tasks or explore more")
+    if out["clipped_share"] > 0.05:
+        notes.append(f"{out['clipped_share']:.0%} of the decision weights hit the clip ({clip}): "
+                     "the estimates lean low")
     return {"policy": name, "cost_weight": lam, **out, "logged": {**logged, "policies": policies_seen},
-            "skipped_tasks": prep.skipped,
+            "skipped_tasks": prep.skipped, "warnings": notes,
             "estimator": "per-decision importance weights, cumulative weight capped at clip; dr with a ridge "
                          "reward model per (point, option), cross-fitted over 2 folds of tasks"}
 
@@ -520,7 +529,7 @@ def promote(records: Iterable[DecisionRecord], candidate: Any, baseline: Any = "
     return {"promote": bool(lower > base_value), "candidate": {"policy": cand["policy"], **cand["dr"],
                                                                "ess": cand["ess"]},
             "baseline": base, "baseline_value": base_value, "margin": lower - base_value,
-            "cost_weight": cand["cost_weight"], "level": level, "tasks": cand["tasks"]}
+            "cost_weight": cand["cost_weight"], "level": level, "tasks": cand["tasks"], "warnings": cand["warnings"]}
 
 
 __all__ = ["FIT_NAMES", "SHADOW_PREFIX", "evaluate_logged", "fit_logged", "graph_spec", "group_tasks",

@@ -5,7 +5,9 @@ Every fixed path of ``agentroute.examples.world_graph`` (research or not, verify
 Each task's hidden class comes from ``sim.task_class``; the table prints, per λ (per USD) and class, the best path
 and its reward (mean quality − λ·cost per task), beside the best path over all tasks.
 
-Run: ``python benchmarks/graph_world.py [--tasks 120] [--lambdas 0 10 30 100 300] [--seed 0] [--json out.json]``.
+Run: ``python benchmarks/graph_world.py [--tasks 120] [--lambdas 0 10 30 100 300] [--seed 0] [--json out.json]``;
+``--write-rules DIR`` writes the 18 paths as rule files instead (named like ``rl-wl-vs``: research large, writer
+large, verifier small), to judge them beside other policies with ``agentroute eval --scenario``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from agentroute.policies import RulePolicy
 BUDGET = Budget(usd="0.02", tokens=6000, steps=6)
 
 
-def fixed_path(agents: Sequence[str], tiers: Sequence[str]) -> tuple[str, RulePolicy]:
-    """A rule policy that always takes ``agents`` with ``tiers`` (one per agent)."""
+def rule_dict(agents: Sequence[str], tiers: Sequence[str]) -> dict[str, Any]:
+    """The rule file (as a dict) that always takes ``agents`` with ``tiers`` (one per agent)."""
     rules: list[dict[str, Any]] = [
         {"name": "start", "when": {"kind": "agent", "node": "intake"},
          "choose": "research" if "research" in agents else "writer"},
@@ -35,13 +37,22 @@ def fixed_path(agents: Sequence[str], tiers: Sequence[str]) -> tuple[str, RulePo
     rules += [{"name": f"tier-{a}", "when": {"kind": "model", "node": a}, "choose": t}
               for a, t in zip(agents, tiers, strict=True)]
     name = ">".join(f"{a}:{t}" for a, t in zip(agents, tiers, strict=True))
-    return name, RulePolicy.from_dict({"name": name, "rules": rules, "default": {"agent": "END", "model": "small"}})
+    return {"name": name, "rules": rules, "default": {"agent": "END", "model": "small"}}
+
+
+def fixed_path(agents: Sequence[str], tiers: Sequence[str]) -> tuple[str, RulePolicy]:
+    """A rule policy that always takes ``agents`` with ``tiers`` (one per agent)."""
+    d = rule_dict(agents, tiers)
+    return d["name"], RulePolicy.from_dict(d)
+
+
+PATHS = (("writer",), ("writer", "verifier"), ("research", "writer"), ("research", "writer", "verifier"))
 
 
 def all_paths() -> list[tuple[str, RulePolicy]]:
     """The 18 fixed paths of the world graph."""
     out = []
-    for agents in (("writer",), ("writer", "verifier"), ("research", "writer"), ("research", "writer", "verifier")):
+    for agents in PATHS:
         for tiers in itertools.product(("small", "large"), repeat=len(agents)):
             out.append(fixed_path(agents, tiers))
     return out
@@ -53,7 +64,23 @@ def main() -> None:
     ap.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 10.0, 30.0, 100.0, 300.0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--write-rules", default=None, metavar="DIR",
+                    help="Only write the 18 fixed paths as rule files into DIR (for `agentroute eval --scenario`).")
     args = ap.parse_args()
+    if args.write_rules:
+        import pathlib
+
+        import yaml
+
+        d = pathlib.Path(args.write_rules)
+        d.mkdir(parents=True, exist_ok=True)
+        for agents in PATHS:
+            for tiers in itertools.product(("small", "large"), repeat=len(agents)):
+                rd = rule_dict(agents, tiers)
+                fname = "-".join(f"{a[0]}{t[0]}" for a, t in zip(agents, tiers, strict=True))  # e.g. rl-wl-vs
+                (d / f"{fname}.yaml").write_text(yaml.safe_dump(rd, sort_keys=False), encoding="utf-8")
+        print(f"wrote 18 rule files to {d}")
+        return
     tasks = support_tasks(args.tasks, seed=args.seed)
     sim = providers.Simulated(seed=args.seed)
     classes = [sim.task_class(t["question"]) for t in tasks]

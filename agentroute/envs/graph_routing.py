@@ -252,6 +252,11 @@ class GraphRoutingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             b = self._bounds[i] = Boundary(ql, cl / s, qh, ch / s)
         return b
 
+    def set_boundary(self, i: int, q_lo: float, usd_lo: float, q_hi: float, usd_hi: float) -> None:
+        """Give task ``i`` boundary outcomes already run elsewhere (costs in USD), so they are not run again."""
+        s = self.cost_unit_usd
+        self._bounds[i] = Boundary(q_lo, usd_lo / s, q_hi, usd_hi / s)
+
     def _estimate_scale(self) -> float:
         n = min(16, len(self.tasks))
         costs = [self._run_with(i, Strongest())[1] for i in range(n)]
@@ -339,6 +344,11 @@ class GraphRoutingEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                     decisions=len(res.decisions))
         self._mask = np.ones(len(self.obs_spec.actions), dtype=bool)
         return {k: v.copy() for k, v in self._enc.items()}, r - penalty, not truncated, truncated, info
+
+    @property
+    def observation(self) -> Observation | None:
+        """The routing point the running task waits at (``None`` between tasks): what a scripted policy decides on."""
+        return self._obs
 
     def action_masks(self) -> np.ndarray:
         """Which actions are affordable candidates at the current routing point (for MaskablePPO)."""

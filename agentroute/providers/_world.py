@@ -10,7 +10,8 @@ What the world owns (all of it pure given the seed, whatever the order or concur
   the ``cues`` (``why``, ``explain``, ``compare``, ...) and ``hard_share`` otherwise, drawn from a stable hash of the
   text; hard tasks are ``hard_shift`` harder, easy ones ``easy_shift`` easier. The class is never shown to a policy;
   the words of the text hint at it.
-- **research** writes notes whose usefulness rises with the model's ability. A writer that reads them (their tag in
+- **research** writes notes whose usefulness rises with the model's ability against the task's base difficulty
+  (its class does not make notes harder to gather). A writer that reads them (their tag in
   its messages) faces a task ``research_gain × usefulness`` easier when the task is hard, and only
   ``research_gain_easy ×`` easier when it is easy.
 - **write** drafts an answer that is right or wrong (a Bernoulli draw whose probability is the item-response link of
@@ -23,7 +24,8 @@ What the world owns (all of it pure given the seed, whatever the order or concur
 - **research** alone answers nothing: its quality is 0, so a task cut off after research scores 0.
 
 Every extra step costs what its tokens cost: notes become the writer's input tokens, a verification reads the
-draft, a revision is another call. Replies carry a tag ``<<sim-…>>`` by which later calls find them.
+draft, a revision is another call. Replies carry a tag ``<<…>>`` (20 digits, so every tag costs the same tokens
+and a run costs the same whenever it runs) by which later calls find them.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from agentroute.providers._hash import _unit
 
 ROLES = ("research", "write", "verify")
 _MARK = "[agentroute-world:"
-_TAG = re.compile(r"<<(sim-[0-9a-f]{16})>>")
+_TAG = re.compile(r"<<(\d{20})>>")
 _LENGTH = {"research": 1.5, "write": 1.0, "verify": 0.25}
 _MAX_NOTES = 200_000
 SLOPE = 2.5
@@ -79,9 +81,9 @@ class World:
     """Probability that a task with a cue word is hard."""
     cues: tuple[str, ...] = ("why", "explain", "compare", "contract", "clause", "licence", "law", "terms")
     """Words (lower case, whole words) that hint at a hard task."""
-    hard_shift: float = 1.0
+    hard_shift: float = 1.5
     """Added to a hard task's difficulty."""
-    easy_shift: float = 0.8
+    easy_shift: float = 1.2
     """Taken from an easy task's difficulty."""
     research_gain: float = 1.6
     """Difficulty that perfect research notes remove from a hard task."""
@@ -139,7 +141,7 @@ class Notes:
 
     def put(self, rid: str, note: Note) -> None:
         with self._lock:
-            self._d[rid] = note
+            self._d[tag_key(rid)] = note
             if len(self._d) > _MAX_NOTES:
                 self._d.popitem(last=False)
 
@@ -155,9 +157,14 @@ class Notes:
         return out
 
 
+def tag_key(rid: str) -> str:
+    """The key of reply ``rid`` in the notes: 20 decimal digits, so that every tag costs the same tokens."""
+    return f"{int(rid.removeprefix('sim-'), 16) % 10**20:020d}"
+
+
 def tag(rid: str) -> str:
     """The marker of reply ``rid`` in its text."""
-    return f"<<{rid}>>"
+    return f"<<{tag_key(rid)}>>"
 
 
 def length_factor(role: str) -> float:
@@ -177,8 +184,8 @@ def outcome(world: World, role: str, *, ability: float, base: float, text: str, 
             notes: Sequence[Note]) -> tuple[Note, str]:
     """The note and reply text of one world call (quality before any cut-off), pure given its inputs."""
     d = base + world.shift(text, seed)
-    if role == "research":
-        useful = _sigmoid(ability - d + 0.5) * (0.9 + 0.1 * _unit("world-research", seed, model, text))
+    if role == "research":  # gathering notes is as hard as the task's base difficulty, whatever its class
+        useful = _sigmoid(ability - base + 0.5) * (0.9 + 0.1 * _unit("world-research", seed, model, text))
         return Note("research", min(1.0, useful)), "research notes"
     drafts = [n for n in notes if n.role == "write"]
     if role == "verify":

@@ -240,7 +240,11 @@ class Server:
         text = target.to_output(result.state)
         if result.truncated and result.reason.startswith("budget") and not text:
             raise self.budget_error(entry, result.reason.partition(":")[2] or "usd", per_task, task_id)
-        headers["x-agentroute-spent-usd"] = str(result.spent.usd)
+        headers["x-agentroute-spent-usd"] = f"{result.spent.known_usd:f}"
+        if result.spent.unknown_usd:
+            headers["x-agentroute-unknown-cost-calls"] = str(result.spent.unknown_usd)
+        if result.violations:  # the provider spent past a reservation: charged in full and said so
+            headers["x-agentroute-status"] = "overrun"
         if result.truncated:
             headers["x-agentroute-truncated"] = result.reason
         return JSONResponse(completion(result, target.model_id, text), headers=headers)
@@ -320,8 +324,8 @@ class Server:
         return done
 
     def _account(self, entry: KeyEntry, result: RunResult) -> None:
-        if result.spent.usd is not None:
-            self.metrics.inc("agentroute_spend_usd_total", result.spent.usd, tenant=entry.tenant)
+        if result.spent.known_usd:  # the known part: a call of unknown price is flagged on the task, never read as 0
+            self.metrics.inc("agentroute_spend_usd_total", result.spent.known_usd, tenant=entry.tenant)
         self.metrics.inc("agentroute_tokens_total", result.spent.tokens, tenant=entry.tenant)
         if result.truncated:
             self.metrics.inc("agentroute_truncated_total", reason=result.reason)

@@ -106,7 +106,7 @@ class Levels:
         for level in entry.levels:
             spent, reserved = self.ledgers[level.path].backend.totals()
             lim = level.budget
-            if lim.usd is not None and lim.usd - (spent.usd or ZERO) <= 0 and not reserved.usd:
+            if lim.usd is not None and lim.usd - spent.known_usd <= 0 and not reserved.known_usd:
                 return "usd"
             if lim.tokens is not None and lim.tokens - spent.tokens <= 0 and not reserved.tokens:
                 return "tokens"
@@ -131,7 +131,7 @@ class Levels:
         for path, ledger in self.ledgers.items():
             spent, _ = ledger.backend.totals()
             lim = ledger.limits
-            if ((lim.usd is not None and (spent.usd or ZERO) > lim.usd)
+            if ((lim.usd is not None and spent.known_usd > lim.usd)
                     or (lim.tokens is not None and spent.tokens > lim.tokens)
                     or (lim.steps is not None and spent.steps > lim.steps)):
                 out.append(path)
@@ -150,7 +150,10 @@ def _limits(b: Budget) -> dict[str, Any]:
 
 
 def _amounts(s: Spend) -> dict[str, Any]:
-    return {"usd": _usd(s.usd if s.usd is not None else ZERO), "tokens": s.tokens, "steps": s.steps}
+    out: dict[str, Any] = {"usd": _usd(s.known_usd), "tokens": s.tokens, "steps": s.steps}
+    if s.unknown_usd:  # parts of unknown price: what is known is shown, never read as 0
+        out["unknown_usd_parts"] = s.unknown_usd
+    return out
 
 
 def _usd(d: Decimal) -> str:
@@ -160,7 +163,7 @@ def _usd(d: Decimal) -> str:
 def _remaining(lim: Budget, spent: Spend, reserved: Spend) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if lim.usd is not None:
-        left: Decimal = lim.usd - (spent.usd or ZERO) - (reserved.usd or ZERO)
+        left: Decimal = lim.usd - spent.known_usd - reserved.known_usd
         out["usd"] = _usd(max(left, ZERO))
     if lim.tokens is not None:
         out["tokens"] = max(0, lim.tokens - spent.tokens - reserved.tokens)

@@ -116,10 +116,12 @@ class MetricsHooks(RunHooks):
     def on_task_end(self, result: RunResult) -> None:
         self._graph.pop(result.task_id, None)
         lim, spent = result.limits, result.spent
-        if ((lim.usd is not None and spent.usd is not None and spent.usd > lim.usd)
+        over = ((lim.usd is not None and spent.known_usd > lim.usd)
                 or (lim.tokens is not None and spent.tokens > lim.tokens)
-                or (lim.steps is not None and spent.steps > lim.steps)):
-            self.metrics.inc("agentroute_budget_violations_total")
+                or (lim.steps is not None and spent.steps > lim.steps))
+        n = len(result.violations) or (1 if over else 0)  # each recorded violation; an unrecorded excess still counts
+        if n:
+            self.metrics.inc("agentroute_budget_violations_total", n)
 
 
 __all__ = ["BUCKETS", "Metrics", "MetricsHooks"]

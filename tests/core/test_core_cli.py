@@ -19,7 +19,7 @@ def test_public_api_is_pinned():
         "Ledger", "Masked", "ModelTier", "Observation", "PolicyError", "ProviderError", "Reply", "RouterPolicy",
         "RunError", "RunHooks", "RunResult", "SharedBudget", "Spend", "StepContext", "TaskInfo", "__version__",
         "policies", "providers", "configure_tracing", "Tracing", "OTelHooks", "RoutingTable", "load_builtin",
-        "HashingFeaturizer", "RedisLedger", "SqlLedger", "Memory", "StreamEvent",
+        "HashingFeaturizer", "RedisLedger", "SqlLedger", "Memory", "StreamEvent", "wrap", "complete", "acomplete",
         "Unaffordable", "StoreError", "SchemaMismatch", "LedgerError", "BudgetViolation", "Violation"])
     for name in ar.__all__:
         assert getattr(ar, name) is not None

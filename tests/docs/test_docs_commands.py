@@ -74,6 +74,7 @@ LEDGER: tuple[Rule, ...] = (
     Rule(r"^agentroute eval --scenario envs/world.yaml ", "twin",
          "tests/envs/test_env_world.py::test_eval_scenario_writes_every_figure"),
     Rule(r"benchmarks/graph_world.py", "bench"),
+    Rule(r"benchmarks/bopo.py", "bench"),
     # learning
     Rule(r"^agentroute data convert ", "run"),
     Rule(r"^agentroute data split (rb|llmrouter)\.parquet ", "run"),

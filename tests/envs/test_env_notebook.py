@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -23,5 +24,11 @@ def test_train_a_router_notebook_executes(data_dir: Path, monkeypatch: pytest.Mo
         o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
     )
     assert "AIQ  ppo" in outputs and "gap closed" in outputs
+    # the conclusion says what the figures say, whichever way they fall
+    m = re.search(r"conclusion: PPO's AIQ ([0-9.]+) is (above|below) the zero router's ([0-9.]+)", outputs)
+    assert m is not None, outputs
+    assert (float(m.group(1)) > float(m.group(3))) == (m.group(2) == "above")
+    for cell in nb.cells:  # no claim written in advance
+        assert "beats every simpler choice" not in cell.source
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors

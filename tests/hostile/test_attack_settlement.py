@@ -255,3 +255,50 @@ def test_whatever_the_provider_reports_the_ledger_is_never_below_what_it_billed_
     if not any((isinstance(a, tuple) and a[0] == "usage") or (isinstance(a, dict) and a["usage"] != "omit")
                for a in replies):  # nothing reported falsely: charged at least what was billed, in USD too
         assert res.spent.usd >= billed(server)
+
+
+def test_an_overrun_is_its_own_status_on_the_span_the_row_and_traces_list(server, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from agentroute.cli import main
+    from agentroute.telemetry import configure_tracing
+
+    db = str(tmp_path / "overrun.db")
+    tracing = configure_tracing(exporters="none", store_url=db)
+    app = caller(server.url).compile(policy=ar.policies.Cheapest(), hooks=tracing.hooks)
+    server.plan = [("overgenerate", 10)]
+    bad = app.run({"question": "q"}, budget=ar.Budget(usd="0.01"))
+    good = app.run({"question": "q"}, budget=ar.Budget(usd="0.01"))
+    tracing.flush()
+    tracing.shutdown()
+    assert bad.status == "overrun" and good.status == "completed"
+    out = CliRunner().invoke(main, ["traces", "list", "--db", db, "--json", "--status", "overrun"])
+    assert out.exit_code == 0, out.output
+    rows = [json.loads(line) for line in out.output.splitlines()]
+    assert [r["task_id"] for r in rows] == [bad.task_id] and rows[0]["reason"].startswith("overrun:usd")
+    table = CliRunner().invoke(main, ["traces", "list", "--db", db])
+    assert "overrun" in table.output and "completed" in table.output
+
+
+def test_a_key_in_params_echoed_in_an_error_is_in_no_record(server):
+    from agentroute.testing import RecordingHooks
+
+    secret = "sk-live-settle-0123456789abcdef"
+    server.default = "echo"
+    hooks = RecordingHooks()
+    t = ar.ModelTier("small", model="openai/gpt-4o-mini", api_base=server.url, input_cost_per_token=PIN,
+                     output_cost_per_token=POUT, params={"api_key": secret,
+                                                         "extra_headers": {"x-team-token": "tt-team-secret-42"}})
+    g = ar.AgentGraph("echo")
+    g.add_agent("ask", lambda s, ctx: {"a": ctx.complete([{"role": "user", "content": "hi"}]).text}, tiers=[t])
+    g.start("ask")
+    app = g.compile(policy=ar.policies.Cheapest(), hooks=[hooks], max_retries=0)
+    with pytest.raises(ar.ProviderError) as info:
+        app.run({}, budget=ar.Budget(usd="1"))
+    res = info.value.result
+    assert server.requests[0]["auth"] == f"Bearer {secret}"
+    assert res.calls[0].billing == "none"  # a 401: refused before it ran, not billed
+    seen = repr(hooks.__dict__) + repr(res.summary()) + str(res.error) + repr(res.calls)
+    assert secret not in seen and "tt-team-secret-42" not in seen

@@ -121,3 +121,36 @@ def test_a_policy_fitted_from_logs_saves_loads_and_routes(tmp_path):
         # the fitted policy is what it says: its value estimated on the same logs is finite
         est = evaluate_logged(logged, loaded, cost_weight=LAMBDA, n_boot=50)
         assert np.isfinite(est["dr"]["value"])
+
+
+def test_a_shadow_that_fails_is_recorded_and_never_fails_the_task():
+    class Broken(policies.Cheapest):
+        name = "broken"
+
+        def decide(self, obs):
+            raise RuntimeError("boom")
+
+    class Outside(policies.Cheapest):
+        name = "outside"
+
+        def decide(self, obs):
+            from agentroute.routing import Decision
+
+            return Decision("nowhere", {"nowhere": 1.0})
+
+    app = support_graph().compile(policy=support_rules(), shadow=[Broken(), Outside(), policies.Cheapest()],
+                                  provider=providers.Simulated(seed=0))
+    res = app.run({"question": "Why was I charged twice on my invoice?"}, budget=BUDGET)
+    assert res.completed and res.decisions
+    for d in res.decisions:
+        assert "boom" in d.shadow["broken"]["error"] and "nowhere" in d.shadow["outside"]["error"]
+        assert d.shadow["cheapest"]["chosen"] in {c.id for c in d.candidates}
+
+
+def test_an_estimate_resting_on_few_tasks_says_so():
+    tasks = support_tasks(40, seed=6)
+    logged = records_of(_run(EpsilonGreedy(support_rules(), 0.3, seed=6), tasks), [t["category"] for t in tasks])
+    far = evaluate_logged(logged, policies.Strongest(), cost_weight=LAMBDA, n_boot=50)
+    near = evaluate_logged(logged, support_rules(), cost_weight=LAMBDA, n_boot=50)
+    assert far["ess"] < 10 and any("effective sample size" in w for w in far["warnings"])
+    assert near["ess"] > 10 and not any("effective sample size" in w for w in near["warnings"])

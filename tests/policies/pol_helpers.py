@@ -217,6 +217,25 @@ def _preference() -> Any:
     return load_policy(REPO / "policies" / "preferences.yaml", encoder="hashing")  # no model load in the suite
 
 
+def _logged() -> Any:
+    from agentroute.policies.logged import LoggedQPolicy, ObsFeatures, RewardModel
+
+    # a reward model as `fit --logged` fits one: rows of logged decisions at the model points of the suite
+    obs = [o for o in observations() if o.kind == "model"]
+    feats = ObsFeatures.learn(obs)
+    rows = [(feats.vector(o), RewardModel.key(o.point, c.id), 0.3 + 0.2 * c.rank + 0.01 * i,
+             float(c.cost_estimate or 0)) for i, o in enumerate(obs) for c in o.candidates]
+    model = RewardModel.fit(np.array([r[0] for r in rows]), [r[1] for r in rows], np.array([r[2] for r in rows]),
+                            np.array([r[3] for r in rows]))
+    return LoggedQPolicy(feats, model, cost_weight=100.0)
+
+
+def _explore() -> Any:
+    from agentroute.policies.explore import EpsilonGreedy
+
+    return EpsilonGreedy(_rules(), 0.2, seed=3)
+
+
 TABLE_CAPS = {"bind", "predict_outcomes"}
 FAMILIES: list[Family] = [
     Family("rules", _rules, {"bind"}, names_options=True),
@@ -241,6 +260,8 @@ FAMILIES: list[Family] = [
     Family("learned:query", _learned(), {"bind"}, names_options=True),
     Family("learned:graph", _learned(graph=True), {"bind"}, names_options=True),
     Family("pheromone", _pheromone, {"feedback", "on_task_end"}),
+    Family("logged:q-linear", _logged, {"bind"}, names_options=True),
+    Family("explore:epsilon-greedy", _explore, {"bind"}, names_options=True),
     Family("memory:rule", _memory("rule"), {"bind"}),
     Family("memory:ridge", _memory("ridge"), {"bind"}),
     Family("memory:knn", _memory("knn"), {"bind"}),

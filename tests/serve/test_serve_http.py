@@ -222,3 +222,27 @@ def test_health_readiness_and_metrics(server: UvicornThread) -> None:
     assert 'agentroute_request_seconds_bucket{model="router/tiers",le="+Inf"}' in text
     assert "agentroute_budget_violations_total 0.0" in text and "agentroute_levels_overspent 0.0" in text
     assert 'agentroute_spend_usd_total{tenant="acme"}' in text
+
+
+def test_a_provider_that_overgenerates_is_an_overrun_in_headers_and_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A served router's provider spends past the reservation: charged in full, said in the reply and in /metrics."""
+    import agentroute as ar
+    from agentroute.serve import Router
+    from agentroute.testing import FakeOpenAIServer
+
+    monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-fake-serve-overrun")
+    with FakeOpenAIServer() as fake:
+        fake.plan = [("overgenerate", 10)]
+        tier = ar.ModelTier("small", model="openai/gpt-4o-mini", api_base=fake.url, api_key_env="FAKE_OPENAI_KEY",
+                            input_cost_per_token="0.000001", output_cost_per_token="0.000002")
+        app = create_app({"liar": Router("liar", [tier], ar.policies.Cheapest(), max_tokens=20)},
+                         tenants=tenants(YAML))
+        with UvicornThread(app) as s:
+            raw = client(s).chat.completions.with_raw_response.create(  # acme: USD limits at every level
+                model="router/liar", messages=MSG)  # type: ignore[arg-type]
+            billed = fake.billed_usd(Decimal("0.000001"), Decimal("0.000002"))
+            assert raw.headers.get("x-agentroute-status") == "overrun", (dict(raw.headers), raw.text)
+            assert Decimal(raw.headers["x-agentroute-spent-usd"]) >= billed > 0  # charged what was billed
+            metrics = httpx.get(f"{s.url}/metrics", timeout=30).text
+            line = next(ln for ln in metrics.splitlines() if ln.startswith("agentroute_budget_violations_total"))
+            assert float(line.split()[-1]) >= 1

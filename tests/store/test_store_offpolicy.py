@@ -66,6 +66,11 @@ def test_eval_fit_promote_from_the_store_and_its_export(store_url, tmp_path: Pat
     code, out = _cli("traces", "export", "--db", store_url, "--out", str(export), "--quiet")
     assert code == 0, out
     assert read_logged(export) == read_logged(store_url)
+    parquet = tmp_path / "decisions.parquet"
+    code, out = _cli("traces", "export", "--db", store_url, "--format", "parquet", "--out", str(parquet), "--quiet")
+    assert code == 0, out
+    back = read_logged(parquet)
+    assert back == read_logged(store_url) and any(r.shadow for r in back)
 
     code, out = _cli("eval", "--logged", store_url, "--policy", "cheapest", "--policy", "shadow:cheapest",
                      "--policy", str(rules_path()), "--cost-weight", "100", "--bootstrap", "200",

@@ -13,6 +13,7 @@ after, and a step that never ran is released.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -129,6 +130,9 @@ class TaskRun:
         self.step_started_ns = 0
         self.started_ns = time.time_ns()
         self.labels: dict[str, str] = {}
+        self.suggested: dict[str, str] = {}
+        """The graph's own choice at a routing point, when it has one (a wrapped LangGraph path function): offered
+        to the policy as that point's declared default for the next decision there."""
         self._next: _Step | None = None
 
     @property
@@ -167,7 +171,13 @@ class TaskRun:
         if self.stopped:
             return END
         r = self.router
-        choice = r.decide(r.observe("agent", f"route:{src}", self.cfg.agent_options[src], default=END), reserve=False)
+        options = self.cfg.agent_options[src]
+        hint = self.suggested.pop(src, None)
+        if hint is not None:
+            options = tuple(dataclasses.replace(o, candidate=dataclasses.replace(
+                o.candidate, descriptor={**o.candidate.descriptor, "default": o.candidate.id == hint}))
+                for o in options)
+        choice = r.decide(r.observe("agent", f"route:{src}", options, default=END), reserve=False)
         if choice.stop is not None or choice.chosen in (None, END):
             if choice.stop is not None:
                 self.stop(choice.stop)

@@ -1,5 +1,5 @@
 """A served three-step graph, checkpointed in ``$AGENTROUTE_TEST_CHECKPOINTS``; with ``$AGENTROUTE_TEST_CRASH`` set,
-its second step writes the task id to that file and waits to be killed (the server is killed with SIGKILL)."""
+its second step flushes the traces, writes the task id to that file and waits to be killed (with SIGKILL)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ async def triage(state: dict[str, Any], ctx: Any) -> dict[str, Any]:
 async def expert(state: dict[str, Any], ctx: Any) -> dict[str, Any]:
     marker = os.environ.get("AGENTROUTE_TEST_CRASH")
     if marker:
+        # the finished step's trace rows leave the export queue first: a real crash loses what is still queued
+        SERVED["steps"].flush()
         Path(marker).write_text(ctx.task_id)
         await asyncio.sleep(300)  # killed here
     return {"answer": (await ctx.acomplete([{"role": "user", "content": state["draft"]}], max_tokens=64)).text}

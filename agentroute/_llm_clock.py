@@ -77,13 +77,13 @@ _WARM: set[str] = set()
 _WARM_LOCK = threading.Lock()
 
 
-def warm_up(models: Iterable[str], *, clients: bool = True) -> None:
+def warm_up(models: Iterable[str], *, clients: bool = True) -> bool:
     """Import LiteLLM and run its call path once per process, offline, so no task's clock pays for it.
 
     ``models`` are the LiteLLM model names the tiers call. Every model's tokenizer is loaded; when one goes through
     LiteLLM's OpenAI client (``openai/...``, OpenAI-compatible servers), one call is made through that client over an
     in-memory transport (nothing leaves the process; ``clients=False`` skips it, for providers that never use
-    it). Failures are ignored: warming up is an optimisation.
+    it). Failures are ignored: warming up is an optimisation. Returns ``True`` (done).
     """
     models = list(models)
     with _WARM_LOCK:
@@ -94,7 +94,7 @@ def warm_up(models: Iterable[str], *, clients: bool = True) -> None:
                 with contextlib.suppress(Exception):  # a tokenizer LiteLLM cannot load is tried again at the call
                     llm.count_tokens(m, [{"role": "user", "content": "warm up"}])
         if not clients or "client:openai" in _WARM:
-            return
+            return True
         for m in models:
             try:
                 provider = litellm.get_llm_provider(m)[1]
@@ -103,7 +103,8 @@ def warm_up(models: Iterable[str], *, clients: bool = True) -> None:
             if provider in ("openai", "openai_like", "text-completion-openai"):
                 _WARM.add("client:openai")
                 _openai_call(litellm)
-                return
+                break
+    return True
 
 
 def _openai_call(litellm: Any) -> None:

@@ -13,6 +13,7 @@ after, and a step that never ran is released.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -129,6 +130,9 @@ class TaskRun:
         self.step_started_ns = 0
         self.started_ns = time.time_ns()
         self.labels: dict[str, str] = {}
+        self.suggested: dict[str, str] = {}
+        """The graph's own choice at a routing point, when it has one (a wrapped LangGraph path function): offered
+        to the policy as that point's declared default for the next decision there."""
         self._next: _Step | None = None
 
     @property
@@ -167,7 +171,13 @@ class TaskRun:
         if self.stopped:
             return END
         r = self.router
-        choice = r.decide(r.observe("agent", f"route:{src}", self.cfg.agent_options[src], default=END), reserve=False)
+        options = self.cfg.agent_options[src]
+        hint = self.suggested.pop(src, None)
+        if hint is not None:
+            options = tuple(dataclasses.replace(o, candidate=dataclasses.replace(
+                o.candidate, descriptor={**o.candidate.descriptor, "default": o.candidate.id == hint}))
+                for o in options)
+        choice = r.decide(r.observe("agent", f"route:{src}", options, default=END), reserve=False)
         if choice.stop is not None or choice.chosen in (None, END):
             if choice.stop is not None:
                 self.stop(choice.stop)
@@ -252,7 +262,7 @@ class TaskRun:
         info = self.router.task
         return {
             "v": 1, "steps": self.steps, "decisions": self.router._count,
-            "spent": {"usd": None if spent.usd is None else str(spent.usd), "tokens": spent.tokens,
+            "spent": {"known_usd": str(spent.known_usd), "unknown_usd": spent.unknown_usd, "tokens": spent.tokens,
                       "steps": spent.steps},
             "seconds": self.ledger.elapsed(), "limits": self.ledger.limits.as_dict(),
             "history": [list(h) for h in self.router.history],
@@ -265,9 +275,10 @@ class TaskRun:
         backend = self.ledger.backend
         if not isinstance(backend, MemoryBackend):  # pragma: no cover - the App gives every task one in this process
             raise ConfigError("a resumed task needs its own in-process ledger", name="budget")
-        s = carried.get("spent") or {}
-        backend.spent = Spend(usd=None if s.get("usd") is None else Decimal(str(s["usd"])),
-                              tokens=int(s.get("tokens") or 0), steps=int(s.get("steps") or 0))
+        s = carried.get("spent")
+        if s:  # nothing before the first finished step
+            backend.spent = Spend(Decimal(str(s.get("known_usd") or 0)), int(s.get("tokens") or 0),
+                                  int(s.get("steps") or 0), unknown_usd=int(s.get("unknown_usd") or 0))
         self.ledger.started -= float(carried.get("seconds") or 0.0)  # the time already used counts, too
         self.steps = int(carried.get("steps") or 0)
         self.router._count = int(carried.get("decisions") or 0)

@@ -88,6 +88,7 @@ class _End:
     spent: Mapping[str, Any]
     error_type: str | None
     error: str | None
+    violations: tuple[Mapping[str, Any], ...] = ()
 
 
 @functools.lru_cache(maxsize=1)
@@ -209,6 +210,7 @@ class _SpanBuilder:
             A.TIER: call.tier,
             A.CALL_ATTEMPT: call.attempt,
             A.CALL_FALLBACK: call.fallback,
+            A.CALL_BILLING: call.billing,
         }
         if call.response_model:
             attrs[A.GEN_AI_RESPONSE_MODEL] = call.response_model
@@ -281,6 +283,8 @@ class _SpanBuilder:
         if e.quality is not None:
             attrs[A.TASK_QUALITY] = float(e.quality)
         A.budget_attrs(attrs, A.BUDGET_SPENT, e.spent)
+        if e.violations:  # a provider spent past a reservation: charged in full, and said here
+            attrs[A.TASK_VIOLATIONS] = A.to_json(list(e.violations))
         if e.error_type is not None:
             attrs[A.ERROR_TYPE] = e.error_type
             message = A.error_text(e.error)
@@ -308,6 +312,7 @@ def _end_of(result: RunResult) -> _End:
         spent=result.spent.as_dict(),
         error_type=None if result.error is None else type(result.error).__name__,
         error=None if result.error is None else str(result.error),
+        violations=tuple(v.as_dict() for v in getattr(result, "violations", ())),
     )
 
 

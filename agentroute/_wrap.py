@@ -7,7 +7,8 @@ A LangGraph ``StateGraph`` (its nodes, edges, conditional edges and state reduce
   ``config`` when it takes one), and its update is merged with the state's reducers (``Annotated[list,
   operator.add]``, ``add_messages``), so the node sees the state it would see under LangGraph;
 - every conditional edge is a routing point over the targets of its ``path_map``: the policy chooses among them,
-  under the budget, in place of the path function (which LangGraph needs only to list the options);
+  under the budget; the path function's own answer, computed on the node's new state, is offered as the point's
+  declared default (``descriptor["default"]``), so ``DeclaredDefault`` follows the graph as LangGraph would;
 - a node's model calls go through the task's model routing point with :func:`complete` / :func:`acomplete` (the
   tier is the policy's, the worst case reserved, ``max_tokens`` capped) instead of calling a model directly.
 
@@ -73,7 +74,22 @@ def _merged(state: Mapping[str, Any], update: Any, reducers: Mapping[str, Callab
     return out
 
 
-def _node_fn(name: str, spec: Any, reducers: Mapping[str, Callable[[Any, Any], Any]]) -> Callable[..., Any]:
+def _suggest(ctx: Any, name: str, state: Mapping[str, Any], update: Any, branch: Any) -> None:
+    """Offer the path function's answer for the new state as the next routing point's default (when it names one)."""
+    path = getattr(branch.path, "func", None) if branch is not None else None
+    if path is None or not isinstance(update, Mapping):
+        return
+    try:
+        key = path({**state, **update})
+    except Exception:  # the policy decides anyway; a path function that needs more than the state has no say
+        return
+    target = branch.ends.get(key) if isinstance(key, str) else None
+    if target is not None:
+        ctx._run.suggested[name] = _to(target)
+
+
+def _node_fn(name: str, spec: Any, reducers: Mapping[str, Callable[[Any, Any], Any]],
+             branch: Any = None) -> Callable[..., Any]:
     runnable = spec.runnable
     fn = getattr(runnable, "func", None)
     afn = getattr(runnable, "afunc", None)
@@ -91,18 +107,22 @@ def _node_fn(name: str, spec: Any, reducers: Mapping[str, Callable[[Any, Any], A
         async def anode(state: dict[str, Any], ctx: Any) -> Any:
             token = _CURRENT.set(ctx)
             try:
-                return _merged(state, await target(*args(state)), reducers)
+                update = _merged(state, await target(*args(state)), reducers)
             finally:
                 _CURRENT.reset(token)
+            _suggest(ctx, name, state, update, branch)
+            return update
 
         return anode
 
     def node(state: dict[str, Any], ctx: Any) -> Any:
         token = _CURRENT.set(ctx)
         try:
-            return _merged(state, target(*args(state)), reducers)
+            update = _merged(state, target(*args(state)), reducers)
         finally:
             _CURRENT.reset(token)
+        _suggest(ctx, name, state, update, branch)
+        return update
 
     return node
 
@@ -132,7 +152,8 @@ def wrap(state_graph: Any, policy: Any, provider: Any = None, *,
     reducers = _reducers(state_graph)
     graph = AgentGraph(name or getattr(state_graph, "name", None) or "langgraph")
     for n, spec in nodes.items():
-        graph.add_agent(n, _node_fn(n, spec, reducers), tiers=per_node.get(n) or None)
+        branch = next(iter(state_graph.branches[n].values()), None) if n in state_graph.branches else None
+        graph.add_agent(n, _node_fn(n, spec, reducers, branch), tiers=per_node.get(n) or None)
     out: dict[str, list[str]] = {}
     for src, dst in sorted(state_graph.edges):
         out.setdefault(src, []).append(dst)

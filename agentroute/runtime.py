@@ -214,6 +214,10 @@ class App:
                 return v
         return next((v for v in inputs.values() if isinstance(v, str)), "")
 
+    def _warm_up(self) -> None:
+        """Import LiteLLM and warm its call path once per process, before any task's clock starts."""
+        self._warm = _llm_clock.warm_up([t.model for t in self.graph.tiers()], clients=self.provider.name == "live")
+
     def _start(self, inputs: Any, budget: Budget | SharedBudget | None, policy: Any, task_id: str | None,
                category: str | None, features: Mapping[str, Any] | None, labels: Mapping[str, str] | None = None,
                saved: _resume.Saved | None = None, hooks: RunHooks | None = None) -> tuple[TaskRun, dict[str, Any]]:
@@ -221,8 +225,7 @@ class App:
             raise ConfigError(f"inputs must be a dict (the task's initial state), got {type(inputs).__name__}",
                               name="inputs")
         if not self._warm:  # LiteLLM's first-call imports happen here, before this task's clock starts
-            _llm_clock.warm_up([t.model for t in self.graph.tiers()], clients=type(self.provider).__name__ == "Live")
-            self._warm = True
+            self._warm_up()
         budget = budget if budget is not None else self.budget
         if budget is None:
             ledger = Ledger(Budget())
@@ -335,6 +338,8 @@ class App:
                     on_violation: str | None = None) -> RunResult:
         if task_id is not None and self.langgraph.checkpointer:
             _resume.refuse_restart(await _resume.aread(self.langgraph, task_id), task_id)
+        if not self._warm:  # off the event loop: other tasks keep running while LiteLLM loads
+            await asyncio.to_thread(self._warm_up)
         run, config = self._start(inputs, budget, policy, task_id, category, features, labels, hooks=hooks)
         return await self._ainvoke(run, dict(inputs), config, on_exhausted, on_violation)
 

@@ -100,3 +100,31 @@ def test_what_wrap_cannot_route_is_refused_by_name() -> None:
         ar.wrap(no_map, ar.policies.Strongest())
     with pytest.raises(ConfigError, match="no agentroute step"):
         ar.complete([{"role": "user", "content": "hi"}])
+
+
+def _plain() -> StateGraph:
+    """No model calls: LangGraph itself can run it, so the wrapped run can be compared with LangGraph's."""
+    sg = StateGraph(State)
+    sg.add_node("triage", lambda s: {"draft": s["question"].upper(), "log": ["triage"]})
+    sg.add_node("expert", lambda s: {"answer": s["draft"][::-1], "log": ["expert"]})
+    sg.add_node("faq", lambda s: {"answer": "see the FAQ", "log": ["faq"]})
+    sg.add_edge(START, "triage")
+    sg.add_conditional_edges("triage", lambda s: "refund" if "refund" in s["question"] else
+                             "faq" if "?" in s["question"] else "done",
+                             {"refund": "expert", "faq": "faq", "done": END})
+    sg.add_edge("expert", END)
+    sg.add_edge("faq", END)
+    return sg
+
+
+@pytest.mark.parametrize("question", ["refund my order", "how do I log in?", "thanks"])
+def test_the_declared_default_follows_the_path_function_as_langgraph_does(question: str) -> None:
+    inputs = {"question": question, "log": []}
+    theirs = _plain().compile().invoke(inputs)
+    ours = ar.wrap(_plain(), ar.policies.DeclaredDefault()).run(inputs)
+    assert ours.state == theirs  # same path, same reducers, same final state
+    route = next(d for d in ours.decisions if d.point == "route:triage")
+    defaults = [c.id for c in route.candidates if c.descriptor.get("default")]
+    assert defaults == [route.chosen]  # the path function's answer was the point's default, and it was taken
+    cheapest = ar.wrap(_plain(), ar.policies.Cheapest()).run(inputs)  # another policy may still choose otherwise
+    assert next(d for d in cheapest.decisions if d.point == "route:triage").chosen == ar.END

@@ -302,3 +302,30 @@ def test_a_key_in_params_echoed_in_an_error_is_in_no_record(server):
     assert res.calls[0].billing == "none"  # a 401: refused before it ran, not billed
     seen = repr(hooks.__dict__) + repr(res.summary()) + str(res.error) + repr(res.calls)
     assert secret not in seen and "tt-team-secret-42" not in seen
+
+
+def test_an_overrun_names_its_violations_on_the_task_span_and_its_billing_on_the_chat_span(server):
+    import json
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agentroute.telemetry import OTelHooks
+
+    mem = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(mem))
+    hooks = OTelHooks(provider)
+    server.plan = [("overgenerate", 10)]
+    app = caller(server.url).compile(policy=ar.policies.Cheapest(), hooks=[hooks])
+    res = app.run({"question": "q"}, budget=ar.Budget(usd="0.01"))
+    hooks.drain()  # spans are built on the hooks' own thread
+    provider.force_flush()
+    spans = mem.get_finished_spans()
+    task = next(s for s in spans if s.attributes.get("agentroute.task.status"))
+    assert task.attributes["agentroute.task.status"] == "overrun"
+    listed = json.loads(task.attributes["agentroute.task.violations"])
+    assert [v["dimension"] for v in listed] == [v.dimension for v in res.violations] and listed
+    chats = [s for s in spans if s.attributes.get("agentroute.call.billing")]
+    assert [s.attributes["agentroute.call.billing"] for s in chats] == [c.billing for c in res.calls]

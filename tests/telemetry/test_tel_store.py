@@ -165,7 +165,7 @@ def test_a_database_of_another_schema_version_is_refused(store_url):
         conn.execute(text("update agentroute_schema set version = 0"))
     forget(store_url)
     with pytest.raises(
-        SchemaMismatch, match=r"older agentroute schema \(version 0; this agentroute uses 2\)"
+        SchemaMismatch, match=rf"older agentroute schema \(version 0; this agentroute uses {SCHEMA_VERSION}\)"
     ) as info:
         ensure_schema(get_engine(store_url))
     assert info.value.found == 0 and info.value.expected == SCHEMA_VERSION

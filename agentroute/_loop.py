@@ -262,7 +262,7 @@ class TaskRun:
         info = self.router.task
         return {
             "v": 1, "steps": self.steps, "decisions": self.router._count,
-            "spent": {"usd": None if spent.usd is None else str(spent.usd), "tokens": spent.tokens,
+            "spent": {"known_usd": str(spent.known_usd), "unknown_usd": spent.unknown_usd, "tokens": spent.tokens,
                       "steps": spent.steps},
             "seconds": self.ledger.elapsed(), "limits": self.ledger.limits.as_dict(),
             "history": [list(h) for h in self.router.history],
@@ -275,9 +275,10 @@ class TaskRun:
         backend = self.ledger.backend
         if not isinstance(backend, MemoryBackend):  # pragma: no cover - the App gives every task one in this process
             raise ConfigError("a resumed task needs its own in-process ledger", name="budget")
-        s = carried.get("spent") or {}
-        backend.spent = Spend(usd=None if s.get("usd") is None else Decimal(str(s["usd"])),
-                              tokens=int(s.get("tokens") or 0), steps=int(s.get("steps") or 0))
+        s = carried.get("spent")
+        if s:  # nothing before the first finished step
+            backend.spent = Spend(Decimal(str(s.get("known_usd") or 0)), int(s.get("tokens") or 0),
+                                  int(s.get("steps") or 0), unknown_usd=int(s.get("unknown_usd") or 0))
         self.ledger.started -= float(carried.get("seconds") or 0.0)  # the time already used counts, too
         self.steps = int(carried.get("steps") or 0)
         self.router._count = int(carried.get("decisions") or 0)

@@ -21,6 +21,7 @@ from agentroute import cli_offpolicy
 _FIT_NAMES = (
     "prior",
     "ensemble",
+    "graph",
     "knn",
     "linear",
     "mlp",

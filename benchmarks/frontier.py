@@ -37,7 +37,9 @@ from agentroute.features import HashingFeaturizer
 from agentroute.policies import make_router
 
 TABLES = ("routerbench", "llmrouter", "routellm")
-POLICIES = ("prior", "ensemble", "knn", "linear", "mlp", "bandit", "thompson", "cheapest", "strongest", "random")
+POLICIES = (
+    "prior", "ensemble", "graph", "knn", "linear", "mlp", "bandit", "thompson", "cheapest", "strongest", "random",
+)
 REFERENCE = "tfidf-lr"
 """The plain reference router (not agentroute's): TF-IDF + per-option logistic regression, always run."""
 SPLITS = ("random", "by-category")

@@ -51,6 +51,7 @@ FAMILIES: dict[str, str] = {
     "predictive": "agentroute.policies.predictive",
     "predictive/prior": "agentroute.policies.prior",
     "predictive/ensemble": "agentroute.policies.ensemble",
+    "predictive/graph": "agentroute.policies.graph",
     "bandit": "agentroute.policies.bandit",
     "explore": "agentroute.policies.explore",
     "learned": "agentroute.policies.learned",

@@ -11,7 +11,9 @@ from typing import Any
 from agentroute.errors import ConfigError
 from agentroute.policies._table import TableRouter
 
-POLICY_NAMES = ("prior", "ensemble", "knn", "linear", "mlp", "bandit", "random", "cheapest", "strongest", "ppo")
+POLICY_NAMES = (
+    "prior", "ensemble", "graph", "knn", "linear", "mlp", "bandit", "random", "cheapest", "strongest", "ppo",
+)
 
 
 def make_router(name: str, *, seed: int = 0, cost_weight: float | None = None, **kw: Any) -> TableRouter:
@@ -29,6 +31,10 @@ def make_router(name: str, *, seed: int = 0, cost_weight: float | None = None, *
         from agentroute.policies.prior import PriorRouter
 
         return PriorRouter(**kw, **common)
+    if name == "graph":
+        from agentroute.policies.graph import GraphRouter
+
+        return GraphRouter(**kw, **common)
     if name == "ensemble":
         from agentroute.policies.ensemble import EnsembleRouter
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import agentroute as ar
 from agentroute.errors import ConfigError
@@ -166,3 +168,48 @@ async def test_aresume_on_the_same_checkpointer(tmp_path: Path) -> None:
     result = await app.aresume("t")
     assert result.reason == "completed" and result.spent.steps == 3
     assert result.state == {"input": "x", "a": 1, "b": 1, "c": 1}
+
+
+def _chain(n: int, crash_at: dict[str, int], saver: Any) -> Any:
+    graph = ar.AgentGraph("chain")
+    tiers = [ar.ModelTier("small", model="openai/gpt-4o-mini"), ar.ModelTier("large", model="openai/gpt-4o")]
+
+    def make(i: int) -> Any:
+        def agent(state: dict[str, Any], ctx: Any) -> dict[str, Any]:
+            if crash_at.get("step") == i:
+                raise Crash
+            reply = ctx.complete([{"role": "user", "content": f"{state['input']} {i}"}], max_tokens=48)
+            return {f"a{i}": reply.text}
+        return agent
+
+    for i in range(n):
+        graph.add_agent(f"a{i}", make(i), tiers=tiers)
+        if i:
+            graph.edge(f"a{i - 1}", f"a{i}")
+    graph.start("a0")
+    return graph.compile(ar.policies.Cheapest(), ar.providers.Simulated(seed=5), checkpointer=saver)
+
+
+@settings(max_examples=12)
+@given(n=st.integers(2, 5), at=st.integers(0, 4), usd=st.sampled_from([None, "0.0002", "0.0005", "0.01"]))
+def test_property_a_resumed_task_ends_as_if_it_never_crashed(n: int, at: int, usd: str | None) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    assume(at < n)
+    budget = ar.Budget(usd=usd, steps=n + 1)
+    plain = _chain(n, {}, None).run({"input": "q"}, budget=budget)
+    crash: dict[str, int] = {"step": at}
+    app = _chain(n, crash, InMemorySaver())
+    try:
+        app.run({"input": "q"}, task_id="t", budget=budget)
+    except Crash:
+        pass
+    else:  # the budget ended the task before the crash point: nothing to resume
+        assume(False)
+    crash.clear()
+    resumed = app.resume("t")
+    assert resumed.state == plain.state and resumed.reason == plain.reason
+    assert resumed.spent.usd == plain.spent.usd and resumed.spent.steps == plain.spent.steps == resumed.steps
+    # what ran after the crash decided exactly what the uninterrupted run decided there, with the same numbers
+    assert [(d.index, d.point, d.chosen) for d in resumed.decisions] == \
+        [(d.index, d.point, d.chosen) for d in plain.decisions if d.index >= at]

@@ -89,11 +89,21 @@ def test_misuse_is_raised_where_the_stream_is_read() -> None:
 
 
 async def test_a_stream_left_early_releases_what_the_task_held() -> None:
-    team = ar.SharedBudget(ar.Budget(usd="1.00"))
-    app = _app(aio=True)
+    team = ar.SharedBudget(ar.Budget(usd="1.00", steps=5))
+    graph = ar.AgentGraph("waits")
+    gate = asyncio.Event()  # never set: the step is cancelled while it holds its reservation, before any call
+
+    @graph.agent(tiers=TIERS)
+    async def slow(state: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        await gate.wait()
+        return {}
+
+    graph.start("slow")
+    app = graph.compile(ar.policies.Strongest(), ar.providers.Simulated(seed=1))
     stream = app.astream({"input": "refund please"}, budget=team)
     async for e in stream:
         if e.kind == "step_start":
+            assert team.ledger.reserved.steps == 1  # the step is held while it runs
             break
     await stream.aclose()  # type: ignore[attr-defined]
     await asyncio.sleep(0)

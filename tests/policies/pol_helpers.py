@@ -253,6 +253,7 @@ FAMILIES: list[Family] = [
     Family("predictive:cheapest", _fitted("cheapest"), TABLE_CAPS, names_options=True),
     Family("predictive:random", _fitted("random"), TABLE_CAPS, names_options=True),
     Family("predictive:prior", _fitted("prior", folds=2), TABLE_CAPS, names_options=True),
+    Family("predictive:graph", _fitted("graph", epochs=5), TABLE_CAPS, names_options=True),
     Family("predictive:ensemble", _fitted("ensemble", members=("prior", "linear"), weights=(1, 1)), TABLE_CAPS,
            names_options=True),
     Family("bandit:linucb", _bandit("linucb"), TABLE_CAPS | {"feedback"}, names_options=True),

@@ -9,7 +9,7 @@ second of wall time, Ray's actor start-up included (a batch starts its workers a
 the ledger is checked: nothing left reserved, and what it counts equals what the tasks spent.
 
     .venv/bin/python benchmarks/ray_batch.py                                  # about a minute on 2 cores
-    .venv/bin/python benchmarks/ray_batch.py --tasks 400 --workers 1,2,4 --rounds 3 --json out/ray.json --plot out/ray.png
+    .venv/bin/python benchmarks/ray_batch.py --tasks 400 --workers 1,2,4 --json out/ray.json --plot out/ray.png
 """
 
 from __future__ import annotations

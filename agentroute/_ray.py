@@ -94,8 +94,11 @@ class Worker:
     """One Ray actor: builds the App and opens the budget once, then runs chunks of tasks on its event loop."""
 
     def __init__(self, factory: str | Callable[[], Any], recipe: tuple[Any, ...]) -> None:
-        self.app = build_app(factory)
-        self.budget = open_budget(recipe)
+        try:
+            self.app = build_app(factory)
+            self.budget = open_budget(recipe)
+        except Exception as e:  # agentroute's errors take keyword fields that Ray cannot rebuild: send the text
+            raise RuntimeError(f"a Ray worker could not build the App: {type(e).__name__}: {e}") from None
 
     def run(self, chunk: list[tuple[int, Mapping[str, Any], str | None]], concurrency: int,
             policy: Any) -> list[tuple[int, Any]]:
@@ -110,7 +113,7 @@ class Worker:
 def ray_batch(app: Any, inputs: Sequence[Mapping[str, Any]], *, budget: Budget | SharedBudget | None,
               concurrency: int, policy: Any, categories: Sequence[str | None] | None,
               backend: str = "ray", factory: str | Callable[[], Any] | None = None,
-              workers: int | None = None) -> list[RunResult]:
+              workers: int | None = None, **other: Any) -> list[RunResult]:
     """Run ``inputs`` on ``workers`` Ray actors (default: one per CPU Ray offers) and return results in order.
 
     ``budget`` (else the App's compiled budget) must be per task or a SharedBudget on a Redis/SQL ledger. Ray is
@@ -120,6 +123,9 @@ def ray_batch(app: Any, inputs: Sequence[Mapping[str, Any]], *, budget: Budget |
         what = "factory= and workers= only apply to backend='ray'" if backend == "local" else \
             f"backend={backend!r}: use 'local' (this process) or 'ray'"
         raise ConfigError(what, name="backend")
+    if other:
+        raise ConfigError(f"app.batch got an unknown option {sorted(other)[0]!r}", name=sorted(other)[0],
+                          hint="backend='ray' adds factory= and workers=")
     if factory is None:
         raise ConfigError("backend='ray' cannot send a compiled App to other processes", name="factory",
                           hint=_FACTORY_HINT)

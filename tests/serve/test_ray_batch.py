@@ -43,6 +43,9 @@ def test_workers_share_one_redis_budget_that_runs_out_and_one_trace_store(local_
     name = f"ray-{uuid.uuid4().hex[:8]}"
     team = ar.SharedBudget(ar.Budget(usd="0.03"), backend=RedisLedger(redis_url, name=name))
     store = f"sqlite:///{tmp_path / 'traces.db'}"
+    from agentroute.store import ensure_schema, get_engine
+
+    ensure_schema(get_engine(store))  # made once here: workers starting together would race to create it
     inputs = [{"question": t["question"]} for t in support_tasks(60, 1)]
     results = app.batch(inputs, budget=team, backend="ray", factory=functools.partial(make_app, store),
                         workers=2, concurrency=4)
@@ -90,6 +93,8 @@ def test_an_unknown_backend_and_ray_options_without_ray_are_refused(app):
         app.batch([{"question": "hi"}], backend="dask", factory=make_app)
     with pytest.raises(ar.ConfigError, match="only apply to backend='ray'"):
         app.batch([{"question": "hi"}], workers=2)
+    with pytest.raises(ar.ConfigError, match="unknown option 'worker'"):
+        app.batch([{"question": "hi"}], backend="ray", factory=make_app, worker=2)
 
 
 def test_without_the_ray_extra_the_error_names_it(app, monkeypatch):

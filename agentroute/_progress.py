@@ -66,4 +66,15 @@ def bar(iterable: Iterable[Any] | None = None, *, total: int | None = None, desc
     return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, dynamic_ncols=True)
 
 
-__all__ = ["NoBar", "bar", "enabled"]
+def task_bar(total: int, enabled: bool) -> Any:
+    """``App.batch``'s bar: tqdm (its notebook widget too) whenever asked for and installed, else a :class:`NoBar`."""
+    if not enabled:
+        return NoBar()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm ships with the learn extra
+        return NoBar()
+    return tqdm(total=total, unit="task", dynamic_ncols=True)
+
+
+__all__ = ["NoBar", "bar", "enabled", "task_bar"]

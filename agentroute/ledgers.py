@@ -404,6 +404,7 @@ class RedisLedger(_Shared):
                                   hint="pip install 'agentroute[redis]'") from None
             client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self.client = client
+        self.url = url  # where a process elsewhere (a Ray worker) reopens this ledger
         self.key = f"agentroute:ledger:{name}"
         self.keys = [self.key, f"{self.key}:holds", f"{self.key}:leases", f"{self.key}:done"]
         self._reserve_script = client.register_script(RESERVE)
@@ -476,6 +477,7 @@ class SqlLedger(_Shared):
 
         self.store = SqlLedgerStore(url, name=name, engine=engine)
         self.engine = self.store.engine
+        self.url: str = self.engine.url.render_as_string(hide_password=False)  # for a process elsewhere (Ray)
 
     def _outage(self, e: BaseException) -> bool:
         return self.store.outage(e)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from agentroute import _llm_clock, _resume, _stream
 from agentroute._loop import RunConfig, TaskRun, agent_options, visible
+from agentroute._progress import task_bar
 from agentroute._settle import check_charge_failed
 from agentroute._spec import END, AgentSpec, GraphDef
 from agentroute.budget import ZERO, Budget, Ledger, SharedBudget
@@ -425,7 +426,7 @@ class App:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError("concurrency must be a positive int", name="concurrency")
         sem = asyncio.Semaphore(concurrency)
-        bar = _progress(len(inputs), progress)
+        bar = task_bar(len(inputs), progress)
 
         async def one(i: int, item: Mapping[str, Any]) -> RunResult:
             async with sem:
@@ -446,8 +447,14 @@ class App:
 
     def batch(self, inputs: Sequence[Mapping[str, Any]], *, budget: Budget | SharedBudget | None = None,
               concurrency: int = 8, policy: RouterPolicy | None = None, progress: bool = False,
-              categories: Sequence[str | None] | None = None) -> list[RunResult]:
-        """Sync twin of :meth:`abatch`."""
+              categories: Sequence[str | None] | None = None, backend: Literal["local", "ray"] = "local",
+              **ray: Any) -> list[RunResult]:
+        """Sync twin of :meth:`abatch`; ``backend="ray"`` runs the tasks on Ray workers (:mod:`agentroute._ray`)."""
+        if backend != "local" or ray:
+            from agentroute._ray import ray_batch  # Ray's own options (factory=, workers=), checked there
+
+            return ray_batch(self, inputs, budget=budget, concurrency=concurrency, policy=policy,
+                             categories=categories, backend=backend, **ray)
         return asyncio.run(self.abatch(inputs, budget=budget, concurrency=concurrency, policy=policy,
                                        progress=progress, categories=categories))
 
@@ -577,24 +584,6 @@ def _price_key(p: tuple[Decimal, Decimal] | None, index: int) -> tuple[int, Deci
     if p is None:
         return (1, ZERO, ZERO, index)
     return (0, p[1], p[0], index)
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm ships with the learn extra
-        return _NoBar()
-    return tqdm(total=total, unit="task", dynamic_ncols=True)
 
 
 __all__ = ["App"]

@@ -119,6 +119,10 @@ LEDGER: tuple[Rule, ...] = (
     # serving
     Rule(r'^pip install -c constraints.txt -e "\.\[serve\]"', "external",
          "installs an extra from the package registry (this suite's environment has it)"),
+    Rule(r'^pip install -c constraints.txt -e "\.\[ray\]"', "external",
+         "installs an extra from the package registry (this suite's environment has it)"),
+    Rule(r"^ray start --", "external", "a Ray cluster of several machines"),
+    Rule(r"benchmarks/ray_batch.py", "bench"),
     Rule(r"^agentroute serve myapp:served --tenants tenants.yaml +#", "twin",
          "tests/serve/test_serve_cli.py::test_a_served_module_from_the_working_directory"),
     Rule(r"^agentroute serve myapp:served --tenants tenants.yaml --workers 4 --ledger redis://", "twin",

@@ -64,7 +64,7 @@ def _text_tokens(model: str, response: Any, fallback: str, exact: bool) -> int:
     if not exact:
         return len(text) // 4
     try:
-        return int(llm.ensure_litellm().token_counter(model=model, text=text))
+        return llm.count_text(model, text)
     except Exception:  # a tokenizer that cannot count this model: the rough count (4 characters a token)
         return len(text) // 4
 

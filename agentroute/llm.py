@@ -28,8 +28,14 @@ from agentroute.errors import ConfigError
 Message = Mapping[str, Any]
 
 
+_LITELLM: ModuleType | None = None
+
+
 def ensure_litellm() -> ModuleType:
     """Import LiteLLM configured for offline safety: local price map, no telemetry, quiet."""
+    global _LITELLM
+    if _LITELLM is not None:  # the hot path: every call asks
+        return _LITELLM
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
@@ -38,6 +44,7 @@ def ensure_litellm() -> ModuleType:
         litellm.telemetry = False
         litellm.drop_params = True
         litellm._agentroute_configured = True
+    _LITELLM = litellm
     return litellm
 
 
@@ -161,6 +168,33 @@ def param_tokens(tier: ModelTier, *, rough: bool = False) -> int:
     if rough:
         return len(text) // 4 + 4
     return count_tokens(tier.model, [{"role": "system", "content": text}])
+
+
+def count_text(model: str, text: str) -> int:
+    """Tokens of a plain ``text`` for ``model``, as ``litellm.token_counter(model=..., text=...)`` counts them.
+
+    The encoder is chosen once per model (``token_counter`` chooses it on every call).
+    """
+    if getattr(ensure_litellm(), "disable_token_counter", False) is True:
+        return 0
+    count = _text_counter(model)
+    if count is None:
+        return int(ensure_litellm().token_counter(model=model, text=text))
+    return int(count(text))
+
+
+@functools.lru_cache(maxsize=64)
+def _text_counter(model: str) -> Callable[[str], int] | None:
+    try:
+        from litellm.litellm_core_utils import token_counter as tc
+
+        ensure_litellm()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fn: Callable[[str], int] = tc._get_count_function(model, None)
+        return fn
+    except Exception:  # another LiteLLM layout: token_counter itself
+        return None
 
 
 def rough_tokens(messages: Sequence[Message]) -> int:

@@ -28,7 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agentroute.errors import ConfigError
 from agentroute.policies._card import Arrays, Card, register
-from agentroute.routing import Candidate, Decision, GraphSpec, Observation, PolicyBase, one_hot
+from agentroute.policies.rules import _explain as _rule_explain
+from agentroute.policies.rules import _field as _rule_field
+from agentroute.policies.rules import _item_lines, _resolve
+from agentroute.routing import Decision, GraphSpec, Observation, PolicyBase, one_hot
 
 if TYPE_CHECKING:
     import numpy as np
@@ -291,43 +294,12 @@ class PreferencePolicy(PolicyBase):
                         scores=scores)
 
 
-def _resolve(choice: str | None, obs: Observation) -> Candidate | None:
-    if choice == "cheapest":
-        return min(obs.candidates, key=lambda x: x.rank)
-    if choice == "strongest":
-        return max(obs.candidates, key=lambda x: x.rank)
-    return obs.candidate(choice) if choice else None
-
-
-def _item_lines(root: Any, key: str) -> list[int]:
-    """1-based line of each item of the top-level list ``key``."""
-    import yaml
-
-    if isinstance(root, yaml.MappingNode):
-        for k, value in root.value:
-            if k.value == key and isinstance(value, yaml.SequenceNode):
-                return [item.start_mark.line + 1 for item in value.value]
-    return []
-
-
 def _field(e: ValidationError) -> str:
-    errs = e.errors()
-    return ".".join(str(x) for x in errs[0]["loc"]) if errs else "preferences"
+    return _rule_field(e, "preferences")
 
 
 def _explain(e: ValidationError, source: str, lines: Sequence[int] | None) -> str:
-    parts = []
-    for err in e.errors()[:3]:
-        loc = [str(x) for x in err["loc"] if x != "line"]
-        where = source
-        if len(loc) >= 2 and loc[0] == "preferences" and loc[1].isdigit():
-            idx = int(loc[1])
-            if lines and idx < len(lines):
-                where += f" line {lines[idx]}"
-            where += f", preference #{idx + 1}"
-            loc = loc[2:]
-        parts.append(f"{where}, field {'.'.join(loc) or '(preference)'}: {err['msg']}")
-    return "; ".join(parts)
+    return _rule_explain(e, source, lines, "preferences", "preference")
 
 
 __all__ = ["DEFAULT_THRESHOLD", "Preference", "PreferencePolicy", "PreferenceSet", "embeddings_installed"]

@@ -170,10 +170,10 @@ def _validate(rules: Any, *, default: Any, name: Any, version: Any, source: str)
         raise ConfigError(_explain(e, source, None), name=_field(e)) from None
 
 
-def _field(e: ValidationError) -> str:
+def _field(e: ValidationError, key: str = "rules") -> str:
     """The dotted field of the first error (``rules.0.when.regex``), for :attr:`ConfigError.name`."""
     errs = e.errors()
-    return ".".join(str(x) for x in errs[0]["loc"]) if errs else "rules"
+    return ".".join(str(x) for x in errs[0]["loc"]) if errs else key
 
 
 def _norm(choice: str) -> str:
@@ -232,7 +232,7 @@ class RulePolicy(PolicyBase):
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: a rule file must be a mapping with 'rules' and 'default'", name=source)
-        lines = _rule_lines(root)
+        lines = _item_lines(root)
         rules = data.get("rules") or []
         if isinstance(rules, list):
             for i, r in enumerate(rules):
@@ -354,27 +354,29 @@ def _resolve(choice: str | None, obs: Observation) -> Candidate | None:
     return obs.candidate(choice) if choice else None
 
 
-def _rule_lines(root: Any) -> list[int]:
-    """1-based line of each item of the top-level ``rules`` list."""
+def _item_lines(root: Any, key: str = "rules") -> list[int]:
+    """1-based line of each item of the top-level list ``key`` (``rules``, ``preferences``)."""
     import yaml
 
     if isinstance(root, yaml.MappingNode):
-        for key, value in root.value:
-            if key.value == "rules" and isinstance(value, yaml.SequenceNode):
+        for k, value in root.value:
+            if k.value == key and isinstance(value, yaml.SequenceNode):
                 return [item.start_mark.line + 1 for item in value.value]
     return []
 
 
-def _explain(e: ValidationError, source: str, lines: Sequence[int] | None) -> str:
+def _explain(e: ValidationError, source: str, lines: Sequence[int] | None, key: str = "rules",
+             noun: str = "rule") -> str:
+    """The first errors of a file whose items sit in the top-level list ``key``, each with its file, line and field."""
     parts = []
     for err in e.errors()[:3]:
         loc = [str(x) for x in err["loc"] if x != "line"]
         where = source
-        if len(loc) >= 2 and loc[0] == "rules" and loc[1].isdigit():
+        if len(loc) >= 2 and loc[0] == key and loc[1].isdigit():
             idx = int(loc[1])
             if lines and idx < len(lines):
                 where += f" line {lines[idx]}"
-            where += f", rule #{idx + 1}"
+            where += f", {noun} #{idx + 1}"
             loc = loc[2:]
-        parts.append(f"{where}, field {'.'.join(loc) or '(rule)'}: {err['msg']}")
+        parts.append(f"{where}, field {'.'.join(loc) or f'({noun})'}: {err['msg']}")
     return "; ".join(parts)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 import agentroute as ar
 from agentroute.serve import Router, parse_tenants
@@ -98,3 +101,29 @@ class UvicornThread:
 # `agentroute serve serve_helpers:SERVED` from this folder (the CLI test)
 SERVED = served()
 HERE = Path(__file__).parent
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, seconds: float) -> None:
+    """Wait until ``agentroute serve`` at ``url`` answers /readyz, failing with its output if it exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read().decode() if proc.stdout else "serve exited")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("agentroute serve did not become ready")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a server process, killing it when it does not exit within 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

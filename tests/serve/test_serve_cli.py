@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from click.testing import CliRunner
-from serve_helpers import HERE, TENANTS_YAML, free_port
+from serve_helpers import HERE, TENANTS_YAML, free_port, stop, wait_ready
 
 from agentroute.cli import main
 
@@ -58,27 +57,12 @@ def _serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
          "--log-level", "warning", *extra],
         cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(proc.stdout.read().decode() if proc.stdout else "serve exited")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("agentroute serve did not become ready")
+    wait_ready(proc, url, 120)
+    return proc, url
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc)
 
 
 def _ask(url: str, model: str = "agentroute/support") -> str:

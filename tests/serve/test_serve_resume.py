@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from serve_helpers import TENANTS_YAML, free_port
+from serve_helpers import TENANTS_YAML, free_port, stop, wait_ready
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -36,16 +36,7 @@ def _serve(tmp_path: Path, port: int, crash: Path | None) -> subprocess.Popen[by
 
 
 def _ready(proc: subprocess.Popen[bytes], url: str) -> None:
-    for _ in range(1200):
-        if proc.poll() is not None:
-            raise AssertionError(proc.stdout.read().decode() if proc.stdout else "serve exited")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("agentroute serve did not become ready")
+    wait_ready(proc, url, 240)
 
 
 @pytest.mark.slow
@@ -96,11 +87,6 @@ def test_a_killed_server_resumes_its_unfinished_task_on_start(tmp_path: Path) ->
         assert key_level["spent"]["steps"] == 3  # the key's shared ledger: each step committed once
         assert Decimal(key_level["spent"]["usd"]) == cost
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     out = proc.stdout.read().decode() if proc.stdout else ""
     assert f"resumed 1 unfinished task(s): {task_id}" in out

@@ -22,6 +22,7 @@ _FIT_NAMES = (
     "prior",
     "ensemble",
     "graph",
+    "text",
     "knn",
     "linear",
     "mlp",

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from agentroute import cli_offpolicy
+from agentroute import cli_offpolicy, cli_target
 
 _FIT_NAMES = (
     "prior",
@@ -123,6 +123,7 @@ def _fit_ppo(table: Any, seed: int, cost_weight: float | None, out: str, timeste
 @click.option("--timesteps", type=int, default=None, help="PPO only: training timesteps.")
 @click.option("--drop-incomplete", is_flag=True, help="Drop queries lacking some option's outcome.")
 @click.option("--quiet", "-q", is_flag=True)
+@cli_target.fit_options
 def fit_cmd(
     table_path: str | None,
     logged: str | None,
@@ -135,8 +136,21 @@ def fit_cmd(
     timesteps: int | None,
     drop_incomplete: bool,
     quiet: bool,
+    target_spend: float | None,
+    target_strong_share: float | None,
+    strong: str | None,
+    calibrate_on: str | None,
 ) -> None:
-    """Fit policy NAME on the TRAIN routing table (or on --logged decisions) and save it to --out."""
+    """Fit policy NAME on the TRAIN routing table (or on --logged decisions) and save it to --out.
+
+    With --target-spend or --target-strong-share its λ is calibrated to that target on the training table (or on
+    --calibrate-on TABLE) and saved on its card.
+    """
+    targeted = target_spend is not None or target_strong_share is not None or calibrate_on is not None
+    if targeted and (logged is not None or name in ("ppo", *cli_offpolicy.FIT_NAMES)):
+        raise click.UsageError(f"--target-spend / --target-strong-share calibrate a table router, not {name}")
+    if targeted and cost_weight is not None:
+        raise click.UsageError("--cost-weight and a target both set λ: give one of them")
     if (table_path is None) == (logged is None):
         raise click.UsageError("give --table TRAIN or --logged STORE_URL|EXPORT_FILE (one of them)")
     if logged is not None or name in cli_offpolicy.FIT_NAMES:
@@ -158,6 +172,10 @@ def fit_cmd(
     if featurizer == "embedding" and policy.uses_features:
         policy.featurizer = make_featurizer("embedding")
     policy.fit(table)
+    calibrated = cli_target.calibrate_fitted(
+        policy, table, target_spend=target_spend, target_strong_share=target_strong_share, strong=strong,
+        calibrate_on=_read_table(calibrate_on, prices, drop_incomplete) if calibrate_on else None,
+        cost_weight=cost_weight)
     card = policy.save(out)
     metrics = {k: v for k, v in policy.card.get("metrics", {}).items() if isinstance(v, int | float | str)}
     _echo(
@@ -167,6 +185,8 @@ def fit_cmd(
     )
     if metrics:
         _echo(quiet, "  " + ", ".join(f"{k}={v}" for k, v in metrics.items()))
+    if calibrated:
+        _echo(quiet, calibrated)
 
 
 def _queries(path: str) -> tuple[list[str], list[str], list[str | None]]:

@@ -31,6 +31,9 @@ _LAZY = {
     "load_learned": "agentroute.policies.learned",
     "PheromonePolicy": "agentroute.policies.pheromone",
     "WithDeadline": "agentroute.policies.deadline",
+    "TargetSpend": "agentroute.policies.target",
+    "TargetShare": "agentroute.policies.target",
+    "calibrate": "agentroute.policies.calibration",
     "PreferencePolicy": "agentroute.policies.preference",
 }
 
@@ -68,9 +71,12 @@ __all__ = [
     "Rule",
     "RulePolicy",
     "Strongest",
+    "TargetShare",
+    "TargetSpend",
     "ThompsonPolicy",
     "When",
     "WithDeadline",
+    "calibrate",
     "load_learned",
     "load_policy",
     "make_router",

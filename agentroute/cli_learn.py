@@ -23,6 +23,7 @@ _FIT_NAMES = (
     "prior",
     "ensemble",
     "graph",
+    "text",
     "knn",
     "linear",
     "mlp",

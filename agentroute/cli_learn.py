@@ -17,11 +17,13 @@ from typing import Any
 import click
 
 from agentroute import cli_offpolicy, cli_target
+from agentroute._cli_util import CliError
 
 _FIT_NAMES = (
     "prior",
     "ensemble",
     "graph",
+    "text",
     "knn",
     "linear",
     "mlp",
@@ -278,6 +280,10 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=1), default=1000, show_default=True,
               help="With --logged: bootstrap resamples for the 95% intervals.")
 @click.option("--drop-incomplete", is_flag=True)
+@click.option("--ray", "use_ray", is_flag=True,
+              help="With --scenario: run each policy (at each λ it runs at) on a Ray worker; the same figures.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="With --ray: how many Ray workers (default: one per CPU Ray offers).")
 @click.option("--quiet", "-q", is_flag=True)
 def eval_cmd(
     table_path: str | None,
@@ -299,6 +305,8 @@ def eval_cmd(
     clip: float,
     n_boot: int,
     drop_incomplete: bool,
+    use_ray: bool,
+    workers: int | None,
     quiet: bool,
 ) -> None:
     """Sweep every POLICY over λ on TEST (or --strategy NAMEs, a --scenario graph, or routers fitted on a --split).
@@ -307,6 +315,11 @@ def eval_cmd(
     """
     if sum(x is not None for x in (table_path, scenario, logged)) != 1:
         raise click.UsageError("give one of --table TEST, --scenario SCENARIO or --logged STORE_URL|EXPORT_FILE")
+    if (use_ray or workers is not None) and not scenario:
+        raise CliError("--ray runs graph tasks, so it applies to eval --scenario only: --table, --strategy, --split "
+                       "and --logged compute on a table in this process")
+    if workers is not None and not use_ray:
+        raise CliError("--workers applies with --ray only")
     if logged is not None:
         if strategies or n_tasks is not None or split is not None or fit_names:
             raise click.UsageError("--strategy, --tasks, --split and --fit do not apply to --logged")
@@ -322,7 +335,7 @@ def eval_cmd(
         if table_path or strategies:
             raise click.UsageError("give --scenario or --table, not both")
         cli_eval_scenario.run(scenario, [*policies, *more], out, cost_weights=cost_weights, tasks=n_tasks,
-                              seed=seed, quiet=quiet)
+                              seed=seed, quiet=quiet, backend="ray" if use_ray else "local", workers=workers)
         return
     if split is not None or fit_names:
         from agentroute import cli_eval_split

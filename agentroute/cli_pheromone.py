@@ -268,10 +268,11 @@ def _read_table(spec: str) -> Any:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="RESULTS.csv")
 @click.option("--summary", type=click.Path(dir_okay=False), default=None, help="Also write a JSON summary here.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success; no progress bar.")
+@click.option("--ray", "use_ray", is_flag=True, hidden=True)  # accepted only to say why it does not apply
 @cli_target.replay_options
 @_friendly
 def replay_cmd(table_spec: str, policy_name: str, cost_weight: float, order: str, seed: int, drift_at: int | None,
-               limit: int | None, out: str, summary: str | None, quiet: bool, **target: Any) -> None:
+               limit: int | None, out: str, summary: str | None, quiet: bool, use_ray: bool, **target: Any) -> None:
     """Prequential evaluation: the policy decides each query in turn and learns only what it chose.
 
     With --target-spend or --target-strong-share the policy is held to that target online (its λ moved after
@@ -279,6 +280,11 @@ def replay_cmd(table_spec: str, policy_name: str, cost_weight: float, order: str
     """
     from agentroute.replay import make_policy, replay, summarize
 
+    if use_ray:
+        raise CliError("--ray does not apply to replay: a replay is one stream in which each decision learns from "
+                       "the outcomes before it (nothing to run in parallel, no model calls); run replays of several "
+                       "seeds or policies as separate commands, or judge policies on graph tasks with "
+                       "'agentroute eval --scenario FILE --ray'")
     if cost_weight < 0 or not math.isfinite(cost_weight):
         raise click.BadParameter("must be a finite number >= 0", param_hint="--cost-weight")
     table = _read_table(table_spec)

@@ -53,6 +53,7 @@ FAMILIES: dict[str, str] = {
     "predictive/prior": "agentroute.policies.prior",
     "predictive/ensemble": "agentroute.policies.ensemble",
     "predictive/graph": "agentroute.policies.graph",
+    "predictive/text": "agentroute.policies.text",
     "bandit": "agentroute.policies.bandit",
     "explore": "agentroute.policies.explore",
     "learned": "agentroute.policies.learned",

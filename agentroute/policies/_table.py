@@ -86,6 +86,8 @@ class TableRouter(PolicyBase):
     family: ClassVar[str] = "predictive"
     kind: ClassVar[str] = "router"
     uses_features: ClassVar[bool] = True
+    dense_features: ClassVar[bool] = True
+    """``False``: the router reads its (fitted) featurizer itself, e.g. sparse TF-IDF rows; ``fit`` passes no matrix."""
 
     def __init__(
         self, *, featurizer: Featurizer | None = None, cost_weight: float | None = None, seed: int = 0
@@ -130,7 +132,8 @@ class TableRouter(PolicyBase):
                 self.featurizer = (self.featurizer or HashingFeaturizer(seed=self.seed)).fit(
                     table.texts, table.categories
                 )
-            x = self.featurizer.transform(table.texts, table.categories)
+            if self.dense_features:
+                x = self.featurizer.transform(table.texts, table.categories)
         metrics = self._fit(x, table) or {}
         self.card = {
             "data": {

@@ -107,7 +107,7 @@ def _fitted(name: str, **kw: Any) -> Callable[[], Any]:
         from agentroute.policies import make_router
 
         r = make_router(name, seed=0, **kw)
-        if r.uses_features and r.featurizer is None:
+        if r.uses_features and r.featurizer is None and r.dense_features:
             r.featurizer = HashingFeaturizer(256, n_components=16, seed=0)
         return r.fit(TABLE)
 
@@ -268,6 +268,7 @@ FAMILIES: list[Family] = [
     Family("predictive:random", _fitted("random"), TABLE_CAPS, names_options=True),
     Family("predictive:prior", _fitted("prior", folds=2), TABLE_CAPS, names_options=True),
     Family("predictive:graph", _fitted("graph", epochs=5), TABLE_CAPS, names_options=True),
+    Family("predictive:text", _fitted("text", folds=2), TABLE_CAPS, names_options=True),
     Family("predictive:ensemble", _fitted("ensemble", members=("prior", "linear"), weights=(1, 1)), TABLE_CAPS,
            names_options=True),
     Family("bandit:linucb", _bandit("linucb"), TABLE_CAPS | {"feedback"}, names_options=True),

@@ -157,8 +157,8 @@ def fit_cmd(
         raise click.UsageError("give --table TRAIN or --logged STORE_URL|EXPORT_FILE (one of them)")
     if logged is not None or name in cli_offpolicy.FIT_NAMES:
         if logged is None or name not in cli_offpolicy.FIT_NAMES:
-            raise cli_offpolicy.CliError(f"--policy {name}: --logged fits {' or '.join(cli_offpolicy.FIT_NAMES)}, "
-                                         "and those only from --logged")
+            raise CliError(f"--policy {name}: --logged fits {' or '.join(cli_offpolicy.FIT_NAMES)}, "
+                           "and those only from --logged")
         cli_offpolicy.fit_logged(logged, name, out, cost_weight=cost_weight, quiet=quiet)
         return
     assert table_path is not None

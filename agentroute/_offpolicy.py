@@ -82,45 +82,30 @@ variance at the price of a downward bias on tasks the target follows far more of
 
 def dr_within_variance(
     n_tasks: int,
-    row_task: np.ndarray,
-    row_prev: np.ndarray,
-    row_key: np.ndarray,
-    delta: np.ndarray,
-    opt_row: np.ndarray,
-    opt_key: np.ndarray,
-    opt_mu: np.ndarray,
-    opt_pi: np.ndarray,
+    pair_task: np.ndarray,
+    pair_mu: np.ndarray,
+    pair_pi: np.ndarray,
+    pair_moment: np.ndarray,
     *,
     clip: float | None = DEFAULT_CLIP,
-    shrink: float = 2.0,
 ) -> np.ndarray:
-    """Each task's variance of the doubly robust corrections given its states, over the logging policy's actions.
+    """Each task's variance of its doubly robust corrections given its first state, over the logging policy's actions.
 
-    Row ``j`` is one logged decision of task ``row_task[j]``, reached with cumulative weight ``row_prev[j]``
-    (``w_{t−1}``), its choice of key ``row_key[j]`` (an integer per point and option) leaving the temporal-difference
-    residual ``delta[j] = r_t + v̂(s_{t+1}) − q̂(s_t, a_t)``. Pair ``k`` is one option offered at row ``opt_row[k]``:
-    its key, the logging probability ``opt_mu[k]`` and the target's ``opt_pi[k]``. The DR increment at a decision,
-    ``w_t·δ_t``, has mean zero given the state; over the logging policy's choice its variance is
-    ``Σ_a μ(a)·min(w_{t−1}·π(a)/μ(a), clip)²·σ²(a)``, with ``σ²(a)`` the mean squared residual of the rows that chose
-    key ``a`` (shrunk towards the mean over all rows by ``shrink`` pseudo-rows). Summing it over every offered option
-    with its known propensity, instead of over the choices the log happened to make, keeps a rare heavy weight the
-    sample never drew in the variance. Returns one variance per task.
+    Pair ``k`` is one option offered at the first decision of task ``pair_task[k]``: the logging policy's probability
+    ``pair_mu[k]``, the target's ``pair_pi[k]`` and ``pair_moment[k]``, the expected square of the corrections to come
+    once that option is taken (``E[δ_t² + Σ_{a'} π(a')²/μ(a')·(…)]`` down the task, ``δ`` the temporal-difference
+    residual ``r_t + v̂(s_{t+1}) − q̂(s_t, a_t)``). Then ``Σ_a μ(a)·min(π(a)/μ(a), clip)²·moment(a)``: the variance of
+    ``Σ_t w_t δ_t`` when each ``δ`` has mean zero. It is summed over every offered option with its known propensity,
+    not over the choices the log happened to make, so a heavy weight the sample never drew still counts.
     """
-    d2 = np.asarray(delta, dtype=np.float64) ** 2
-    keys = np.asarray(row_key, dtype=np.int64)
-    width = int(max(keys.max(initial=-1), np.asarray(opt_key).max(initial=-1))) + 1
-    glob = float(d2.mean()) if len(d2) else 0.0
-    sums = np.bincount(keys, weights=d2, minlength=width)
-    counts = np.bincount(keys, minlength=width)
-    sigma2 = (sums + shrink * glob) / (counts + shrink)
-    mu = np.asarray(opt_mu, dtype=np.float64)
+    mu = np.asarray(pair_mu, dtype=np.float64)
     ok = mu > 0
     w = np.zeros_like(mu)
-    w[ok] = np.asarray(row_prev, dtype=np.float64)[opt_row[ok]] * np.asarray(opt_pi, dtype=np.float64)[ok] / mu[ok]
+    w[ok] = np.asarray(pair_pi, dtype=np.float64)[ok] / mu[ok]
     if clip is not None:
         w = np.minimum(w, clip)
-    per_pair = np.where(ok, mu * w * w * sigma2[opt_key], 0.0)
-    return np.bincount(np.asarray(row_task, dtype=np.int64)[opt_row], weights=per_pair, minlength=n_tasks)
+    per_pair = np.where(ok, mu * w * w * np.maximum(np.asarray(pair_moment, dtype=np.float64), 0.0), 0.0)
+    return np.bincount(np.asarray(pair_task, dtype=np.int64), weights=per_pair, minlength=n_tasks)
 
 
 def _cumulative(ratios: np.ndarray, mask: np.ndarray, clip: float | None) -> np.ndarray:
@@ -163,7 +148,7 @@ def sequential_estimates(
     ``Σ_t w_t (r_t − q̂(s_t, a_t)) + w_{t−1} v̂(s_t)``, with ``q̂`` the predicted reward to come after the logged
     choice and ``v̂`` its expectation under the target (without a model, ``dr`` equals ``ips``). Intervals of
     ``ips`` and ``snips`` are percentile bootstraps over tasks (``n_boot`` resamples); so is ``dr``'s unless
-    ``dr_within`` (each task's variance of its corrections given its states, :func:`dr_within_variance`) is given:
+    ``dr_within`` (each task's variance of its corrections given its first state, :func:`dr_within_variance`) is given:
     then it is normal with the law of total variance, ``(Var_tasks v̂(s_0) + mean dr_within) / n``, the variance of
     the tasks' starting values plus that of the importance-weighted corrections over the actions the logging
     policy could have taken. ``ess`` is the effective number of tasks, ``(Σ w)² / Σ w²`` of each task's final

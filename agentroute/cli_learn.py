@@ -279,7 +279,7 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
               help="With --logged: cap on a task's cumulative importance weight.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="With --logged: bootstrap resamples for the 95% intervals.")
+              help="With --logged: bootstrap resamples for the IPS and SNIPS 95% intervals.")
 @click.option("--drop-incomplete", is_flag=True)
 @click.option("--ray", "use_ray", is_flag=True,
               help="With --scenario: run each policy (at each λ it runs at) on a Ray worker; the same figures.")

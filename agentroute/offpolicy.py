@@ -5,8 +5,9 @@ store or from ``agentroute traces export``): per decision the offered candidates
 probability of each, the choice, its cost; per task its quality and spend. Nothing is re-run.
 
 * :func:`evaluate_logged` estimates what a *target* policy would have earned per task — reward
-  ``quality − λ·cost_usd`` — with per-decision IPS, weighted IPS and doubly robust estimators, bootstrap intervals
-  and the effective sample size. The target is asked at every logged decision on the observation rebuilt from the
+  ``quality − λ·cost_usd`` — with per-decision IPS, weighted IPS and doubly robust estimators, 95% intervals
+  (bootstrap over tasks; for DR the variance over tasks and over the logging policy's actions) and the effective
+  sample size. The target is asked at every logged decision on the observation rebuilt from the
   record (task features and text, position, budget left, the task's earlier choices, the offered candidates); a
   shadow recorded beside the decisions (``shadow:NAME``) is read from the records instead.
 * :func:`fit_logged` fits a :class:`~agentroute.policies.logged.LoggedQPolicy` from the same records.
@@ -421,27 +422,34 @@ def _reward_model(prep: _Prepared, cost_weight: float, *, alpha: float, folds: i
 
 
 def _dr_within(prep: _Prepared, rewards: np.ndarray, q_hat: np.ndarray, v_hat: np.ndarray,
-               clip: float | None) -> np.ndarray:
-    """Each task's variance of its DR corrections over the logging policy's actions (:func:`dr_within_variance`)."""
-    codes: dict[tuple[str, str], int] = {}
-    rows = prep.rows
-    prev_w = np.hstack([np.ones((len(prep.tasks), 1)),
-                        np.cumprod(np.where(prep.mask, prep.ratios, 1.0), axis=1)[:, :-1]])
-    if clip is not None:
-        prev_w = np.minimum(prev_w, clip)
-    v_next = np.hstack([v_hat[:, 1:], np.zeros((len(prep.tasks), 1))])
-    opt: list[tuple[int, int, float, float]] = []
-    for j, rec in enumerate(prep.records):
-        for c in rec.candidates:
-            mu = float(rec.probabilities.get(c.id, 0.0))
-            k = codes.setdefault((rec.point, c.id), len(codes))
-            opt.append((j, k, mu, prep.tprobs[j].get(c.id, 0.0)))
-    row_key = [codes.setdefault((r.point, r.chosen), len(codes)) for r in prep.records]
-    o = np.array(opt, dtype=np.float64).reshape(-1, 4)
-    return dr_within_variance(
-        len(prep.tasks), np.array([i for i, _ in rows], dtype=np.int64), np.array([prev_w[i, t] for i, t in rows]),
-        np.array(row_key, dtype=np.int64), np.array([rewards[i, t] + v_next[i, t] - q_hat[i, t] for i, t in rows]),
-        o[:, 0].astype(np.int64), o[:, 1].astype(np.int64), o[:, 2], o[:, 3], clip=clip)
+               clip: float | None, *, alpha: float) -> np.ndarray:
+    """Each task's variance of its DR corrections over the logging policy's actions (:func:`dr_within_variance`).
+
+    The second moment to come after each (point, option) is fitted backwards like the target's value
+    (:func:`~agentroute.policies.logged.fitted_q`): a decision's squared residual plus, at the next decision,
+    ``Σ_a π(a)²/μ(a)`` times the moment after ``a``; it is read at each task's first decision for every offered option.
+    """
+    from agentroute.policies.logged import ObsFeatures, RewardModel, fitted_q
+
+    feats = ObsFeatures.learn(prep.obs)
+    x = np.array([feats.vector(o) for o in prep.obs]) if prep.obs else np.zeros((0, feats.width))
+    rows, n = len(prep.rows), len(prep.tasks)
+    nxt = np.array([j + 1 if j + 1 < rows and prep.rows[j + 1][0] == i else -1 for j, (i, _) in enumerate(prep.rows)],
+                   dtype=np.int64)
+    pair_row = np.array([j for j, r in enumerate(prep.records) for _ in r.candidates], dtype=np.int64)
+    pair_key = [RewardModel.key(r.point, c.id) for r in prep.records for c in r.candidates]
+    pi = np.array([prep.tprobs[j][c.id] for j, r in enumerate(prep.records) for c in r.candidates])
+    mu = np.array([float(r.probabilities.get(c.id, 0.0)) for r in prep.records for c in r.candidates])
+    v_next = np.hstack([v_hat[:, 1:], np.zeros((n, 1))])
+    d2 = np.array([(rewards[i, t] + v_next[i, t] - q_hat[i, t]) ** 2 for i, t in prep.rows])
+    zero = np.zeros(rows)
+    model = fitted_q(x, [RewardModel.key(r.point, r.chosen) for r in prep.records], (d2, zero), (d2, zero), nxt,
+                     (pair_row, pair_key, np.divide(pi * pi, mu, out=np.zeros_like(pi), where=mu > 0)),
+                     np.arange(rows), passes=int(prep.mask.sum(axis=1).max()) - 1 if rows else 0, alpha=alpha)
+    first = np.flatnonzero(np.array([t == 0 for _, t in prep.rows], dtype=bool)[pair_row])
+    moment, _ = model.predict(x[pair_row[first]], [pair_key[k] for k in first])
+    task = np.array([i for i, _ in prep.rows], dtype=np.int64)
+    return dr_within_variance(n, task[pair_row[first]], mu[first], pi[first], moment, clip=clip)
 
 
 def evaluate_logged(
@@ -457,9 +465,11 @@ def evaluate_logged(
 ) -> dict[str, Any]:
     """Off-policy value of ``policy`` on logged ``records``: mean per-task reward ``quality − λ·cost_usd``.
 
-    Returns ``ips``, ``snips`` and ``dr``, each ``{value, ci_low, ci_high}`` (percentile bootstrap over tasks, at
-    ``level``), ``ess``, ``logged`` (the logging policy's own mean reward, with its interval), counts, ``clip`` and
-    the share of decision weights it capped. ``policy`` is anything :func:`load_target` takes. Raises
+    Returns ``ips``, ``snips`` and ``dr``, each ``{value, ci_low, ci_high}`` at ``level`` (ips and snips: percentile
+    bootstrap over tasks; dr: normal, its variance that of the tasks' starting values plus that of the weighted
+    corrections over every option the logging policy could have taken, see :func:`_dr_within`), ``ess``, ``logged``
+    (the logging policy's own mean reward, with its interval), counts, ``clip`` and the share of decision weights it
+    capped. ``policy`` is anything :func:`load_target` takes. Raises
     :class:`ConfigError` on an empty log, a log without propensities, a policy naming options the log lacks, or
     propensities that do not cover the policy's choices.
     """
@@ -481,7 +491,8 @@ def evaluate_logged(
     rewards = prep.rewards(lam)
     q_hat, v_hat = _reward_model(prep, lam, alpha=alpha, seed=seed)
     out = sequential_estimates(rewards, prep.ratios, prep.mask, q_hat, v_hat, clip=clip, n_boot=n_boot,
-                               level=level, seed=seed, dr_within=_dr_within(prep, rewards, q_hat, v_hat, clip))
+                               level=level, seed=seed, dr_within=_dr_within(prep, rewards, q_hat, v_hat, clip,
+                                                                        alpha=alpha))
     logged = bootstrap_mean(rewards.sum(axis=1), n_boot=n_boot, level=level, seed=seed)
     policies_seen = sorted({r.policy for t in prep.tasks for r in t})
     notes = []

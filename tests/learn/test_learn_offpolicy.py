@@ -81,16 +81,13 @@ def test_bad_arrays_are_refused():
 
 
 def test_the_dr_variance_sums_over_every_offered_option_with_its_propensity():
-    # one task, one decision: options a (logged, μ .8, target 0) and b (μ .2, target 1); residual² 0.5 on a's rows
-    # and, with no row of b, b takes the mean over rows (0.5): 0.8·0² + 0.2·(1/0.2)²·0.5 = 2.5
-    v = dr_within_variance(1, np.array([0]), np.array([1.0]), np.array([0]), np.array([np.sqrt(0.5)]),
-                           np.array([0, 0]), np.array([0, 1]), np.array([0.8, 0.2]), np.array([0.0, 1.0]),
-                           clip=None)
-    assert v == pytest.approx([2.5])
-    capped = dr_within_variance(1, np.array([0]), np.array([1.0]), np.array([0]), np.array([np.sqrt(0.5)]),
-                                np.array([0, 0]), np.array([0, 1]), np.array([0.8, 0.2]), np.array([0.0, 1.0]),
-                                clip=2.0)
-    assert capped == pytest.approx([0.2 * 4 * 0.5])
+    # one task: options a (μ .8, target 0, moment 0.3) and b (μ .2, target 1, moment 0.5): 0.8·0²·0.3 + 0.2·5²·0.5
+    args = (np.array([0, 0]), np.array([0.8, 0.2]), np.array([0.0, 1.0]), np.array([0.3, 0.5]))
+    assert dr_within_variance(1, *args, clip=None) == pytest.approx([2.5])
+    assert dr_within_variance(1, *args, clip=2.0) == pytest.approx([0.2 * 2.0**2 * 0.5])
+    # two tasks, a negative moment (a regression's undershoot) counts as 0
+    two = dr_within_variance(2, np.array([0, 1]), np.array([0.5, 0.5]), np.array([1.0, 1.0]), np.array([-1.0, 0.5]))
+    assert two == pytest.approx([0.0, 0.5 * 4 * 0.5])
 
 
 def test_dr_intervals_cover_a_far_deterministic_target_where_the_heavy_weight_is_seldom_logged():
@@ -106,9 +103,9 @@ def test_dr_intervals_cover_a_far_deterministic_target_where_the_heavy_weight_is
         r = (rng.random(n) < p_true[a]).astype(float)[:, None]
         rho = np.where(a == 1, 1 / mu1, 0.0)[:, None]
         q, v, mask = p_true[a][:, None], np.full((n, 1), p_true[1]), np.ones((n, 1), dtype=bool)
-        within = dr_within_variance(n, np.arange(n), np.ones(n), a, r[:, 0] - q[:, 0], np.repeat(np.arange(n), 2),
-                                    np.tile([0, 1], n), np.column_stack([1 - mu1, mu1]).ravel(),
-                                    np.tile([0.0, 1.0], n), clip=None)
+        moment = [float(np.mean((r[a == k, 0] - p_true[k]) ** 2)) if (a == k).any() else 0.25 for k in (0, 1)]
+        within = dr_within_variance(n, np.repeat(np.arange(n), 2), np.column_stack([1 - mu1, mu1]).ravel(),
+                                    np.tile([0.0, 1.0], n), np.tile(moment, n), clip=None)
         for how, extra in (("total variance", within), ("bootstrap", None)):
             dr = sequential_estimates(r, rho, mask, q, v, clip=None, n_boot=100, seed=s, dr_within=extra)["dr"]
             hits[how] += dr["ci_low"] <= truth <= dr["ci_high"]

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from agentroute.errors import ConfigError
 from agentroute.policies._card import Arrays, Card, register
+from agentroute.policies._pheromone_credit import MAX_TASKS, ColonyCredit
 from agentroute.policies._pheromone_eta import DEFAULT_ETA, ETA_TERMS, CandInfo, eta_terms, load_eta, static_eta
 from agentroute.policies._pheromone_intent import IntentModel
 from agentroute.policies._pheromone_math import (
@@ -44,7 +44,6 @@ from agentroute.policies._pheromone_math import (
     Evidence,
     Fused,
     Path,
-    Step,
     draw,
     mix,
     ratio,
@@ -55,9 +54,7 @@ from agentroute.policies._pheromone_open import open_table
 from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable
 from agentroute.policies._pheromone_warmup import warm_snapshot
 from agentroute.policies._pheromone_worker import Gate, PheromoneUpdate, QualityGate, UpdateWorker
-from agentroute.routing import Decision, Feedback, Observation, PolicyBase, TaskOutcome
-
-_MAX_TASKS = 50_000
+from agentroute.routing import Decision, Observation, PolicyBase
 
 
 def _num(name: str, v: Any, *, lo: float, hi: float = math.inf, open_lo: bool = False) -> float:
@@ -71,7 +68,7 @@ def _num(name: str, v: Any, *, lo: float, hi: float = math.inf, open_lo: bool = 
 
 
 @register("pheromone", "colony")
-class PheromonePolicy(PolicyBase):
+class PheromonePolicy(ColonyCredit, PolicyBase):
     """The ant-colony router.
 
     Parameters (all validated; defaults tuned on RouterBench replays):
@@ -239,7 +236,7 @@ class PheromonePolicy(PolicyBase):
         if hit is not None and hit[0] is task.intent:
             return hit[1]
         res = self._intern(self.intent.weights(task.text, category=task.category, intent=task.intent))
-        if len(self._wcache) >= _MAX_TASKS:
+        if len(self._wcache) >= MAX_TASKS:
             self._wcache.clear()
         self._wcache[task.id] = (task.intent, res)
         return res
@@ -248,7 +245,7 @@ class PheromonePolicy(PolicyBase):
         key = tuple(res[0].items())
         w = self._mixtures.get(key)
         if w is None:
-            if len(self._mixtures) >= _MAX_TASKS:
+            if len(self._mixtures) >= MAX_TASKS:
                 self._mixtures.clear()
             w = self._mixtures[key] = res[0]
         return w, res[1]
@@ -410,120 +407,6 @@ class PheromonePolicy(PolicyBase):
             cache.clear()
         cache[(id(w), point, prev)] = ent  # the entry holds w, so its id cannot be reused while it is cached
         return ent
-
-    def _remember(self, tid: str, point: str, cid: str, prev: str, w: dict[str, float], lam: float,
-                  sc: float) -> None:
-        paths = self._paths
-        path = paths.get(tid)
-        if path is None:
-            if len(paths) >= _MAX_TASKS:  # tasks whose end never came: forget the oldest
-                self._release(paths.pop(next(iter(paths))).steps)
-            path = paths[tid] = Path([])
-        path.steps.append(Step(point, prev, cid, w, lam, sc))
-        inflight = self._inflight
-        inflight[cid] = inflight.get(cid, 0) + 1
-
-    def _release(self, steps: Iterable[Step]) -> None:
-        for s in steps:
-            if not s.fed:
-                s.fed = True
-                n = self._inflight.get(s.option, 0) - 1
-                if n > 0:
-                    self._inflight[s.option] = n
-                else:
-                    self._inflight.pop(s.option, None)
-
-    # ------------------------------------------------------------------ learning
-
-    def feedback(self, fb: Feedback) -> None:
-        """Queue the decision's outcome (never blocks). Without a quality it waits for :meth:`end_task`."""
-        obs, chosen = fb.observation, fb.decision.chosen
-        path = self._paths.get(obs.task.id)
-        steps = path.steps if path is not None else []
-        step = next((s for s in reversed(steps) if s.point == obs.point and s.option == chosen and not s.fed), None)
-        if step is None:  # a decision this process did not make (e.g. replayed records): learn it all the same
-            w, _ = self.task_weights(obs)
-            prev = f"{obs.history[-1][0]}={obs.history[-1][1]}" if obs.history else ""
-            step = Step(obs.point, prev, chosen, w, *self._lam_scale(obs.extra or {}))
-        else:
-            self._release([step])
-        cost = fb.cost_usd
-        if cost is None:
-            cand = obs.candidate(chosen)
-            cost = cand.cost_estimate if cand is not None else None
-        step.cost = None if cost is None else float(cost)
-        if path is not None and step.cost is not None:
-            path.cost += step.cost
-        if fb.latency and fb.latency > 0:
-            old = self._latency.get(chosen)
-            new = fb.latency if old is None else 0.8 * old + 0.2 * fb.latency
-            if old is None or abs(new - old) > 0.02 * old:  # η-latency is refreshed when a latency moved > 2%
-                self._latency[chosen] = new
-                self._lat_version += 1
-        quality = fb.quality if fb.ok else 0.0
-        if quality is None:
-            return
-        step.credited = True
-        if path is not None and step in steps:
-            steps.remove(step)  # credited: the path keeps only what end_task may still credit
-        self._submit(obs.task.id, step, quality, step.cost, ok=fb.ok, kind="step")
-
-    def end_task(self, task_id: str, quality: float, cost: float | None = None, *, ok: bool = True) -> int:
-        """Deposit a task-level outcome along every decision of the task not yet credited; return how many.
-
-        ``cost`` is the task's total USD (default: the sum of its decisions' costs).
-        """
-        path = self._paths.pop(task_id, None)
-        if path is None:
-            return 0
-        self._release(path.steps)
-        total = path.cost if cost is None else float(cost)
-        n = 0
-        for s in path.steps:
-            if not s.credited:
-                s.credited = True
-                self._submit(task_id, s, float(quality), total, ok=ok, kind="path")
-                n += 1
-        return n
-
-    def on_task_end(self, outcome: TaskOutcome) -> None:
-        """Credit the task's path with its outcome (the runtime calls this once per task).
-
-        A task without a quality only releases its path; a task that raised counts as a failure (its path
-        evaporates, nothing is deposited).
-        """
-        cost = None if outcome.cost_usd is None else float(outcome.cost_usd)
-        if not outcome.ok:
-            self.end_task(outcome.task_id, 0.0, cost, ok=False)
-        elif outcome.quality is not None:
-            self.end_task(outcome.task_id, float(outcome.quality), cost)
-        else:
-            self.forget_task(outcome.task_id)
-
-    def task_hook(self) -> Any:
-        """Deprecated: a run hook forwarding each finished task to :meth:`on_task_end`.
-
-        The runtime now calls ``policy.on_task_end`` itself; this alias stays for one release.
-        """
-        from agentroute.policies._pheromone_card import TaskEndHook
-
-        warnings.warn("PheromonePolicy.task_hook() is deprecated: the runtime calls policy.on_task_end itself",
-                      DeprecationWarning, stacklevel=2)
-        return TaskEndHook(self)
-
-    def forget_task(self, task_id: str) -> None:
-        """Drop a task's pending path without learning from it (its outcome will never be known)."""
-        path = self._paths.pop(task_id, None)
-        if path is not None:
-            self._release(path.steps)
-
-    def _submit(self, task_id: str, s: Step, quality: float, cost: float | None, *, ok: bool, kind: str) -> None:
-        u = PheromoneUpdate(task_id, s.point, s.option, s.weights, quality, cost, s.prev, s.cost_weight,
-                            s.cost_scale, ok, kind)
-        if self.asynchronous:
-            self.worker.submit(u)
-        else:
-            self.worker.process([u])
 
     # ------------------------------------------------------------------ warm-up, control
 

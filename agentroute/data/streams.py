@@ -24,8 +24,9 @@ import numpy as np
 from agentroute.data.table import RoutingTable
 from agentroute.errors import ConfigError
 
-_WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
-          "quebec romeo sierra tango uniform victor whiskey xray yankee zulu").split()
+_WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo",
+          "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango", "uniform", "victor",
+          "whiskey", "xray", "yankee", "zulu"]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

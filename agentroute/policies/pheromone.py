@@ -51,6 +51,7 @@ from agentroute.policies._pheromone_math import (
     utility,
 )
 from agentroute.policies._pheromone_open import open_table
+from agentroute.policies._pheromone_prior import ESTIMATES, MANY_OPTIONS, Priors, estimate, priors
 from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable
 from agentroute.policies._pheromone_warmup import warm_snapshot
 from agentroute.policies._pheromone_worker import Gate, PheromoneUpdate, QualityGate, UpdateWorker
@@ -143,6 +144,14 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
         record_events: bool = True,
         refresh_s: float = 2.0,
         seed: int | None = None,
+        estimate: str = "auto",
+        optimism: float = 0.5,
+        eliminate: float | None = 2.5,
+        pool: float = 4.0,
+        prior_weight: float = 3.0,
+        min_visits: float = 3.0,
+        price_prior: bool = True,
+        descriptors: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.alpha = _num("alpha", alpha, lo=0.0, hi=50.0)
         self.beta = _num("beta", beta, lo=0.0, hi=50.0)
@@ -157,6 +166,21 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
         """The colony's cost unit in USD (``cost_span`` and ``cost_epsilon`` are in it)."""
         self.cost_epsilon = _num("cost_epsilon", cost_epsilon, lo=0.0, open_lo=True)
         self.cost_span = _num("cost_span", cost_span, lo=0.0, hi=1e6)
+        if estimate not in ESTIMATES:
+            raise ConfigError(f"PheromonePolicy: estimate must be one of {ESTIMATES}, got {estimate!r}",
+                              name="estimate")
+        self.estimate = estimate
+        self.optimism = _num("optimism", optimism, lo=0.0, hi=10.0)
+        self.eliminate = None if eliminate is None else _num("eliminate", eliminate, lo=0.0, hi=10.0, open_lo=True)
+        self.pool = _num("pool", pool, lo=0.0, hi=1e6)
+        self.prior_weight = _num("prior_weight", prior_weight, lo=0.0, hi=1e6, open_lo=True)
+        self.min_visits = _num("min_visits", min_visits, lo=0.0, hi=1e6)
+        self.price_prior = bool(price_prior)
+        if descriptors is not None and not (isinstance(descriptors, Mapping) and all(
+                isinstance(k, str) and isinstance(v, Mapping) for k, v in descriptors.items())):
+            raise ConfigError("PheromonePolicy: descriptors must map option ids to descriptor mappings",
+                              name="descriptors", hint='e.g. {"gpt-4o": {"ability": 0.8}}')
+        self.descriptors = {k: dict(v) for k, v in (descriptors or {}).items()}
         weights = {**DEFAULT_ETA, **(eta or {})}  # the terms you name replace the defaults; 0 switches one off
         unknown = sorted(set(weights) - set(ETA_TERMS))
         if unknown:
@@ -184,6 +208,9 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
             "custom": [k for k, v in (("signal", signal), ("gate", gate)) if callable(v)],
             "buffer_size": buffer_size, "batch_size": batch_size, "asynchronous": bool(asynchronous),
             "namespace": namespace, "record_events": record_events, "refresh_s": refresh_s, "seed": seed,
+            "estimate": estimate, "optimism": self.optimism, "eliminate": self.eliminate, "pool": self.pool,
+            "prior_weight": self.prior_weight, "min_visits": self.min_visits,
+            "price_prior": self.price_prior, "descriptors": self.descriptors,
         }
         rule: PheromoneParams | None
         if params == "stored":
@@ -223,6 +250,7 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
         self._inflight: dict[str, int] = {}
         self._latency: dict[str, float] = {}
         self._lat_version = 0
+        self._priors: dict[tuple[Any, ...], Priors] = {}
 
     # ------------------------------------------------------------------ intent
 
@@ -273,7 +301,7 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
         hit = self._cands
         if hit is not None and hit[0] is cands:
             return hit[1]
-        info = CandInfo(cands)
+        info = CandInfo(cands, self.descriptors)
         self._cands = (cands, info)
         return info
 
@@ -300,7 +328,7 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
         static = static_eta(info, self.eta, lam, scale, self._latency, self._lat_version) if self.beta else NO_ETA
         ent = info.fused.get((id(w), point, prev))
         if ent is None or ent.version != self.table.version or ent.static is not static or ent.w is not w:
-            ent = self._fuse(info, w, point, prev, static)
+            ent = self._fuse(info, w, point, prev, static, lam, scale)
         load = None
         if self._inflight and self._load_w > 0:
             load = load_eta(info, self._inflight)
@@ -352,7 +380,7 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
 
     def _fuse(
         self, info: CandInfo, w: dict[str, float], point: str, prev: str,
-        static: tuple[dict[str, list[float]], list[float] | None],
+        static: tuple[dict[str, list[float]], list[float] | None], lam: float = 0.0, scale: float = 1.0,
     ) -> Fused:
         """Fuse the specialists for one mixture at one point (after ``prev``) and cache P (without load).
 
@@ -363,6 +391,8 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
         version = table.version  # read before the levels: a write meanwhile leaves a stale version, not stale data
         ids = info.ids
         n = len(ids)
+        if self.estimate == "pooled" or (self.estimate == "auto" and n >= MANY_OPTIONS):
+            return self._fuse_pooled(info, w, point, prev, static, lam, scale, version)
         t0 = self.params.initial
         kappa = self.transition_weight if prev else 0.0
         levels, bonus = table.levels, table.bonus
@@ -397,6 +427,46 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
             score = [alpha * log(x) + beta * e for x, e in zip(tau, log_static, strict=True)]
         else:
             score = [alpha * log(x) for x in tau]
+        return self._cache_fused(info, w, point, prev, static, version, tau, unc, score)
+
+    def _fuse_pooled(
+        self, info: CandInfo, w: dict[str, float], point: str, prev: str,
+        static: tuple[dict[str, list[float]], list[float] | None], lam: float, scale: float, version: int,
+    ) -> Fused:
+        """The many-option fusion (:mod:`agentroute.policies._pheromone_prior`).
+
+        τ is the optimistic pooled level ``u_j`` (prior, ceiling, pooling and the optimism width replace the
+        ``ability``, ``price`` and ``uncertainty`` η terms, which would count them twice); ``latency`` stays; a
+        dominated option's score is −∞ (probability 0).
+        """
+        hit = info.priors
+        if hit is None or hit[0] != (lam, scale):
+            # an equal candidate set (a driver that builds new tuples per decision) shares its priors
+            key = (tuple(info.ids), tuple(info.raw_costs), tuple(info.ability or ()), lam, scale)
+            pri = self._priors.get(key)
+            if pri is None:
+                if len(self._priors) >= MAX_FUSED:
+                    self._priors.clear()
+                pri = self._priors[key] = priors(info.ids, info.raw_costs, info.descriptors, self._signal,
+                                                 self.params, lam, scale, self.prior_weight)
+            info.priors = hit = ((lam, scale), pri)
+        est = estimate(self.table, self.intent.task_types, w, point, prev,
+                       self.transition_weight if prev else 0.0, info.ids, hit[1], optimism=self.optimism,
+                       pool=self.pool, eliminate=self.eliminate, min_visits=self.min_visits,
+                       curve=self.price_prior)
+        alpha, log = self.alpha, math.log
+        lat = static[0].get("latency") if self.beta > 0 else None
+        bl = self.beta * self.eta["latency"]
+        score = [-math.inf if out else alpha * log(x) + (bl * log(lat[j]) if lat is not None else 0.0)
+                 for j, (x, out) in enumerate(zip(est.level, est.eliminated, strict=True))]
+        return self._cache_fused(info, w, point, prev, static, version, est.level, None, score)
+
+    def _cache_fused(
+        self, info: CandInfo, w: dict[str, float], point: str, prev: str,
+        static: tuple[dict[str, list[float]], list[float] | None], version: int, tau: list[float],
+        unc: list[float] | None, score: list[float],
+    ) -> Fused:
+        ids = info.ids
         p, best = softmax(score)
         q1 = 1.0 - self.exploit
         probs = {cid: q1 * x for cid, x in zip(ids, p, strict=True)}

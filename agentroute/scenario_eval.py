@@ -87,13 +87,16 @@ def _violation(result: Any) -> bool:
                 or (lim.steps is not None and s.steps > lim.steps))
 
 
-def summarize(results: Sequence[Any], cost_weight: float) -> dict[str, Any]:
-    """The figures of one policy's run results at λ ``cost_weight`` (per USD); see the module docstring."""
+def summarize(results: Sequence[Any], cost_weight: float, *, per_task: bool = False) -> dict[str, Any]:
+    """The figures of one policy's run results at λ ``cost_weight`` (per USD); see the module docstring.
+
+    ``per_task`` adds ``rewards``: each task's quality − λ·cost_usd, in task order (for paired confidence intervals).
+    """
     n = max(1, len(results))
     quality = sum(float(r.quality or 0.0) for r in results) / n
     cost = sum(float(r.spent.usd or Decimal(0)) for r in results) / n
     paths = Counter(path_of(r) for r in results)
-    return {
+    out: dict[str, Any] = {
         "quality": quality,
         "cost_usd": cost,
         "reward": quality - cost_weight * cost,
@@ -103,6 +106,9 @@ def summarize(results: Sequence[Any], cost_weight: float) -> dict[str, Any]:
         "paths": {p: c / n for p, c in sorted(paths.items(), key=lambda kv: (-kv[1], kv[0]))},
         "tasks": len(results),
     }
+    if per_task:
+        out["rewards"] = [float(r.quality or 0.0) - cost_weight * float(r.spent.usd or Decimal(0)) for r in results]
+    return out
 
 
 def scenario_env(scenario: Any, **overrides: Any) -> Any:
@@ -142,10 +148,12 @@ def evaluate_scenario(scenario: Any, policies: Sequence[Any], *, cost_weights: S
 
 
 def evaluate_env(env: Any, policies: Sequence[Any] | Mapping[str, Any], *, cost_weights: Sequence[float] = (0.0,),
-                 tasks: int | None = None, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+                 tasks: int | None = None, seed: int = 0, progress: bool = False,
+                 per_task: bool = False) -> dict[str, Any]:
     """:func:`evaluate_scenario` on a built ``GraphRoutingEnv`` (its graph, tasks, provider and budget).
 
-    ``policies`` may also map the names to report to their specs or objects.
+    ``policies`` may also map the names to report to their specs or objects; ``per_task`` keeps each task's reward
+    (:func:`summarize`).
     """
     lams = [float(x) for x in cost_weights] or [0.0]
     if any(x < 0 for x in lams):
@@ -179,7 +187,7 @@ def evaluate_env(env: Any, policies: Sequence[Any] | Mapping[str, Any], *, cost_
                     fixed = results
             else:
                 results = fixed
-            per_lam[f"{lam:g}"] = summarize(results, lam)
+            per_lam[f"{lam:g}"] = summarize(results, lam, per_task=per_task)
         out[label] = {**per_lam[f"{lams[0]:g}"], "by_cost_weight": per_lam}
     return {"tasks": n, "cost_weight": lams[0], "cost_weights": lams, "cost_weight_unit": "per USD",
             "budget": env.budget.as_dict(), "policies": out}

@@ -4,7 +4,9 @@ Each P (a rule file, a saved policy, a baseline name: ``cheapest``, ``strongest`
 online learner: ``pheromone``, ``bandit``) runs the scenario's tasks through the real runtime
 (:func:`agentroute.scenario_eval.evaluate_scenario`). Writes ``DIR/metrics.json`` (per policy under
 ``policies.<name>``: quality, cost_usd, reward, truncated_rate, violations, paths) and ``DIR/frontier.png``.
-``eval_cmd`` dispatches here when ``--scenario`` is given. λ (``--cost-weight``) is per USD.
+``eval_cmd`` dispatches here when ``--scenario`` is given. λ (``--cost-weight``) is per USD. With ``--ray
+[--workers N]`` each policy's run at each λ it runs at goes to a Ray worker (one run stays on one worker, in task
+order, so online learners learn as they do here); the tasks' budgets are the scenario's own, per task.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import click
 
 
 def run(scenario: str, specs: Sequence[str], out: str, *, cost_weights: Sequence[float], tasks: int | None,
-        seed: int, quiet: bool) -> None:
+        seed: int, quiet: bool, backend: str = "local", workers: int | None = None) -> None:
     """Evaluate ``specs`` on SCENARIO at each λ and write the report (see the module docstring)."""
     from agentroute._cli_util import CliError
     from agentroute.errors import ConfigError
@@ -26,7 +28,8 @@ def run(scenario: str, specs: Sequence[str], out: str, *, cost_weights: Sequence
                        "strongest, random, default, pheromone or bandit)")
     try:
         result = evaluate_scenario(scenario, list(specs), cost_weights=list(cost_weights) or [0.0], tasks=tasks,
-                                   seed=seed, progress=not quiet)
+                                   seed=seed, progress=not quiet and backend == "local", backend=backend,
+                                   workers=workers)
     except ConfigError as e:
         raise CliError(" ".join(str(e).split())) from None
     mpath, png = write_scenario_report(result, out)

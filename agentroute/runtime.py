@@ -417,12 +417,18 @@ class App:
 
     async def abatch(self, inputs: Sequence[Mapping[str, Any]], *, budget: Budget | SharedBudget | None = None,
                      concurrency: int = 8, policy: RouterPolicy | None = None, progress: bool = False,
-                     categories: Sequence[str | None] | None = None) -> list[RunResult]:
-        """Run many tasks concurrently on this event loop.
+                     categories: Sequence[str | None] | None = None, backend: Literal["local", "ray"] = "local",
+                     **ray: Any) -> list[RunResult]:
+        """Run many tasks concurrently on this event loop (``backend="ray"``: on Ray workers, awaited here).
 
         A task that fails returns its partial result with ``result.error`` set instead of raising. A
         :class:`SharedBudget` is shared by all of them.
         """
+        if backend != "local" or ray:
+            from agentroute._ray import aray_batch  # Ray's own options (factory=, workers=), checked there
+
+            return await aray_batch(self, inputs, budget=budget, concurrency=concurrency, policy=policy,
+                                    categories=categories, backend=backend, **ray)
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError("concurrency must be a positive int", name="concurrency")
         sem = asyncio.Semaphore(concurrency)

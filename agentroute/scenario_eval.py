@@ -131,20 +131,41 @@ def scenario_env(scenario: Any, **overrides: Any) -> Any:
 
 
 def evaluate_scenario(scenario: Any, policies: Sequence[Any], *, cost_weights: Sequence[float] = (0.0,),
-                      tasks: int | None = None, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+                      tasks: int | None = None, seed: int = 0, progress: bool = False, backend: str = "local",
+                      workers: int | None = None) -> dict[str, Any]:
     """Run each policy on the scenario's first ``tasks`` tasks at each λ; the figures per policy (module docstring).
 
     ``policies`` holds specs (strings, :func:`resolve_policy`) or policy objects. ``result["policies"][name]``
-    holds the figures at the first λ and ``by_cost_weight`` every λ.
+    holds the figures at the first λ and ``by_cost_weight`` every λ. ``backend="ray"`` runs each policy at each λ
+    it runs at on a Ray worker (``workers`` of them; each run keeps its tasks in order on one worker, so the
+    figures are those of ``"local"``); the tasks' budgets are the scenario's, per task.
     """
     if not policies:
         raise ConfigError("give at least one policy", name="policy", hint=_names_hint())
-    env = scenario_env(scenario)
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"backend={backend!r}: use 'local' (this process) or 'ray'", name="backend")
+    from agentroute.envs.scenario import Scenario, load_scenario
+
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    env = scenario_env(sc)
     try:
-        result = evaluate_env(env, policies, cost_weights=cost_weights, tasks=tasks, seed=seed, progress=progress)
+        run = None
+        if backend == "ray":
+            from agentroute._ray import ray_map
+
+            def run(units: list[_Unit], n: int) -> list[dict[str, Any]]:
+                return ray_map(_unit_on_worker, [(sc, n, seed, u) for u in units], workers=workers)
+        elif workers is not None:
+            raise ConfigError("workers= only applies to backend='ray'", name="workers")
+        result = _evaluate(env, policies, cost_weights=cost_weights, tasks=tasks, seed=seed, progress=progress,
+                           run=run)
     finally:
         env.close()
     return {"scenario": getattr(scenario, "source", str(scenario)), **result}
+
+
+_Unit = tuple[str, Any, float, list[float]]
+"""One run: (label, policy spec or object, the λ it runs at, the λs its results are scored at)."""
 
 
 def evaluate_env(env: Any, policies: Sequence[Any] | Mapping[str, Any], *, cost_weights: Sequence[float] = (0.0,),
@@ -155,42 +176,85 @@ def evaluate_env(env: Any, policies: Sequence[Any] | Mapping[str, Any], *, cost_
     ``policies`` may also map the names to report to their specs or objects; ``per_task`` keeps each task's reward
     (:func:`summarize`).
     """
+    return _evaluate(env, policies, cost_weights=cost_weights, tasks=tasks, seed=seed, progress=progress, run=None,
+                     per_task=per_task)
+
+
+def _evaluate(env: Any, policies: Sequence[Any] | Mapping[str, Any], *, cost_weights: Sequence[float],
+              tasks: int | None, seed: int, progress: bool, run: Any, per_task: bool = False) -> dict[str, Any]:
+    """The runs each policy needs (:data:`_Unit`), done here one after the other or by ``run(units, n)``."""
     lams = [float(x) for x in cost_weights] or [0.0]
     if any(x < 0 for x in lams):
         raise ConfigError(f"cost weights must be >= 0, got {lams}", name="cost_weight")
     n = len(env.tasks) if tasks is None else min(int(tasks), len(env.tasks))
     if n < 1:
         raise ConfigError(f"--tasks {tasks}: need at least one task", name="tasks")
-    inputs = [dict(t) for t in env.tasks[:n]]
-    cats = env.categories[:n]
-    texts = [str(t.get(env.text_key, "")) for t in inputs]
-    tiers = [t.name for t in env.graph.tiers()]
-    out: dict[str, Any] = {}
+    labels: dict[str, Any] = {}
+    units: list[_Unit] = []
     named = list(policies.items()) if isinstance(policies, Mapping) else [(None, p) for p in policies]
     for given, spec in named:
-        label = _label(spec, out) if given is None else str(given)
-        per_lam: dict[str, Any] = {}
-        fixed: list[Any] | None = None
-        for lam in lams:
-            if isinstance(spec, str):
-                pol = resolve_policy(spec, cost_weight=lam, texts=texts, categories=cats, tiers=tiers, seed=seed)
-                dependent = spec in ONLINE or callable(getattr(pol, "with_cost_weight", None))
-            else:
-                with_cw = getattr(spec, "with_cost_weight", None)
-                pol, dependent = (with_cw(lam), True) if callable(with_cw) else (spec, False)
-            if dependent or fixed is None:
-                app = env.graph.compile(pol, env.provider, budget=env.budget, text_key=env.text_key)
-                results = [app.run(dict(t), budget=env.budget, category=c, task_id=f"eval-{label}-{i}")
-                           for i, (t, c) in enumerate(_bar(list(zip(inputs, cats, strict=True)), progress,
-                                                           label))]
-                if not dependent:
-                    fixed = results
-            else:
-                results = fixed
-            per_lam[f"{lam:g}"] = summarize(results, lam, per_task=per_task)
-        out[label] = {**per_lam[f"{lams[0]:g}"], "by_cost_weight": per_lam}
+        label = _label(spec, labels) if given is None else str(given)
+        labels[label] = spec
+        if _depends_on_lambda(env, spec, n, lams[0], seed):  # runs once per λ
+            units += [(label, spec, lam, [lam]) for lam in lams]
+        else:  # runs once, scored at every λ
+            units.append((label, spec, lams[0], lams))
+    figures = (run(units, n) if run is not None
+               else [_run_unit(env, n, seed, u, progress, per_task) for u in units])
+    out: dict[str, Any] = {label: {} for label in labels}
+    for (label, *_), per_lam in zip(units, figures, strict=True):
+        out[label].update(per_lam)
+    for label, per_lam in out.items():
+        ordered = {f"{lam:g}": per_lam[f"{lam:g}"] for lam in lams}
+        out[label] = {**ordered[f"{lams[0]:g}"], "by_cost_weight": ordered}
     return {"tasks": n, "cost_weight": lams[0], "cost_weights": lams, "cost_weight_unit": "per USD",
             "budget": env.budget.as_dict(), "policies": out}
+
+
+def _context(env: Any, n: int) -> tuple[list[dict[str, Any]], list[Any], list[str], list[str]]:
+    inputs = [dict(t) for t in env.tasks[:n]]
+    texts = [str(t.get(env.text_key, "")) for t in inputs]
+    return inputs, list(env.categories[:n]), texts, [t.name for t in env.graph.tiers()]
+
+
+def _policy_at(env: Any, spec: Any, n: int, lam: float, seed: int) -> tuple[Any, bool]:
+    """The policy ``spec`` gives at λ ``lam``, and whether its choices depend on λ."""
+    if isinstance(spec, str):
+        _, cats, texts, tiers = _context(env, n)
+        pol = resolve_policy(spec, cost_weight=lam, texts=texts, categories=cats, tiers=tiers, seed=seed)
+        return pol, spec in ONLINE or callable(getattr(pol, "with_cost_weight", None))
+    with_cw = getattr(spec, "with_cost_weight", None)
+    return (with_cw(lam), True) if callable(with_cw) else (spec, False)
+
+
+def _depends_on_lambda(env: Any, spec: Any, n: int, lam: float, seed: int) -> bool:
+    if not isinstance(spec, str):
+        return callable(getattr(spec, "with_cost_weight", None))
+    return _policy_at(env, spec, n, lam, seed)[1]
+
+
+def _run_unit(env: Any, n: int, seed: int, unit: _Unit, progress: bool = False,
+              per_task: bool = False) -> dict[str, Any]:
+    """Run one policy at one λ over the first ``n`` tasks, in order; its figures at each λ it is scored at."""
+    label, spec, lam, score_at = unit
+    inputs, cats, _, _ = _context(env, n)
+    pol, _ = _policy_at(env, spec, n, lam, seed)
+    app = env.graph.compile(pol, env.provider, budget=env.budget, text_key=env.text_key)
+    results = [app.run(dict(t), budget=env.budget, category=c, task_id=f"eval-{label}-{i}")
+               for i, (t, c) in enumerate(_bar(list(zip(inputs, cats, strict=True)), progress, label))]
+    return {f"{x:g}": summarize(results, x, per_task=per_task) for x in score_at}
+
+
+_worker_envs: dict[str, Any] = {}
+"""In a Ray worker: the environment built for each scenario, so a worker builds it once."""
+
+
+def _unit_on_worker(job: tuple[Any, int, int, _Unit]) -> dict[str, Any]:
+    sc, n, seed, unit = job
+    key = repr(sc)
+    if key not in _worker_envs:
+        _worker_envs[key] = scenario_env(sc)
+    return _run_unit(_worker_envs[key], n, seed, unit)
 
 
 def _bar(items: list[Any], progress: bool, desc: str) -> Any:

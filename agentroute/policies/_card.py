@@ -1,8 +1,8 @@
 """One save format for every policy: a JSON card plus a ``.npz`` of plain arrays, behind one :func:`load_policy`.
 
-A card names its ``family`` (``baseline``, ``cascade``, ``deadline``, ``rules``, ``preference``, ``predictive``,
-``bandit``, ``learned``, ``pheromone``, ``memory``) and ``kind``; :func:`load_policy` imports the module that holds
-that family (and nothing else) and hands the card to the class registered for the kind. Arrays load with
+A card names its ``family`` (``baseline``, ``cascade``, ``deadline``, ``target``, ``rules``, ``preference``,
+``predictive``, ``bandit``, ``learned``, ``pheromone``, ``memory``) and ``kind``; :func:`load_policy` imports the module
+that holds that family (and nothing else) and hands the card to the class registered for the kind. Arrays load with
 ``allow_pickle=False``; nothing is pickled anywhere. Cost weights on a card are per USD (``"cost_unit": "usd"``).
 
 Files are untrusted input: the card and the arrays are read with a size bound, every field is read through
@@ -46,12 +46,14 @@ FAMILIES: dict[str, str] = {
     "baseline": "agentroute.policies.baselines",
     "cascade": "agentroute.policies.cascade",
     "deadline": "agentroute.policies.deadline",
+    "target": "agentroute.policies.target",
     "preference": "agentroute.policies.preference",
     "rules": "agentroute.policies.rules",
     "predictive": "agentroute.policies.predictive",
     "predictive/prior": "agentroute.policies.prior",
     "predictive/ensemble": "agentroute.policies.ensemble",
     "predictive/graph": "agentroute.policies.graph",
+    "predictive/text": "agentroute.policies.text",
     "bandit": "agentroute.policies.bandit",
     "explore": "agentroute.policies.explore",
     "learned": "agentroute.policies.learned",

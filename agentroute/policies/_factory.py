@@ -12,7 +12,7 @@ from agentroute.errors import ConfigError
 from agentroute.policies._table import TableRouter
 
 POLICY_NAMES = (
-    "prior", "ensemble", "graph", "knn", "linear", "mlp", "bandit", "random", "cheapest", "strongest", "ppo",
+    "prior", "ensemble", "graph", "text", "knn", "linear", "mlp", "bandit", "random", "cheapest", "strongest", "ppo",
 )
 
 
@@ -31,6 +31,10 @@ def make_router(name: str, *, seed: int = 0, cost_weight: float | None = None, *
         from agentroute.policies.prior import PriorRouter
 
         return PriorRouter(**kw, **common)
+    if name == "text":
+        from agentroute.policies.text import TextRouter
+
+        return TextRouter(**kw, **common)
     if name == "graph":
         from agentroute.policies.graph import GraphRouter
 

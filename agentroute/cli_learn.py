@@ -158,7 +158,8 @@ def fit_cmd(
         raise click.UsageError("give --table TRAIN or --logged STORE_URL|EXPORT_FILE (one of them)")
     if logged is not None or name in cli_offpolicy.FIT_NAMES:
         if logged is None or name not in cli_offpolicy.FIT_NAMES:
-            raise click.UsageError(f"--logged fits {' or '.join(cli_offpolicy.FIT_NAMES)}, and only from --logged")
+            raise CliError(f"--policy {name}: --logged fits {' or '.join(cli_offpolicy.FIT_NAMES)}, "
+                           "and those only from --logged")
         cli_offpolicy.fit_logged(logged, name, out, cost_weight=cost_weight, quiet=quiet)
         return
     assert table_path is not None
@@ -279,7 +280,7 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
               help="With --logged: cap on a task's cumulative importance weight.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="With --logged: bootstrap resamples for the 95% intervals.")
+              help="With --logged: bootstrap resamples for the IPS and SNIPS 95% intervals.")
 @click.option("--drop-incomplete", is_flag=True)
 @click.option("--ray", "use_ray", is_flag=True,
               help="With --scenario: run each policy (at each λ it runs at) on a Ray worker; the same figures.")

@@ -1,7 +1,9 @@
 """The hot path: what a routed model call costs against the plain LiteLLM call a user would write instead.
 
 Every variant makes the same LiteLLM call (``openai/gpt-4o-mini``, a new text each call so token counting is never a
-cache hit, LiteLLM's own ``mock_response`` so no network is involved) and is timed in CPU seconds of this process:
+cache hit, LiteLLM's own ``mock_response`` so no network is involved, the same keyword arguments: :data:`SAME`) and
+is timed in CPU seconds of this process's main thread (LiteLLM runs a mocked call's own work on its worker threads,
+the same for every variant):
 
 - ``plain``: ``await litellm.acompletion(...)``;
 - ``routed``: ``ctx.acomplete(...)`` inside an agentroute agent with two tiers under a USD + token budget: tokens
@@ -41,6 +43,9 @@ os.environ["OTEL_TRACES_EXPORTER"] = "none"
 
 MODEL = "openai/gpt-4o-mini"
 MOCK = "A short mocked answer of a few words."
+SAME = {"mock_response": MOCK, "num_retries": 0, "max_retries": 0, "timeout": 60.0}
+"""What agentroute passes LiteLLM besides the model, messages and ``max_tokens`` (retries off, so every attempt is
+its own; the tier's timeout): the plain calls pass the same, so both make the same LiteLLM call."""
 _counter = itertools.count()
 
 
@@ -70,8 +75,7 @@ async def _plain_calls(n: int) -> None:
     import litellm
 
     for _ in range(n):
-        await litellm.acompletion(model=MODEL, messages=[{"role": "user", "content": _text()}], max_tokens=64,
-                                  mock_response=MOCK, num_retries=0)
+        await litellm.acompletion(model=MODEL, messages=[{"role": "user", "content": _text()}], max_tokens=64, **SAME)
 
 
 async def per_call(rounds: int, calls: int, tasks: int) -> dict[str, Any]:
@@ -128,8 +132,7 @@ def _plain_graph() -> Any:
     from langgraph.graph import END, START, StateGraph
 
     async def node(state: dict[str, Any]) -> dict[str, Any]:
-        await litellm.acompletion(model=MODEL, messages=[{"role": "user", "content": _text()}], max_tokens=64,
-                                  mock_response=MOCK, num_retries=0)
+        await litellm.acompletion(model=MODEL, messages=[{"role": "user", "content": _text()}], max_tokens=64, **SAME)
         return {"n": state.get("n", 0) + 1}
 
     g: Any = StateGraph(dict)

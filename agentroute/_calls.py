@@ -46,6 +46,9 @@ class Plan:
     input_tokens: int
     max_tokens: int
     hold: Spend
+    choices: int = 1
+    sent: int = 0
+    """The prompt's own count (no margin, no tools): what settlement compares the reported input with."""
 
 
 def plan(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: int | None, exclude: Mapping[str, str],
@@ -58,22 +61,24 @@ def plan(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: int | No
     rough: int | None = None
     options: list[Option] = []
     plans: dict[str, Plan] = {}
-    for tier in cfg.sorted_tiers[spec.name]:
-        rank = cfg.tier_rank[tier.name]
+    frac, const = cfg.input_margin
+    for tc in cfg.tier_calls[spec.name]:
+        tier = tc.tier
         if tier.name in exclude:
-            options.append(Option(Candidate(tier.name, "model", rank=rank), blocked=exclude[tier.name]))
+            options.append(Option(Candidate(tier.name, "model", rank=tc.rank), blocked=exclude[tier.name]))
             continue
-        prices = cfg.prices[tier.name]
+        prices = tc.prices
         if metered:
             key = llm.tokenizer_key(tier.model)
-            n_in = counted.get(key)
-            if n_in is None:  # reserve a little more than counted: providers' own counts differ slightly
-                c = llm.count_tokens(tier.model, messages)
-                n_in = counted[key] = c + math.ceil(c * cfg.input_margin[0]) + cfg.input_margin[1]
+            sent = counted.get(key)
+            if sent is None:
+                sent = counted[key] = llm.count_tokens(tier.model, messages)
+            n_in = sent + math.ceil(sent * frac) + const  # providers' own counts differ slightly
         else:
-            n_in = rough = llm.rough_tokens(messages) if rough is None else rough
-        n_in += _tool_tokens(tier, metered, cfg.input_margin)
-        k = tier.choices  # n / best_of: each answer may be max_tokens long
+            n_in = sent = rough = llm.rough_tokens(messages) if rough is None else rough
+        if tc.tools:
+            n_in += _tool_tokens(tier, metered, cfg.input_margin)
+        k = tc.choices  # n / best_of: each answer may be max_tokens long
         want = max_tokens if max_tokens is not None else tier.max_tokens
         cap = want
         if rem.tokens is not None:
@@ -84,13 +89,13 @@ def plan(run: TaskRun, spec: AgentSpec, messages: Messages, max_tokens: int | No
         size = max(cap, min(cfg.min_answer_tokens, want))  # below a minimal answer: offered needing that answer
         worst = None if prices is None else prices[0] * n_in + prices[1] * size * k
         if metered:
-            need = Spend(usd=worst, tokens=n_in + size * k)
-            hold = Spend(usd=worst, tokens=n_in + cap * k)
+            need = Spend(worst, n_in + size * k)
+            hold = Spend(worst, n_in + cap * k)
         else:
             need, hold = Spend(), Spend(usd=None)
-        plans[tier.name] = Plan(tier, prices, n_in, cap, hold)
+        plans[tier.name] = Plan(tier, prices, n_in, cap, hold, k, sent)
         options.append(Option(Candidate(
-            tier.name, "model", rank=rank, input_price=None if prices is None else prices[0],
+            tier.name, "model", rank=tc.rank, input_price=None if prices is None else prices[0],
             output_price=None if prices is None else prices[1], cost_estimate=worst,
             descriptor={"model": tier.model, "max_tokens": cap, "input_tokens": n_in, "description": tier.description},
         ), need, hold))
@@ -177,7 +182,7 @@ def _kwargs(run: TaskRun, p: Plan, messages: Messages) -> dict[str, Any]:
     limit = run.ledger.limits.seconds
     if limit is not None:
         timeout = max(0.001, min(timeout, limit - run.ledger.elapsed()))
-    return llm.call_kwargs(run.cfg.provider.kwargs_for(p.tier), messages, p.max_tokens, timeout, p.tier.choices)
+    return llm.call_kwargs(run.cfg.provider.kwargs_for(p.tier), messages, p.max_tokens, timeout, p.choices)
 
 
 def _end(run: TaskRun, spec: AgentSpec, choice: Choice, p: Plan, kwargs: Mapping[str, Any], messages: Messages,
@@ -189,9 +194,8 @@ def _end(run: TaskRun, spec: AgentSpec, choice: Choice, p: Plan, kwargs: Mapping
         n_in = n_out = 0
         billing, cost = _charge_failed(run, choice, p, exc)
     else:
-        amount, n_in, n_out, billing = _settle.charge_reply(p.prices, p.tier.model, messages, p.input_tokens,
-                                                            p.max_tokens * p.tier.choices, raw,
-                                                            metered=p.hold.tokens > 0)
+        amount, n_in, n_out, billing = _settle.charge_reply(p.prices, p.tier.model, p.sent, p.input_tokens,
+                                                            p.max_tokens * p.choices, raw, metered=p.hold.tokens > 0)
         booked = choice.commit(amount)
         cost = booked.usd
         run.charge(cost, booked.tokens)
@@ -226,7 +230,7 @@ def _charge_failed(run: TaskRun, choice: Choice, p: Plan, exc: BaseException | N
     Returns the basis of the charge and what was charged.
     """
     if run.cfg.charge_failed == "worst_case" and _settle.billed_failure(exc) and choice.held:
-        booked = choice.commit(_settle.worst_case(p.prices, p.input_tokens, p.max_tokens * p.tier.choices))
+        booked = choice.commit(_settle.worst_case(p.prices, p.input_tokens, p.max_tokens * p.choices))
         run.charge(booked.usd, booked.tokens)
         return "worst_case: " + ("cancelled" if exc is None else "failed"), booked.usd
     choice.release()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from agentroute import _llm_params
 from agentroute._spec import END, AgentSpec
 from agentroute.budget import ZERO, Ledger, MemoryBackend, Reservation, Spend, Unaffordable, Violation
 from agentroute.errors import AgentError, ConfigError, PolicyError, RunError
@@ -71,6 +72,27 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class TierCall:
+    """What a call on one tier needs that never changes, read once when the App is compiled."""
+
+    tier: ModelTier
+    rank: int
+    prices: Prices | None
+    choices: int
+    """How many answers one call may generate (``n``, ``best_of``): the worst case multiplies the answer by it."""
+    tools: bool
+    """Whether the tier sends tool definitions or a response format with every call (counted as input)."""
+
+
+def tier_calls(tiers: Sequence[ModelTier], prices: Mapping[str, Prices | None],
+               tier_rank: Mapping[str, int]) -> tuple[TierCall, ...]:
+    """``tiers`` as :class:`TierCall` s, cheapest first."""
+    ranked = sorted(tiers, key=lambda t: tier_rank[t.name])
+    return tuple(TierCall(t, tier_rank[t.name], prices[t.name], t.choices, bool(_llm_params.input_parts(t.params)))
+                 for t in ranked)
+
+
+@dataclass(frozen=True, slots=True)
 class RunConfig:
     """What every task of an App reads: the App's configuration, frozen (the App replaces it when a knob changes)."""
 
@@ -90,6 +112,8 @@ class RunConfig:
     tier_rank: Mapping[str, int]
     sorted_tiers: Mapping[str, tuple[ModelTier, ...]]
     """Each agent's tiers, cheapest first."""
+    tier_calls: Mapping[str, tuple[TierCall, ...]]
+    """Each agent's tiers as the model routing point reads them, cheapest first."""
     agent_options: Mapping[str, tuple[Option, ...]]
     """The options of each agent routing point (built once: agent choices never change)."""
     shadows: tuple[Policy, ...] = ()
@@ -357,4 +381,5 @@ def agent_options(target: str, default: bool, *, rank: int, min_usd: Decimal | N
     return Option(cand, Spend(usd=min_usd, tokens=min_tokens, steps=1), hold=Spend(usd=ZERO, steps=1))
 
 
-__all__ = ["META", "Reply", "RunConfig", "Stop", "TaskRun", "agent_options", "overrun_reason", "visible"]
+__all__ = ["META", "Reply", "RunConfig", "Stop", "TaskRun", "TierCall", "agent_options", "overrun_reason", "tier_calls",
+           "visible"]

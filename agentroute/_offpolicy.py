@@ -80,6 +80,34 @@ DEFAULT_CLIP = 50.0
 variance at the price of a downward bias on tasks the target follows far more often than the log did)."""
 
 
+def dr_within_variance(
+    n_tasks: int,
+    pair_task: np.ndarray,
+    pair_mu: np.ndarray,
+    pair_pi: np.ndarray,
+    pair_moment: np.ndarray,
+    *,
+    clip: float | None = DEFAULT_CLIP,
+) -> np.ndarray:
+    """Each task's variance of its doubly robust corrections given its first state, over the logging policy's actions.
+
+    Pair ``k`` is one option offered at the first decision of task ``pair_task[k]``: the logging policy's probability
+    ``pair_mu[k]``, the target's ``pair_pi[k]`` and ``pair_moment[k]``, the expected square of the corrections to come
+    once that option is taken (``E[δ_t² + Σ_{a'} π(a')²/μ(a')·(…)]`` down the task, ``δ`` the temporal-difference
+    residual ``r_t + v̂(s_{t+1}) − q̂(s_t, a_t)``). Then ``Σ_a μ(a)·min(π(a)/μ(a), clip)²·moment(a)``: the variance of
+    ``Σ_t w_t δ_t`` when each ``δ`` has mean zero. It is summed over every offered option with its known propensity,
+    not over the choices the log happened to make, so a heavy weight the sample never drew still counts.
+    """
+    mu = np.asarray(pair_mu, dtype=np.float64)
+    ok = mu > 0
+    w = np.zeros_like(mu)
+    w[ok] = np.asarray(pair_pi, dtype=np.float64)[ok] / mu[ok]
+    if clip is not None:
+        w = np.minimum(w, clip)
+    per_pair = np.where(ok, mu * w * w * np.maximum(np.asarray(pair_moment, dtype=np.float64), 0.0), 0.0)
+    return np.bincount(np.asarray(pair_task, dtype=np.int64), weights=per_pair, minlength=n_tasks)
+
+
 def _cumulative(ratios: np.ndarray, mask: np.ndarray, clip: float | None) -> np.ndarray:
     w = np.cumprod(np.where(mask, ratios, 1.0), axis=1)
     return w if clip is None else np.minimum(w, clip)
@@ -108,6 +136,7 @@ def sequential_estimates(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    dr_within: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Per-decision IPS, weighted IPS and doubly robust values of a target policy, with bootstrap intervals.
 
@@ -117,9 +146,13 @@ def sequential_estimates(
     reward ``t`` (per-decision importance sampling). ``snips`` normalises each decision's weights by their sum
     over tasks (per-decision weighted IS); ``dr`` adds the reward model's control variate:
     ``Σ_t w_t (r_t − q̂(s_t, a_t)) + w_{t−1} v̂(s_t)``, with ``q̂`` the predicted reward to come after the logged
-    choice and ``v̂`` its expectation under the target (without a model, ``dr`` equals ``ips``). Intervals are
-    percentile bootstraps over tasks (``n_boot`` resamples, reward model held fixed); ``ess`` is the effective
-    number of tasks, ``(Σ w)² / Σ w²`` of each task's final weight.
+    choice and ``v̂`` its expectation under the target (without a model, ``dr`` equals ``ips``). Intervals of
+    ``ips`` and ``snips`` are percentile bootstraps over tasks (``n_boot`` resamples); so is ``dr``'s unless
+    ``dr_within`` (each task's variance of its corrections given its first state, :func:`dr_within_variance`) is given:
+    then it is normal with the law of total variance, ``(Var_tasks v̂(s_0) + mean dr_within) / n``, the variance of
+    the tasks' starting values plus that of the importance-weighted corrections over the actions the logging
+    policy could have taken. ``ess`` is the effective number of tasks, ``(Σ w)² / Σ w²`` of each task's final
+    weight.
     """
     r = np.asarray(rewards, dtype=np.float64)
     rho = np.asarray(ratios, dtype=np.float64)
@@ -149,6 +182,14 @@ def sequential_estimates(
     for j, name in enumerate(("ips", "snips", "dr")):
         lo, hi = (np.percentile(boots[:, j], [lo_q, hi_q]) if len(boots) else (np.nan, np.nan))
         out[name] = {"value": est[j], "ci_low": float(lo), "ci_high": float(hi)}
+    if dr_within is not None:
+        within = np.asarray(dr_within, dtype=np.float64)
+        if within.shape != (n,) or (within < 0).any() or not np.isfinite(within).all():
+            raise ConfigError("sequential_estimates: dr_within must hold one finite variance >= 0 per task",
+                              name="dr_within")
+        between = float(np.var(v[:, 0], ddof=1)) if n > 1 and v.shape[1] else 0.0
+        half = float(_normal_quantile((1 + level) / 2) * np.sqrt((between + float(within.mean())) / n))
+        out["dr"] = {"value": est[2], "ci_low": est[2] - half, "ci_high": est[2] + half}
     final = w[:, -1] if w.shape[1] else np.ones(n)
     sq = float(np.sum(final * final))
     out["ess"] = float(final.sum() ** 2 / sq) if sq > 0 else 0.0
@@ -159,6 +200,13 @@ def sequential_estimates(
     out["level"] = level
     out["bootstrap"] = int(n_boot)
     return out
+
+
+def _normal_quantile(p: float) -> float:
+    """The standard normal quantile (``statistics.NormalDist``: no SciPy needed)."""
+    from statistics import NormalDist
+
+    return float(NormalDist().inv_cdf(p))
 
 
 def bootstrap_mean(values: Sequence[float] | np.ndarray, *, n_boot: int = 1000, level: float = 0.95,
@@ -173,4 +221,5 @@ def bootstrap_mean(values: Sequence[float] | np.ndarray, *, n_boot: int = 1000, 
     return {"value": float(x.mean()), "ci_low": float(lo), "ci_high": float(hi)}
 
 
-__all__ = ["DEFAULT_CLIP", "bootstrap_mean", "ips_estimate", "ips_from_records", "sequential_estimates"]
+__all__ = ["DEFAULT_CLIP", "bootstrap_mean", "dr_within_variance", "ips_estimate", "ips_from_records",
+           "sequential_estimates"]

@@ -21,7 +21,7 @@ It must never touch a ledger itself: :mod:`agentroute._calls` commits what :func
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -69,13 +69,15 @@ def _text_tokens(model: str, response: Any, fallback: str, exact: bool) -> int:
         return len(text) // 4
 
 
-def charge_reply(prices: tuple[Decimal, Decimal] | None, model: str, messages: Sequence[Mapping[str, Any]],
-                 reserved_in: int, max_tokens: int, raw: llm.RawReply, *, metered: bool) -> tuple[Spend, int, int, str]:
+def charge_reply(prices: tuple[Decimal, Decimal] | None, model: str, sent_in: int, reserved_in: int,
+                 max_tokens: int, raw: llm.RawReply, *, metered: bool) -> tuple[Spend, int, int, str]:
     """What a successful reply is charged: ``(amount, input_tokens, output_tokens, basis)``.
 
     ``basis`` is ``"reported"``, or ``"worst_case: <why>"`` when the usage could not be trusted (see the module
-    docstring). ``reserved_in`` and ``max_tokens`` are the input and output the call reserved. Without a USD or
-    token limit (``metered=False``) nothing is tokenized: the rough count (four characters a token) is compared.
+    docstring). ``sent_in`` is agentroute's own count of the prompt sent (``llm.count_tokens`` of the messages, or
+    :func:`llm.rough_tokens` when not metered: the count the call was planned with); ``reserved_in`` and
+    ``max_tokens`` are the input and output the call reserved. Without a USD or token limit (``metered=False``)
+    nothing is tokenized: the rough count (four characters a token) is compared.
     """
     rep_in, rep_out = raw.input_tokens, raw.output_tokens
     seen_out = _text_tokens(model, raw.response, raw.text, metered)
@@ -85,9 +87,8 @@ def charge_reply(prices: tuple[Decimal, Decimal] | None, model: str, messages: S
     elif rep_in == 0 and rep_out == 0:
         why = "no usage reported"
     else:
-        seen_in = llm.count_tokens(model, messages) if metered else llm.rough_tokens(messages)
-        if 2 * rep_in < seen_in:
-            why = f"usage under-reported ({rep_in} input tokens reported, {seen_in} sent)"
+        if 2 * rep_in < sent_in:
+            why = f"usage under-reported ({rep_in} input tokens reported, {sent_in} sent)"
         elif 2 * rep_out + SLACK < seen_out:
             why = f"usage under-reported ({rep_out} output tokens reported, {seen_out} received)"
     if why is None:

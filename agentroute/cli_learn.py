@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from agentroute import cli_offpolicy
+from agentroute import cli_offpolicy, cli_target
 from agentroute._cli_util import CliError
 
 _FIT_NAMES = (
@@ -125,6 +125,7 @@ def _fit_ppo(table: Any, seed: int, cost_weight: float | None, out: str, timeste
 @click.option("--timesteps", type=int, default=None, help="PPO only: training timesteps.")
 @click.option("--drop-incomplete", is_flag=True, help="Drop queries lacking some option's outcome.")
 @click.option("--quiet", "-q", is_flag=True)
+@cli_target.fit_options
 def fit_cmd(
     table_path: str | None,
     logged: str | None,
@@ -137,13 +138,28 @@ def fit_cmd(
     timesteps: int | None,
     drop_incomplete: bool,
     quiet: bool,
+    target_spend: float | None,
+    target_strong_share: float | None,
+    strong: str | None,
+    calibrate_on: str | None,
+    calibrate_categories: bool,
 ) -> None:
-    """Fit policy NAME on the TRAIN routing table (or on --logged decisions) and save it to --out."""
+    """Fit policy NAME on the TRAIN routing table (or on --logged decisions) and save it to --out.
+
+    With --target-spend or --target-strong-share its λ is calibrated to that target on the training table (or on
+    --calibrate-on TABLE) and saved on its card.
+    """
+    targeted = target_spend is not None or target_strong_share is not None or calibrate_on is not None
+    if targeted and (logged is not None or name in ("ppo", *cli_offpolicy.FIT_NAMES)):
+        raise click.UsageError(f"--target-spend / --target-strong-share calibrate a table router, not {name}")
+    if targeted and cost_weight is not None:
+        raise click.UsageError("--cost-weight and a target both set λ: give one of them")
     if (table_path is None) == (logged is None):
         raise click.UsageError("give --table TRAIN or --logged STORE_URL|EXPORT_FILE (one of them)")
     if logged is not None or name in cli_offpolicy.FIT_NAMES:
         if logged is None or name not in cli_offpolicy.FIT_NAMES:
-            raise click.UsageError(f"--logged fits {' or '.join(cli_offpolicy.FIT_NAMES)}, and only from --logged")
+            raise CliError(f"--policy {name}: --logged fits {' or '.join(cli_offpolicy.FIT_NAMES)}, "
+                           "and those only from --logged")
         cli_offpolicy.fit_logged(logged, name, out, cost_weight=cost_weight, quiet=quiet)
         return
     assert table_path is not None
@@ -160,6 +176,10 @@ def fit_cmd(
     if featurizer == "embedding" and policy.uses_features:
         policy.featurizer = make_featurizer("embedding")
     policy.fit(table)
+    calibrated = cli_target.calibrate_fitted(
+        policy, table, target_spend=target_spend, target_strong_share=target_strong_share, strong=strong,
+        calibrate_on=_read_table(calibrate_on, prices, drop_incomplete) if calibrate_on else None,
+        cost_weight=cost_weight, calibrate_categories=calibrate_categories)
     card = policy.save(out)
     metrics = {k: v for k, v in policy.card.get("metrics", {}).items() if isinstance(v, int | float | str)}
     _echo(
@@ -169,6 +189,8 @@ def fit_cmd(
     )
     if metrics:
         _echo(quiet, "  " + ", ".join(f"{k}={v}" for k, v in metrics.items()))
+    if calibrated:
+        _echo(quiet, calibrated)
 
 
 def _queries(path: str) -> tuple[list[str], list[str], list[str | None]]:
@@ -258,7 +280,7 @@ def route_cmd(policy_path: str, table_path: str, cost_weight: float | None, out:
 @click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
               help="With --logged: cap on a task's cumulative importance weight.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="With --logged: bootstrap resamples for the 95% intervals.")
+              help="With --logged: bootstrap resamples for the IPS and SNIPS 95% intervals.")
 @click.option("--drop-incomplete", is_flag=True)
 @click.option("--ray", "use_ray", is_flag=True,
               help="With --scenario: run each policy (at each λ it runs at) on a Ray worker; the same figures.")

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
+from agentroute import cli_target
 from agentroute._cli_util import CliError, friendly
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -268,10 +269,15 @@ def _read_table(spec: str) -> Any:
 @click.option("--summary", type=click.Path(dir_okay=False), default=None, help="Also write a JSON summary here.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success; no progress bar.")
 @click.option("--ray", "use_ray", is_flag=True, hidden=True)  # accepted only to say why it does not apply
+@cli_target.replay_options
 @_friendly
 def replay_cmd(table_spec: str, policy_name: str, cost_weight: float, order: str, seed: int, drift_at: int | None,
-               limit: int | None, out: str, summary: str | None, quiet: bool, use_ray: bool) -> None:
-    """Prequential evaluation: the policy decides each query in turn and learns only what it chose."""
+               limit: int | None, out: str, summary: str | None, quiet: bool, use_ray: bool, **target: Any) -> None:
+    """Prequential evaluation: the policy decides each query in turn and learns only what it chose.
+
+    With --target-spend or --target-strong-share the policy is held to that target online (its λ moved after
+    every query) and the realised rate is reported against it.
+    """
     from agentroute.replay import make_policy, replay, summarize
 
     if use_ray:
@@ -282,7 +288,14 @@ def replay_cmd(table_spec: str, policy_name: str, cost_weight: float, order: str
     if cost_weight < 0 or not math.isfinite(cost_weight):
         raise click.BadParameter("must be a finite number >= 0", param_hint="--cost-weight")
     table = _read_table(table_spec)
-    policy = make_policy(policy_name, table, seed=seed, cost_weight=cost_weight)  # λ per USD, as replay takes it
+    held = target["target_spend"] is not None or target["target_strong_share"] is not None
+    if held and Path(policy_name).exists():  # a fitted (perhaps calibrated) policy starts from its own λ
+        from agentroute.policies import load_policy
+
+        policy = load_policy(policy_name)
+    else:
+        policy = make_policy(policy_name, table, seed=seed, cost_weight=cost_weight)  # λ per USD, as replay takes
+    policy = cli_target.hold(policy, **target)
     res = replay(table, policy, cost_weight=cost_weight, order=order, seed=seed, drift_at=drift_at, limit=limit,
                  progress=not quiet and sys.stderr.isatty())
     close = getattr(policy, "close", None)
@@ -296,6 +309,9 @@ def replay_cmd(table_spec: str, policy_name: str, cost_weight: float, order: str
     _echo(quiet, f"{s['policy']}: {s['steps']} steps, mean reward {s['mean_reward']:.4f}; after warm-up "
                  f"{s['mean_reward_after_warmup']:.4f} vs best single option {s['best_single_after_warmup']:.4f} "
                  f"({s['best_single_option']}), ratio {s['ratio_to_best']:.3f}")
+    line = cli_target.report(s)
+    if line:
+        _echo(quiet, line)
     if drift_at is not None:
         _echo(quiet, f"after drift at {drift_at}: recovered in {s['recovery_steps']} steps; ratio after recovery "
                      f"{s['ratio_after_recovery']:.3f}")

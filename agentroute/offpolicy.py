@@ -5,8 +5,9 @@ store or from ``agentroute traces export``): per decision the offered candidates
 probability of each, the choice, its cost; per task its quality and spend. Nothing is re-run.
 
 * :func:`evaluate_logged` estimates what a *target* policy would have earned per task — reward
-  ``quality − λ·cost_usd`` — with per-decision IPS, weighted IPS and doubly robust estimators, bootstrap intervals
-  and the effective sample size. The target is asked at every logged decision on the observation rebuilt from the
+  ``quality − λ·cost_usd`` — with per-decision IPS, weighted IPS and doubly robust estimators, 95% intervals
+  (bootstrap over tasks; for DR the variance over tasks and over the logging policy's actions) and the effective
+  sample size. The target is asked at every logged decision on the observation rebuilt from the
   record (task features and text, position, budget left, the task's earlier choices, the offered candidates); a
   shadow recorded beside the decisions (``shadow:NAME``) is read from the records instead.
 * :func:`fit_logged` fits a :class:`~agentroute.policies.logged.LoggedQPolicy` from the same records.
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from agentroute._offpolicy import DEFAULT_CLIP, bootstrap_mean, sequential_estimates
+from agentroute._offpolicy import DEFAULT_CLIP, bootstrap_mean, dr_within_variance, sequential_estimates
 from agentroute.budget import Budget, BudgetStatus, Spend
 from agentroute.errors import AgentRouteError, ConfigError
 from agentroute.routing import DecisionRecord, GraphSpec, Observation, TaskInfo
@@ -38,6 +39,11 @@ from agentroute.routing._policy import Policy
 SHADOW_PREFIX = "shadow:"
 LOW_ESS = 10.0
 """Below this effective sample size (or 5% of the tasks) an estimate carries a warning."""
+IPS_RELIABLE = 0.25
+"""Below this share of the tasks as effective sample size, IPS intervals under-cover (docs/learning.md, OPE)."""
+ESTIMATOR = ("per-decision importance weights, cumulative weight capped at clip; ips and snips: percentile bootstrap "
+             "over tasks; dr: fitted Q evaluation of the target (ridge per point and option, cross-fitted over 2 "
+             "folds of tasks), normal interval with the variance over tasks and over the logging policy's actions")
 _NAMED = ("cheapest", "strongest", "random")
 
 
@@ -373,32 +379,77 @@ class _Prepared:
 
 def _reward_model(prep: _Prepared, cost_weight: float, *, alpha: float, folds: int = 2,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """q̂ (reward to come after the logged choice) and v̂ (its expectation under the target), cross-fitted."""
-    from agentroute.policies.logged import ObsFeatures, RewardModel
+    """q̂ (reward to come after the logged choice, the target acting from then on) and v̂ (the target's expectation).
+
+    Fitted Q evaluation (:func:`~agentroute.policies.logged.fitted_q`), cross-fitted over folds of tasks. Regressing
+    the logged reward to come would estimate the logging policy's continuation instead, the wrong control
+    variate for the doubly robust estimator (and a biased direct estimate).
+    """
+    from agentroute.policies.logged import ObsFeatures, RewardModel, fitted_q, target_values
 
     feats = ObsFeatures.learn(prep.obs)
     x = np.array([feats.vector(o) for o in prep.obs]) if prep.obs else np.zeros((0, feats.width))
     keys = [RewardModel.key(r.point, r.chosen) for r in prep.records]
-    q_to_come, c_to_come = prep.to_come()
-    task_of = np.array([i for i, _ in prep.rows])
+    rows = len(prep.rows)
+    last = {i: j for j, (i, _) in enumerate(prep.rows)}  # each task's last row: where its quality arrives
+    own = (np.array([prep.quality[i] if last[i] == j else 0.0 for j, (i, _) in enumerate(prep.rows)]),
+           np.array([prep.cost[i, t] for i, t in prep.rows]))
+    nxt = np.array([j + 1 if j + 1 < rows and prep.rows[j + 1][0] == i else -1 for j, (i, _) in enumerate(prep.rows)],
+                   dtype=np.int64)
+    pair_row = np.array([j for j, r in enumerate(prep.records) for _ in r.candidates], dtype=np.int64)
+    pair_key = [RewardModel.key(r.point, c.id) for r in prep.records for c in r.candidates]
+    pair_p = np.array([prep.tprobs[j][c.id] for j, r in enumerate(prep.records) for c in r.candidates])
+    task_of = np.array([i for i, _ in prep.rows], dtype=np.int64)
     fold = np.random.default_rng(seed).integers(0, folds, len(prep.tasks))[task_of] if len(prep.tasks) > folds \
-        else np.zeros(len(task_of), dtype=np.int64)
+        else np.zeros(rows, dtype=np.int64)
+    passes = int(prep.mask.sum(axis=1).max()) - 1 if rows else 0
     q_hat = np.zeros((len(prep.tasks), prep.mask.shape[1]))
     v_hat = np.zeros_like(q_hat)
     for f in np.unique(fold):
-        train = fold != f if (fold != f).any() else np.ones(len(fold), dtype=bool)
-        model = RewardModel.fit(x[train], [keys[j] for j in np.flatnonzero(train)], q_to_come[train],
-                                c_to_come[train], alpha=alpha)
-        for j in np.flatnonzero(fold == f):
+        train = np.flatnonzero(fold != f) if (fold != f).any() else np.arange(rows)
+        model = fitted_q(x, keys, prep.to_come(), own, nxt, (pair_row, pair_key, pair_p), train, passes=passes,
+                         alpha=alpha)
+        held = np.flatnonzero(fold == f)
+        sel = np.isin(pair_row, held)
+        vq, vc = target_values(model, x, pair_row[sel], [k for k, s in zip(pair_key, sel, strict=True) if s],
+                               pair_p[sel], rows)
+        lq, lc = model.predict(x[held], [keys[j] for j in held])
+        for k, j in enumerate(held):
             i, t = prep.rows[j]
-            rec, tp = prep.records[j], prep.tprobs[j]
-            ids = [c.id for c in rec.candidates]
-            qa, ca = model.predict(np.repeat(x[j][None, :], len(ids), axis=0),
-                                   [RewardModel.key(rec.point, a) for a in ids])
-            val = qa - cost_weight * ca
-            q_hat[i, t] = float(val[ids.index(rec.chosen)])
-            v_hat[i, t] = float(sum(tp[a] * val[k] for k, a in enumerate(ids)))
+            q_hat[i, t] = float(lq[k] - cost_weight * lc[k])
+            v_hat[i, t] = float(vq[j] - cost_weight * vc[j])
     return q_hat, v_hat
+
+
+def _dr_within(prep: _Prepared, rewards: np.ndarray, q_hat: np.ndarray, v_hat: np.ndarray,
+               clip: float | None, *, alpha: float) -> np.ndarray:
+    """Each task's variance of its DR corrections over the logging policy's actions (:func:`dr_within_variance`).
+
+    The second moment to come after each (point, option) is fitted backwards like the target's value
+    (:func:`~agentroute.policies.logged.fitted_q`): a decision's squared residual plus, at the next decision,
+    ``Σ_a π(a)²/μ(a)`` times the moment after ``a``; it is read at each task's first decision for every offered option.
+    """
+    from agentroute.policies.logged import ObsFeatures, RewardModel, fitted_q
+
+    feats = ObsFeatures.learn(prep.obs)
+    x = np.array([feats.vector(o) for o in prep.obs]) if prep.obs else np.zeros((0, feats.width))
+    rows, n = len(prep.rows), len(prep.tasks)
+    nxt = np.array([j + 1 if j + 1 < rows and prep.rows[j + 1][0] == i else -1 for j, (i, _) in enumerate(prep.rows)],
+                   dtype=np.int64)
+    pair_row = np.array([j for j, r in enumerate(prep.records) for _ in r.candidates], dtype=np.int64)
+    pair_key = [RewardModel.key(r.point, c.id) for r in prep.records for c in r.candidates]
+    pi = np.array([prep.tprobs[j][c.id] for j, r in enumerate(prep.records) for c in r.candidates])
+    mu = np.array([float(r.probabilities.get(c.id, 0.0)) for r in prep.records for c in r.candidates])
+    v_next = np.hstack([v_hat[:, 1:], np.zeros((n, 1))])
+    d2 = np.array([(rewards[i, t] + v_next[i, t] - q_hat[i, t]) ** 2 for i, t in prep.rows])
+    zero = np.zeros(rows)
+    model = fitted_q(x, [RewardModel.key(r.point, r.chosen) for r in prep.records], (d2, zero), (d2, zero), nxt,
+                     (pair_row, pair_key, np.divide(pi * pi, mu, out=np.zeros_like(pi), where=mu > 0)),
+                     np.arange(rows), passes=int(prep.mask.sum(axis=1).max()) - 1 if rows else 0, alpha=alpha)
+    first = np.flatnonzero(np.array([t == 0 for _, t in prep.rows], dtype=bool)[pair_row])
+    moment, _ = model.predict(x[pair_row[first]], [pair_key[k] for k in first])
+    task = np.array([i for i, _ in prep.rows], dtype=np.int64)
+    return dr_within_variance(n, task[pair_row[first]], mu[first], pi[first], moment, clip=clip)
 
 
 def evaluate_logged(
@@ -414,9 +465,11 @@ def evaluate_logged(
 ) -> dict[str, Any]:
     """Off-policy value of ``policy`` on logged ``records``: mean per-task reward ``quality − λ·cost_usd``.
 
-    Returns ``ips``, ``snips`` and ``dr``, each ``{value, ci_low, ci_high}`` (percentile bootstrap over tasks, at
-    ``level``), ``ess``, ``logged`` (the logging policy's own mean reward, with its interval), counts, ``clip`` and
-    the share of decision weights it capped. ``policy`` is anything :func:`load_target` takes. Raises
+    Returns ``ips``, ``snips`` and ``dr``, each ``{value, ci_low, ci_high}`` at ``level`` (ips and snips: percentile
+    bootstrap over tasks; dr: normal, its variance that of the tasks' starting values plus that of the weighted
+    corrections over every option the logging policy could have taken, see :func:`_dr_within`), ``ess``, ``logged``
+    (the logging policy's own mean reward, with its interval), counts, ``clip`` and the share of decision weights it
+    capped. ``policy`` is anything :func:`load_target` takes. Raises
     :class:`ConfigError` on an empty log, a log without propensities, a policy naming options the log lacks, or
     propensities that do not cover the policy's choices.
     """
@@ -438,20 +491,23 @@ def evaluate_logged(
     rewards = prep.rewards(lam)
     q_hat, v_hat = _reward_model(prep, lam, alpha=alpha, seed=seed)
     out = sequential_estimates(rewards, prep.ratios, prep.mask, q_hat, v_hat, clip=clip, n_boot=n_boot,
-                               level=level, seed=seed)
+                               level=level, seed=seed, dr_within=_dr_within(prep, rewards, q_hat, v_hat, clip,
+                                                                        alpha=alpha))
     logged = bootstrap_mean(rewards.sum(axis=1), n_boot=n_boot, level=level, seed=seed)
     policies_seen = sorted({r.policy for t in prep.tasks for r in t})
     notes = []
     if out["ess"] < max(LOW_ESS, 0.05 * out["tasks"]):
         notes.append(f"effective sample size {out['ess']:.1f} of {out['tasks']} tasks: the target seldom does what the "
                      "log did, so its intervals rest on few tasks (IPS worst); log more tasks or explore more")
+    if out["ess"] < IPS_RELIABLE * out["tasks"]:
+        notes.append(f"ips interval unreliable: effective sample size {out['ess']:.1f} is under "
+                     f"{IPS_RELIABLE:.0%} of the {out['tasks']} tasks, so the rare heavy weights that carry IPS are "
+                     "mostly missing from the log and its bootstrap interval is too narrow; read dr (or snips)")
     if out["clipped_share"] > 0.05:
         notes.append(f"{out['clipped_share']:.0%} of the decision weights hit the clip ({clip}): "
                      "the estimates lean low")
     return {"policy": name, "cost_weight": lam, **out, "logged": {**logged, "policies": policies_seen},
-            "skipped_tasks": prep.skipped, "warnings": notes,
-            "estimator": "per-decision importance weights, cumulative weight capped at clip; dr with a ridge "
-                         "reward model per (point, option), cross-fitted over 2 folds of tasks"}
+            "skipped_tasks": prep.skipped, "warnings": notes, "estimator": ESTIMATOR}
 
 
 # -- learning from logs ----------------------------------------------------------------------------------------------

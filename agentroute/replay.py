@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentroute.errors import ConfigError, DataError
+from agentroute.policies.target import target_of
 from agentroute.routing import Feedback, Observation, RouterPolicy
 from agentroute.table_routing import TableRouter, candidates_of, lambda_extra
 
@@ -165,8 +166,36 @@ def replay(
     flush = getattr(policy, "flush", None)
     if callable(flush):
         flush()
+    meta: dict[str, Any] = {"order": order, "seed": seed, "cost_weight_unit": "usd"}
+    held = target_of(policy)
+    if held is not None:  # held to a target: what it was told and where its λ ended
+        meta["target"] = held
     return ReplayResult(driver.policy.name, qids, rows, chosen, quality, cost, list(table.options), lam, scale,
-                        drift_at, perm, {"order": order, "seed": seed, "cost_weight_unit": "usd"})
+                        drift_at, perm, meta)
+
+
+def target_summary(res: ReplayResult) -> dict[str, Any] | None:
+    """Target, tolerance and the realised rate of the replay itself; ``None`` when no target held the policy.
+
+    The rates are read from the replay's own steps (the cost of each step, or whether it took the strong option),
+    not from the controller's counts; λ is where the controller ended.
+    """
+    info = res.meta.get("target")
+    if not isinstance(info, dict):
+        return None
+    w = min(int(info["warmup"]), len(res.rows))
+    if info["kind"] == "spend":
+        x = np.nan_to_num(res.cost, nan=0.0)
+    else:
+        strong = info.get("strong")
+        x = (res.chosen == res.options.index(strong)).astype(np.float64) if strong in res.options else \
+            np.zeros(len(res.rows))
+    after = float(x[w:].mean()) if len(x) > w else None
+    target, tol = float(info["target"]), float(info["tolerance"])
+    return {**info, "steps_after_warmup": len(x) - w, "realised": after,
+            "realised_all": float(x.mean()) if len(x) else None,
+            "relative_error": None if after is None or target == 0 else (after - target) / target,
+            "within_tolerance": None if after is None else abs(after - target) <= tol * target}
 
 
 def summarize(res: ReplayResult, table: RoutingTable, *, warmup: int = 300, window: int = 100) -> dict[str, Any]:
@@ -190,6 +219,9 @@ def summarize(res: ReplayResult, table: RoutingTable, *, warmup: int = 300, wind
         "mean_quality": float(res.quality.mean()),
         "mean_cost_usd": float(np.nanmean(res.cost)) if not np.all(np.isnan(res.cost)) else math.nan,
     }
+    target = target_summary(res)
+    if target is not None:
+        out["target"] = target
     if res.drift_at is not None:
         post = full[res.drift_at:]
         best_post = float(post.mean(axis=0).max())
@@ -339,4 +371,5 @@ __all__ = [
     "outcome_matrix",
     "replay",
     "summarize",
+    "target_summary",
 ]

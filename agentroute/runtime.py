@@ -23,12 +23,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentroute import _llm_clock, _resume, _stream
-from agentroute._loop import RunConfig, TaskRun, agent_options, visible
+from agentroute._loop import RunConfig, TaskRun, agent_options, tier_calls
+from agentroute._nodes import RUN_KEY, edge, node, router
 from agentroute._progress import task_bar
 from agentroute._settle import check_charge_failed
-from agentroute._spec import END, AgentSpec, GraphDef
+from agentroute._spec import END, GraphDef
 from agentroute.budget import ZERO, Budget, Ledger, SharedBudget
-from agentroute.context import StepContext
 from agentroute.errors import BudgetExhausted, BudgetViolation, ConfigError, RunError
 from agentroute.llm import ModelTier
 from agentroute.records import HookList, RunHooks, RunResult, TaskStart
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from agentroute.providers import Provider
     from agentroute.routing import RouterPolicy
 
-_RUN_KEY = "__agentroute_task"
 _TEXT_KEYS = ("question", "query", "input", "text", "prompt", "task")
 _HOOK_METHODS = frozenset(n for n in vars(RunHooks) if n.startswith("on_"))
 
@@ -112,6 +111,7 @@ class App:
             max_retries=max_retries, retry_backoff=retry_backoff, input_margin=input_margin, contention_wait=10.0,
             capture_content=capture_content, scorer=scorer, prices=prices, tier_rank=tier_rank,
             sorted_tiers=sorted_tiers,
+            tier_calls={a.name: tier_calls(a.tiers, prices, tier_rank) for a in graph.agents.values()},
             agent_options=_agent_options(graph, prices, tier_rank, sorted_tiers, min_answer_tokens),
             shadows=shadows,
             charge_failed=charge_failed,
@@ -193,7 +193,7 @@ class App:
             checkpointer = SqlCheckpointer(checkpointer)
         g: Any = StateGraph(dict)
         for spec in self.graph.agents.values():
-            g.add_node(spec.name, typed(_node(spec)))
+            g.add_node(spec.name, typed(node(spec)))
         g.add_edge(START, self.graph.entry)
         for name in self.graph.agents:
             targets = self.graph.successors(name)
@@ -201,7 +201,7 @@ class App:
                 g.add_edge(name, END)
                 continue
             path_map = {t: t for t in targets} | {END: END}
-            g.add_conditional_edges(name, typed(_router(name, targets, name in self.graph.routes)), path_map)
+            g.add_conditional_edges(name, edge(typed(router(name, targets, name in self.graph.routes))), path_map)
         return g.compile(checkpointer=checkpointer)
 
     # -- running ------------------------------------------------------------------------------------------------
@@ -257,7 +257,7 @@ class App:
                 budget.name if isinstance(budget, SharedBudget) else None, dict(inputs), run.started_ns,
                 features={**({"category": category} if category is not None else {}), **(features or {})}))
         limit = ledger.limits.steps
-        config = {"configurable": {_RUN_KEY: run, "thread_id": run.id},
+        config = {"configurable": {RUN_KEY: run, "thread_id": run.id},
                   "recursion_limit": (2 * limit + 10) if limit is not None else 1000}
         return run, config
 
@@ -468,48 +468,6 @@ class App:
         """Write out whatever the hooks buffer (spans, rows)."""
         if self.hooks is not None:
             self.hooks.flush()
-
-
-# -- the LangGraph nodes and edges: they only find the task's run and call it ------------------------------------
-def _router(src: str, targets: tuple[str, ...], routed: bool) -> Callable[..., str]:
-    def route(state: dict[str, Any], config: Any) -> str:
-        run: TaskRun = config["configurable"][_RUN_KEY]
-        if run.stopped:
-            return END
-        return run.route_agent(src) if routed else targets[0]
-
-    route.__name__ = f"route_{src}"
-    return route
-
-
-def _node(spec: AgentSpec) -> Callable[..., Any]:
-    if spec.is_async:
-
-        async def anode(state: dict[str, Any], config: Any) -> dict[str, Any]:
-            run: TaskRun = config["configurable"][_RUN_KEY]
-            if not run.enter(spec):
-                return state
-            try:
-                update = await spec.fn(visible(state), StepContext(run, spec, run.steps))
-            except BaseException as e:
-                return run.exit(spec, state, None, e)
-            return run.exit(spec, state, update, None)
-
-        anode.__name__ = spec.name
-        return anode
-
-    def node(state: dict[str, Any], config: Any) -> dict[str, Any]:
-        run: TaskRun = config["configurable"][_RUN_KEY]
-        if not run.enter(spec):
-            return state
-        try:
-            update = spec.fn(visible(state), StepContext(run, spec, run.steps))
-        except BaseException as e:
-            return run.exit(spec, state, None, e)
-        return run.exit(spec, state, update, None)
-
-    node.__name__ = spec.name
-    return node
 
 
 def _checked_hooks(hooks: Sequence[Any]) -> list[RunHooks]:

@@ -1,7 +1,9 @@
 """The hot path: what a routed model call costs against the plain LiteLLM call a user would write instead.
 
 Every variant makes the same LiteLLM call (``openai/gpt-4o-mini``, a new text each call so token counting is never a
-cache hit, LiteLLM's own ``mock_response`` so no network is involved) and is timed in CPU seconds of this process:
+cache hit, LiteLLM's own ``mock_response`` so no network is involved, the same keyword arguments: :data:`SAME`) and
+is timed in CPU seconds of this process's main thread (LiteLLM runs a mocked call's own work on its worker threads,
+the same for every variant):
 
 - ``plain``: ``await litellm.acompletion(...)``;
 - ``routed``: ``ctx.acomplete(...)`` inside an agentroute agent with two tiers under a USD + token budget: tokens
@@ -16,7 +18,8 @@ LangGraph + LiteLLM (nodes call ``litellm.acompletion``, a conditional edge pick
 in agentroute (a routing point between the agents, a model routing point per call, a USD budget per task).
 
 Rounds alternate between variants so machine noise hits them alike; figures are medians over rounds and the ratios
-are taken round by round (then the median), never a ratio of separately measured medians.
+are taken round by round (then the median), never a ratio of separately measured medians. The heap that imports
+leave is frozen after the warm-up (:func:`_freeze_heap`), so a full collection of it does not land on one variant.
 
     .venv/bin/python benchmarks/call_overhead.py                      # about two minutes
     .venv/bin/python benchmarks/call_overhead.py --rounds 3 --calls 200 --concurrency 100 --json out/calls.json
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -41,6 +45,9 @@ os.environ["OTEL_TRACES_EXPORTER"] = "none"
 
 MODEL = "openai/gpt-4o-mini"
 MOCK = "A short mocked answer of a few words."
+SAME = {"mock_response": MOCK, "num_retries": 0, "max_retries": 0, "timeout": 60.0}
+"""What agentroute passes LiteLLM besides the model, messages and ``max_tokens`` (retries off, so every attempt is
+its own; the tier's timeout): the plain calls pass the same, so both make the same LiteLLM call."""
 _counter = itertools.count()
 
 
@@ -66,12 +73,22 @@ def _routed_app(calls: int, hooks: list[Any] | None = None) -> Any:
     return g.compile(policy=ar.policies.Cheapest(), hooks=hooks or [])
 
 
+def _freeze_heap() -> None:
+    """Move what imports and warm-up left on the heap out of the collector's sight (``gc.freeze``).
+
+    LiteLLM and LangGraph leave ~450k objects behind; a full collection walks them all (~170 ms here) and lands on
+    whichever variant happens to be running, a third of a round. Frozen, each variant still pays for collecting
+    its own garbage, no more.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def _plain_calls(n: int) -> None:
     import litellm
 
     for _ in range(n):
-        await litellm.acompletion(model=MODEL, messages=[{"role": "user", "content": _text()}], max_tokens=64,
-                                  mock_response=MOCK, num_retries=0)
+        await litellm.acompletion(model=MODEL, messages=[{"role": "user", "content": _text()}], max_tokens=64, **SAME)
 
 
 async def per_call(rounds: int, calls: int, tasks: int) -> dict[str, Any]:
@@ -105,6 +122,7 @@ async def per_call(rounds: int, calls: int, tasks: int) -> dict[str, Any]:
     names = ["plain", *apps]
     for name in names:  # warm up every path (imports, LiteLLM's first-call setup, encoders)
         await run_variant(name)
+    _freeze_heap()
     samples: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]
@@ -128,8 +146,7 @@ def _plain_graph() -> Any:
     from langgraph.graph import END, START, StateGraph
 
     async def node(state: dict[str, Any]) -> dict[str, Any]:
-        await litellm.acompletion(model=MODEL, messages=[{"role": "user", "content": _text()}], max_tokens=64,
-                                  mock_response=MOCK, num_retries=0)
+        await litellm.acompletion(model=MODEL, messages=[{"role": "user", "content": _text()}], max_tokens=64, **SAME)
         return {"n": state.get("n", 0) + 1}
 
     g: Any = StateGraph(dict)
@@ -181,6 +198,7 @@ async def throughput(rounds: int, concurrency: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     await wave("plain", 10)
     await wave("routed", 10)
+    _freeze_heap()
     for n in concurrency:
         tp: dict[str, list[float]] = {"plain": [], "routed": []}
         for r in range(rounds):

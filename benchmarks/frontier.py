@@ -14,7 +14,7 @@ The optional peers (``routellm``, ``llmrouter-lib``) run only when installed; th
 
     .venv/bin/python benchmarks/frontier.py --out bench_out [--tables routellm] [--policies knn,linear] [--with-ppo]
         [--embeddings]   # adds prior+emb, ensemble+emb when the 'embeddings' extra is installed
-        [--splits random,by-category]
+        [--splits random,by-category] [--seeds 0,1,2]   # several split seeds: the margin's mean ± sd
 
 Writes ``OUT/frontier.json`` (everything; ``tables`` is the random split, ``splits`` holds each split), and
 ``OUT/<table>/`` (random) or ``OUT/<split>/<table>/`` (other splits) with ``metrics.json`` and ``frontier.png``.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,8 @@ from agentroute.policies import make_router
 
 TABLES = ("routerbench", "llmrouter", "routellm")
 POLICIES = (
-    "prior", "ensemble", "graph", "knn", "linear", "mlp", "bandit", "thompson", "cheapest", "strongest", "random",
+    "prior", "ensemble", "graph", "text", "knn", "linear", "mlp", "bandit", "thompson", "cheapest", "strongest",
+    "random",
 )
 REFERENCE = "tfidf-lr"
 """The plain reference router (not agentroute's): TF-IDF + per-option logistic regression, always run."""
@@ -79,8 +81,8 @@ def fit_all(train: Any, names: list[str], seed: int, with_ppo: bool) -> tuple[di
             pol.featurizer = emb
         else:
             pol = make_router(name, seed=seed)
-            if pol.uses_features and name != "bandit":
-                pol.featurizer = feats  # one fitted featurizer shared by the predictive routers
+            if pol.uses_features and pol.dense_features and name != "bandit":
+                pol.featurizer = feats  # one fitted featurizer shared by the dense predictive routers
         fitted[name] = pol.fit(train)
         seconds[name] = round(time.perf_counter() - t0, 2)
     if with_ppo:
@@ -157,6 +159,28 @@ def summarize(table: str, res: dict[str, Any], seconds: dict[str, float]) -> dic
     return out
 
 
+def margins(by_seed: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per split and table: the best router's margin over the reference, mean and sd over the split seeds."""
+    out: dict[str, dict[str, Any]] = {}
+    for sp, tabs in by_seed.items():
+        for name, runs in tabs.items():
+            vs = [r["vs_reference"] for r in runs.values() if "vs_reference" in r]
+            if not vs:
+                continue
+            aiq = [v["aiq_margin"] for v in vs]
+            apgr = [v["apgr_margin"] for v in vs if "apgr_margin" in v]
+            out.setdefault(sp, {})[name] = {
+                "n_seeds": len(vs),
+                "aiq_margin_mean": statistics.fmean(aiq),
+                "aiq_margin_sd": statistics.stdev(aiq) if len(aiq) > 1 else 0.0,
+                "apgr_margin_mean": statistics.fmean(apgr) if apgr else None,
+                "apgr_margin_sd": statistics.stdev(apgr) if len(apgr) > 1 else 0.0,
+                "seeds_meeting_target": sum(bool(v["meets_target"]) for v in vs),
+                "best_by_seed": [str(r.get("best_policy")) for r in runs.values()],
+            }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="bench_out/frontier")
@@ -166,6 +190,9 @@ def main() -> None:
                     help="random (queries held out in every category) and/or by-category (whole categories held out)")
     ap.add_argument("--test-size", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default=None,
+                    help="comma-separated split seeds (default: --seed alone); the best router's margin over the "
+                    "reference is reported per seed and as a mean ± sd (one split's margin is within noise)")
     ap.add_argument("--with-ppo", action="store_true", help="also train PPO through agentroute.policies.learned")
     ap.add_argument(
         "--embeddings",
@@ -186,26 +213,31 @@ def main() -> None:
     for sp in splits:
         if sp not in SPLITS:
             ap.error(f"--splits: unknown split {sp!r}; use {', '.join(SPLITS)}")
-    report: dict[str, Any] = {"seed": args.seed, "test_size": args.test_size, "peers": peers_available(), "tables": {},
-                              "splits": {sp: {} for sp in splits}}
-    for name, sp in [(n, sp) for n in args.tables.split(",") for sp in splits]:
+    seeds = [int(v) for v in args.seeds.split(",")] if args.seeds else [args.seed]
+    report: dict[str, Any] = {"seed": seeds[0], "seeds": seeds, "test_size": args.test_size,
+                              "peers": peers_available(), "tables": {}, "splits": {sp: {} for sp in splits},
+                              "by_seed": {sp: {} for sp in splits}}
+    for name, sp, seed in [(n, sp, sd) for n in args.tables.split(",") for sp in splits for sd in seeds]:
         t0 = time.perf_counter()
         table = load_builtin(name)
-        train, test = split_table(table, args.test_size, args.seed, by_category=sp == "by-category")
-        fitted, seconds = fit_all(train, names, args.seed, args.with_ppo)
+        train, test = split_table(table, args.test_size, seed, by_category=sp == "by-category")
+        fitted, seconds = fit_all(train, names, seed, args.with_ppo)
         res = evaluate(test, fitted)
-        write_report(res, out / name if sp == "random" else out / sp / name,
-                     title=f"{name} ({sp} split): {len(test)} held-out queries")
+        sub = out / name if sp == "random" else out / sp / name
+        write_report(res, sub if seed == seeds[0] else sub / f"seed{seed}",
+                     title=f"{name} ({sp} split, seed {seed}): {len(test)} held-out queries")
         summary = summarize(name, res, seconds)
         summary["seconds"] = round(time.perf_counter() - t0, 1)
         held = test.meta.get("held_out_categories")
         if held is not None:
             summary["held_out_categories"] = held
-        report["splits"][sp][name] = summary
-        if sp == "random":
-            report["tables"][name] = summary
+        report["by_seed"][sp].setdefault(name, {})[str(seed)] = summary
+        if seed == seeds[0]:
+            report["splits"][sp][name] = summary
+            if sp == "random":
+                report["tables"][name] = summary
         what = f"{len(held)} categories held out whole" if held is not None else "stratified by category"
-        print(f"\n{name}, {sp} split ({what}): {len(train)} train / {len(test)} test queries, "
+        print(f"\n{name}, {sp} split ({what}), seed {seed}: {len(train)} train / {len(test)} test queries, "
               f"{table.n_options} options")
         print(f"  best single {summary['best_single']['option']}: quality {summary['best_single']['quality']:.3f}")
         print(
@@ -230,6 +262,16 @@ def main() -> None:
             print(f"  best {summary['best_policy']} vs reference {REFERENCE}: AIQ {vs['aiq_best']:.4f} vs "
                   f"{vs['aiq_reference']:.4f} ({vs['aiq_margin']:+.4f}){apgr}; target "
                   f"+{TARGET['aiq']} AIQ / +{TARGET['apgr']} APGR {'met' if vs['meets_target'] else 'NOT met'}")
+    report["margins"] = margins(report["by_seed"])
+    if len(seeds) > 1:
+        print(f"\nbest agentroute router vs {REFERENCE} over split seeds {seeds} (mean ± sd of the margin):")
+        for sp, tabs in report["margins"].items():
+            for name, m in tabs.items():
+                apgr = (f", APGR {m['apgr_margin_mean']:+.3f} ± {m['apgr_margin_sd']:.3f}"
+                        if m.get("apgr_margin_mean") is not None else "")
+                print(f"  {name:12s} {sp:12s} AIQ {m['aiq_margin_mean']:+.4f} ± {m['aiq_margin_sd']:.4f}{apgr}; "
+                      f"target met on {m['seeds_meeting_target']} of {m['n_seeds']} seeds; best by seed: "
+                      f"{', '.join(m['best_by_seed'])}")
     for peer, ok in report["peers"].items():
         if not ok:
             print(f"peer {peer}: not installed, skipped (optional; see docs/learning.md)")

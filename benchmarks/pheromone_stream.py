@@ -11,7 +11,17 @@ SQLite file, and PostgreSQL when reachable).
 
 Writes ``pheromone_stream.png`` (curves) and ``pheromone_stream.json`` (every figure) under ``--out``
 (default ``bench_out/pheromone``).
+
+Many options, heavy-tailed costs (``--many``): streams of 500 queries at λ = 0.3 per USD, reward = quality −
+λ·cost_usd, each seed a fresh stream and policy seed: ``synthetic`` (24 options, prices log-uniform over $0.03–$3,
+0/1 outcomes, 6 task types mixed ∝ 1/(t+1)^1.3; :func:`agentroute.data.streams.many_option_stream`) with prices
+only and ``synthetic+desc`` with the options' noisy public descriptors; ``routerbench`` and ``llmrouter`` with
+their costs mapped onto $0.03–$3 per task (:func:`agentroute.data.streams.heavy_tailed`: the shared tables have
+11 and 9 options, no table there has 20+); ``synthetic-drift`` (1,000 queries, outcomes permuted at 500). Per
+stream: the pheromone policy (default settings), the LinUCB bandit, random, the best single option in hindsight,
+first vs second half. Writes ``pheromone_many.json``.
 Run: python benchmarks/pheromone_stream.py [--quick] [--tables routerbench,llmrouter] [--seeds 3]
+     python benchmarks/pheromone_stream.py --many synthetic,synthetic+desc --seeds 5
 """
 
 from __future__ import annotations
@@ -101,6 +111,71 @@ def stream_runs(name: str, lams: list[float], seeds: int, warmup: int, drift_at:
                   f"{rec['drift'][pol]['mean_ratio_after_recovery']:.3f}", flush=True)
         out["lambda"][str(lam)] = rec
     return out
+
+
+MANY_LAMBDA = 0.3
+"""λ per USD of the many-option streams (per-task costs from cents to several dollars)."""
+MANY_STREAMS = ("synthetic", "synthetic+desc", "routerbench", "llmrouter", "synthetic-drift")
+
+
+def many_table(stream: str, seed: int, n: int = 500) -> Any:
+    """The table of one many-option stream for one seed (a fresh synthetic stream or a fresh subset)."""
+    from agentroute.data.streams import heavy_tailed, many_option_stream
+
+    if stream.startswith("synthetic"):
+        return many_option_stream(2 * n if stream == "synthetic-drift" else n, seed=seed)
+    table = heavy_tailed(load_builtin(stream))
+    return table.subset(np.random.default_rng(100 + seed).permutation(len(table))[:n])
+
+
+def many_runs(stream: str, seeds: int) -> dict[str, Any]:
+    """Pheromone, bandit and random on one many-option stream over ``seeds`` seeds (see the module docstring)."""
+    lam = MANY_LAMBDA
+    drift = stream == "synthetic-drift"
+    policies: list[tuple[str, str, dict[str, Any]]] = [("pheromone", "pheromone", {}), ("bandit", "bandit", {})]
+    if not drift:
+        policies.append(("random", "random", {}))
+    if stream in ("routerbench", "llmrouter"):  # under 12 options "auto" keeps the levels: the pooled one too
+        policies.insert(1, ("pheromone (pooled)", "pheromone", {"estimate": "pooled"}))
+    rec: dict[str, Any] = {"lambda_per_usd": lam, "seeds": seeds, "policies": {}}
+    for label, name, kw in policies:
+        rows = []
+        for s in range(seeds):
+            table = many_table(stream, s)
+            args = dict(kw)
+            if name == "pheromone" and stream == "synthetic+desc":
+                args["descriptors"] = table.meta["descriptors"]
+            t0 = time.perf_counter()
+            res = replay(table, make_policy(name, table, seed=s, cost_weight=lam, **args), cost_weight=lam,
+                         order="shuffle", seed=s, drift_at=len(table) // 2 if drift else None)
+            full = outcome_matrix(table, res.rows, res.drift_at, res.permutation, lam)
+            r, half = res.reward, len(res.reward) // 2
+            row: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1), "options": table.n_options,
+                                   "queries": len(table)}
+            if drift:
+                sm = summarize(res, table, warmup=100, window=50)
+                row.update(ratio_before_drift=sm["ratio_to_best"], recovery_steps=sm["recovery_steps"],
+                           ratio_after_recovery=sm["ratio_after_recovery"])
+            else:
+                best = float(full.mean(axis=0).max())
+                row.update(mean_reward=float(r.mean()), best_single=best, ratio=float(r.mean()) / best,
+                           first_half=float(r[:half].mean()) / best, second_half=float(r[half:].mean()) / best,
+                           options_second_half=len(set(res.chosen[half:].tolist())),
+                           best_single_option=table.options[int(full.mean(axis=0).argmax())])
+            rows.append(row)
+        keys = [k for k, v in rows[0].items() if isinstance(v, float)]
+        agg = {k: round(float(np.mean([x[k] for x in rows if x[k] is not None])), 4) for k in keys}
+        agg["per_seed"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in x.items()} for x in rows]
+        if not drift:
+            agg["min_ratio"] = round(min(x["ratio"] for x in rows), 4)
+        else:
+            agg["recovery_steps"] = [x["recovery_steps"] for x in rows]
+        rec["policies"][label] = agg
+        print(f"{stream} {label}: " + ", ".join(f"{k} {v}" for k, v in agg.items() if k != "per_seed"), flush=True)
+    if not drift:
+        ph, ba = rec["policies"]["pheromone"]["ratio"], rec["policies"]["bandit"]["ratio"]
+        rec["targets"] = {"pheromone_ge_bandit": ph >= ba, "pheromone_ge_0.9_best_single": ph >= 0.9}
+    return rec
 
 
 def _latency_setup(cls: Any, asynchronous: bool) -> tuple[Any, list[Observation]]:
@@ -299,8 +374,24 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="routerbench only, 1 seed, fewer timed calls")
     ap.add_argument("--only-latency", action="store_true",
                     help="only the latency and worker figures (to pheromone_latency.json)")
+    ap.add_argument("--many", default=None,
+                    help=f"only the many-option streams, comma-separated from {','.join(MANY_STREAMS)} (or 'all')")
     ap.add_argument("--out", default="bench_out/pheromone")
     a = ap.parse_args()
+    if a.many:
+        streams = MANY_STREAMS if a.many == "all" else tuple(a.many.split(","))
+        bad = [x for x in streams if x not in MANY_STREAMS]
+        if bad:
+            ap.error(f"unknown stream(s) {bad}: use {','.join(MANY_STREAMS)}")
+        dest = Path(a.out)
+        dest.mkdir(parents=True, exist_ok=True)
+        path = dest / "pheromone_many.json"
+        old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        for x in streams:
+            old[x] = many_runs(x, a.seeds)
+            path.write_text(json.dumps(old, indent=1), encoding="utf-8")
+        print(f"wrote {path}")
+        return
     if a.quick:
         a.tables, a.seeds, a.calls, a.updates = "routerbench", 1, 50_000, 10_000
     lams = [float(x) for x in a.cost_weights.split(",")]

@@ -12,6 +12,10 @@ from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("OTEL_TRACES_EXPORTER", "none")
+# No network here: LiteLLM's token counter for llama/cohere models would ask the Hugging Face Hub for a tokenizer, and
+# the hub client retries a refused connection 5 times with backoff (23 s of sleeping) on every count before LiteLLM
+# falls back to tiktoken; offline, it falls back at once. Subprocesses (CLI, docs pages) inherit it.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from agentroute.testing import no_network
 

@@ -32,6 +32,9 @@ _LAZY = {
     "load_learned": "agentroute.policies.learned",
     "PheromonePolicy": "agentroute.policies.pheromone",
     "WithDeadline": "agentroute.policies.deadline",
+    "TargetSpend": "agentroute.policies.target",
+    "TargetShare": "agentroute.policies.target",
+    "calibrate": "agentroute.policies.calibration",
     "PreferencePolicy": "agentroute.policies.preference",
 }
 
@@ -69,10 +72,13 @@ __all__ = [
     "Rule",
     "RulePolicy",
     "Strongest",
+    "TargetShare",
+    "TargetSpend",
     "TextRouter",
     "ThompsonPolicy",
     "When",
     "WithDeadline",
+    "calibrate",
     "load_learned",
     "load_policy",
     "make_router",

@@ -1,8 +1,8 @@
 """One save format for every policy: a JSON card plus a ``.npz`` of plain arrays, behind one :func:`load_policy`.
 
-A card names its ``family`` (``baseline``, ``cascade``, ``deadline``, ``rules``, ``preference``, ``predictive``,
-``bandit``, ``learned``, ``pheromone``, ``memory``) and ``kind``; :func:`load_policy` imports the module that holds
-that family (and nothing else) and hands the card to the class registered for the kind. Arrays load with
+A card names its ``family`` (``baseline``, ``cascade``, ``deadline``, ``target``, ``rules``, ``preference``,
+``predictive``, ``bandit``, ``learned``, ``pheromone``, ``memory``) and ``kind``; :func:`load_policy` imports the module
+that holds that family (and nothing else) and hands the card to the class registered for the kind. Arrays load with
 ``allow_pickle=False``; nothing is pickled anywhere. Cost weights on a card are per USD (``"cost_unit": "usd"``).
 
 Files are untrusted input: the card and the arrays are read with a size bound, every field is read through
@@ -46,6 +46,7 @@ FAMILIES: dict[str, str] = {
     "baseline": "agentroute.policies.baselines",
     "cascade": "agentroute.policies.cascade",
     "deadline": "agentroute.policies.deadline",
+    "target": "agentroute.policies.target",
     "preference": "agentroute.policies.preference",
     "rules": "agentroute.policies.rules",
     "predictive": "agentroute.policies.predictive",

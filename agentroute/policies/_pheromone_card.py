@@ -12,6 +12,7 @@ from agentroute.errors import ConfigError
 from agentroute.policies._card import Card, py_rng_from, py_rng_state
 from agentroute.policies._pheromone_intent import IntentModel
 from agentroute.policies._pheromone_math import SIGNALS
+from agentroute.policies._pheromone_prior import ESTIMATES
 from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable, parse_snapshot
 from agentroute.routing import TaskOutcome
 
@@ -45,7 +46,16 @@ def colony_from_card(cls: type[Colony], card: Card, *, store: str | PheromoneTab
               gate=config.num("gate", None, lo=0.0, hi=1.0), buffer_size=config.whole("buffer_size", lo=1),
               batch_size=config.whole("batch_size", lo=1), asynchronous=config.flag("asynchronous"),
               namespace=config.text("namespace"), record_events=config.flag("record_events"),
-              seed=config.whole("seed", None, lo=-(2**63), hi=2**63))
+              seed=config.whole("seed", None, lo=-(2**63), hi=2**63),
+              # a card saved before the pooled estimate existed keeps reading its levels as it did
+              estimate=config.text("estimate", "level", choices=ESTIMATES),
+              optimism=config.num("optimism", 0.5, lo=0.0, hi=10.0),
+              eliminate=config.num("eliminate", None, lo=0.0, hi=10.0),
+              pool=config.num("pool", 4.0, lo=0.0, hi=1e6),
+              prior_weight=config.num("prior_weight", 3.0, lo=0.0, hi=1e6),
+              min_visits=config.num("min_visits", 3.0, lo=0.0, hi=1e6),
+              price_prior=config.flag("price_prior", True),
+              descriptors={k: config.obj("descriptors").obj(k).raw() for k in config.obj("descriptors", {})})
     if cost_weight is not None:
         kw["cost_weight"] = cost_weight
     if asynchronous is not None:

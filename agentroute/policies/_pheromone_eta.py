@@ -28,12 +28,15 @@ class CandInfo:
     point and previous choice, the fused pheromone and selection probabilities (filled by the policy).
     """
 
-    __slots__ = ("ability", "cost_min", "costs", "fused", "ids", "latency", "log_ability", "static",
-                 "static_key")
+    __slots__ = ("ability", "cost_min", "costs", "descriptors", "fused", "ids", "latency", "log_ability", "priors",
+                 "raw_costs", "static", "static_key")
 
-    def __init__(self, cands: tuple[Any, ...]) -> None:
+    def __init__(self, cands: tuple[Any, ...], extra: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.ids: list[str] = [c.id for c in cands]
-        ab = [ability_of(c.descriptor) for c in cands]
+        # descriptors given to the policy by option id, under the candidate's own (which win)
+        self.descriptors: list[Mapping[str, Any]] = [
+            {**dict((extra or {}).get(c.id) or {}), **dict(c.descriptor or {})} for c in cands]
+        ab = [ability_of(d) for d in self.descriptors]
         known = [a for a in ab if a is not None]
         self.ability: list[float] | None = None
         self.log_ability: list[float] | None = None
@@ -42,6 +45,7 @@ class CandInfo:
             self.ability = [1.0 if a is None else max(a / top, 0.05) for a in ab]
             self.log_ability = [math.log(a) for a in self.ability]
         raw = [None if c.cost_estimate is None else float(c.cost_estimate) for c in cands]
+        self.raw_costs: list[float | None] = raw
         known_c = [c for c in raw if c is not None]
         self.costs: list[float] | None = None
         self.cost_min = 0.0
@@ -54,6 +58,8 @@ class CandInfo:
         self.static_key: tuple[float, float, int] | None = None
         self.static: tuple[dict[str, list[float]], list[float] | None] = ({}, None)
         self.fused: dict[Any, Any] = {}
+        self.priors: tuple[tuple[float, float], Any] | None = None
+        """The pooled estimate's priors and the ``(λ, scale)`` they were computed at."""
 
 
 def static_eta(

@@ -32,6 +32,8 @@ from agentroute.routing import Candidate, Decision, GraphSpec, Observation, Poli
 if TYPE_CHECKING:
     from agentroute.data.table import RoutingTable
 
+_CARD_KEYS = ("data", "metrics", "featurizer_version", "created", "calibration")
+"""What a router's ``card`` dict carries onto its saved card (``calibration``: :func:`calibrate`)."""
 DEFAULT_COST_UNITS = 0.1
 """The default λ: 0.1 per cost unit of the training table (stored per USD: ``0.1 / cost_scale``)."""
 
@@ -268,7 +270,7 @@ class TableRouter(PolicyBase):
         self._check()
         assert self.cost_model is not None
         card = {
-            **{k: v for k, v in self.card.items() if k in ("data", "metrics", "featurizer_version", "created")},
+            **{k: v for k, v in self.card.items() if k in _CARD_KEYS},
             "options": list(self.options),
             "cost_unit": "usd",
             "cost_weight": self.cost_weight,
@@ -298,7 +300,7 @@ class TableRouter(PolicyBase):
         r.options = card.texts("options", unique=True, nonempty=True)
         r.cost_scale = card.num("cost_scale", lo=1e-300)
         r.cost_model = CostModel(arrays.get("cost_coef", shape=(len(r.options), 2), dtype=np.float64))
-        r.card = {k: card[k] for k in ("data", "metrics", "featurizer_version", "created") if k in card}
+        r.card = {k: card[k] for k in _CARD_KEYS if k in card}
         r._restore(arrays, card.obj("params", Card({}, card.source, "params.")))
         return r
 

@@ -197,6 +197,45 @@ class RewardModel:
                    arrays.get("theta_c", ndim=2), (float(base[0]), float(base[1])), arrays.get("counts", ndim=1))
 
 
+def target_values(model: RewardModel, x: np.ndarray, pair_row: np.ndarray, pair_key: Sequence[str],
+                  pair_p: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quality and cost to come under a target at each of ``rows`` decisions: ``Σ_a π(a|s)·q̂(s, a)``.
+
+    Pair ``k`` is option key ``pair_key[k]`` offered at row ``pair_row[k]`` (features ``x[pair_row[k]]``), taken by
+    the target with probability ``pair_p[k]``.
+    """
+    pq, pc = model.predict(x[pair_row], pair_key)
+    vq = np.bincount(pair_row, weights=pair_p * pq, minlength=rows)
+    vc = np.bincount(pair_row, weights=pair_p * pc, minlength=rows)
+    return vq, vc
+
+
+def fitted_q(x: np.ndarray, keys: Sequence[str], start: tuple[np.ndarray, np.ndarray],
+             own: tuple[np.ndarray, np.ndarray], nxt: np.ndarray, pairs: tuple[np.ndarray, Sequence[str], np.ndarray],
+             train: np.ndarray, *, passes: int, alpha: float = 1.0) -> RewardModel:
+    """Fitted Q evaluation of a target policy on logged decisions (rows ``train`` only).
+
+    The first fit regresses ``start`` (the quality and cost to come the log saw: the logging policy's continuation);
+    each of ``passes`` more replaces a row's continuation by its ``own`` quality and cost plus the model's value
+    under the target at the task's next decision (row ``nxt[j]``, ``-1`` for none; ``pairs`` as in
+    :func:`target_values`). After as many passes as a task has decisions after its first, ``q̂(s, a)`` estimates
+    the reward to come when the target acts from then on.
+    """
+    tk = [keys[j] for j in train]
+    model = RewardModel.fit(x[train], tk, start[0][train], start[1][train], alpha=alpha)
+    has_next = train[nxt[train] >= 0]
+    pair_row, pair_key, pair_p = pairs
+    sel = np.isin(pair_row, nxt[has_next])
+    keys_sel = [k for k, s in zip(pair_key, sel, strict=True) if s]
+    for _ in range(passes):
+        vq, vc = target_values(model, x, pair_row[sel], keys_sel, pair_p[sel], len(x))
+        tq, tc = own[0].copy(), own[1].copy()
+        tq[has_next] += vq[nxt[has_next]]
+        tc[has_next] += vc[nxt[has_next]]
+        model = RewardModel.fit(x[train], tk, tq[train], tc[train], alpha=alpha)
+    return model
+
+
 @register("logged", "q-linear")
 class LoggedQPolicy(PolicyBase):
     """Greedy on a :class:`RewardModel` fitted from logs: the offered option with the best ``q̂ − λ·ĉ``.
@@ -264,4 +303,4 @@ class LoggedQPolicy(PolicyBase):
                    name=card.text("policy_name", "logged:q-linear"), meta=None if meta is None else meta.raw())
 
 
-__all__ = ["LoggedQPolicy", "ObsFeatures", "RewardModel"]
+__all__ = ["LoggedQPolicy", "ObsFeatures", "RewardModel", "fitted_q", "target_values"]

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from agentroute.errors import ConfigError
 from agentroute.policies._card import Arrays, Card, register
+from agentroute.policies._pheromone_credit import MAX_TASKS, ColonyCredit
 from agentroute.policies._pheromone_eta import DEFAULT_ETA, ETA_TERMS, CandInfo, eta_terms, load_eta, static_eta
 from agentroute.policies._pheromone_intent import IntentModel
 from agentroute.policies._pheromone_math import (
@@ -44,7 +44,6 @@ from agentroute.policies._pheromone_math import (
     Evidence,
     Fused,
     Path,
-    Step,
     draw,
     mix,
     ratio,
@@ -52,12 +51,11 @@ from agentroute.policies._pheromone_math import (
     utility,
 )
 from agentroute.policies._pheromone_open import open_table
+from agentroute.policies._pheromone_prior import ESTIMATES, MANY_OPTIONS, Priors, estimate, priors
 from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable
 from agentroute.policies._pheromone_warmup import warm_snapshot
 from agentroute.policies._pheromone_worker import Gate, PheromoneUpdate, QualityGate, UpdateWorker
-from agentroute.routing import Decision, Feedback, Observation, PolicyBase, TaskOutcome
-
-_MAX_TASKS = 50_000
+from agentroute.routing import Decision, Observation, PolicyBase
 
 
 def _num(name: str, v: Any, *, lo: float, hi: float = math.inf, open_lo: bool = False) -> float:
@@ -71,7 +69,7 @@ def _num(name: str, v: Any, *, lo: float, hi: float = math.inf, open_lo: bool = 
 
 
 @register("pheromone", "colony")
-class PheromonePolicy(PolicyBase):
+class PheromonePolicy(ColonyCredit, PolicyBase):
     """The ant-colony router.
 
     Parameters (all validated; defaults tuned on RouterBench replays):
@@ -146,6 +144,14 @@ class PheromonePolicy(PolicyBase):
         record_events: bool = True,
         refresh_s: float = 2.0,
         seed: int | None = None,
+        estimate: str = "auto",
+        optimism: float = 0.5,
+        eliminate: float | None = 2.5,
+        pool: float = 4.0,
+        prior_weight: float = 3.0,
+        min_visits: float = 3.0,
+        price_prior: bool = True,
+        descriptors: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.alpha = _num("alpha", alpha, lo=0.0, hi=50.0)
         self.beta = _num("beta", beta, lo=0.0, hi=50.0)
@@ -160,6 +166,21 @@ class PheromonePolicy(PolicyBase):
         """The colony's cost unit in USD (``cost_span`` and ``cost_epsilon`` are in it)."""
         self.cost_epsilon = _num("cost_epsilon", cost_epsilon, lo=0.0, open_lo=True)
         self.cost_span = _num("cost_span", cost_span, lo=0.0, hi=1e6)
+        if estimate not in ESTIMATES:
+            raise ConfigError(f"PheromonePolicy: estimate must be one of {ESTIMATES}, got {estimate!r}",
+                              name="estimate")
+        self.estimate = estimate
+        self.optimism = _num("optimism", optimism, lo=0.0, hi=10.0)
+        self.eliminate = None if eliminate is None else _num("eliminate", eliminate, lo=0.0, hi=10.0, open_lo=True)
+        self.pool = _num("pool", pool, lo=0.0, hi=1e6)
+        self.prior_weight = _num("prior_weight", prior_weight, lo=0.0, hi=1e6, open_lo=True)
+        self.min_visits = _num("min_visits", min_visits, lo=0.0, hi=1e6)
+        self.price_prior = bool(price_prior)
+        if descriptors is not None and not (isinstance(descriptors, Mapping) and all(
+                isinstance(k, str) and isinstance(v, Mapping) for k, v in descriptors.items())):
+            raise ConfigError("PheromonePolicy: descriptors must map option ids to descriptor mappings",
+                              name="descriptors", hint='e.g. {"gpt-4o": {"ability": 0.8}}')
+        self.descriptors = {k: dict(v) for k, v in (descriptors or {}).items()}
         weights = {**DEFAULT_ETA, **(eta or {})}  # the terms you name replace the defaults; 0 switches one off
         unknown = sorted(set(weights) - set(ETA_TERMS))
         if unknown:
@@ -187,6 +208,9 @@ class PheromonePolicy(PolicyBase):
             "custom": [k for k, v in (("signal", signal), ("gate", gate)) if callable(v)],
             "buffer_size": buffer_size, "batch_size": batch_size, "asynchronous": bool(asynchronous),
             "namespace": namespace, "record_events": record_events, "refresh_s": refresh_s, "seed": seed,
+            "estimate": estimate, "optimism": self.optimism, "eliminate": self.eliminate, "pool": self.pool,
+            "prior_weight": self.prior_weight, "min_visits": self.min_visits,
+            "price_prior": self.price_prior, "descriptors": self.descriptors,
         }
         rule: PheromoneParams | None
         if params == "stored":
@@ -226,6 +250,7 @@ class PheromonePolicy(PolicyBase):
         self._inflight: dict[str, int] = {}
         self._latency: dict[str, float] = {}
         self._lat_version = 0
+        self._priors: dict[tuple[Any, ...], Priors] = {}
 
     # ------------------------------------------------------------------ intent
 
@@ -239,7 +264,7 @@ class PheromonePolicy(PolicyBase):
         if hit is not None and hit[0] is task.intent:
             return hit[1]
         res = self._intern(self.intent.weights(task.text, category=task.category, intent=task.intent))
-        if len(self._wcache) >= _MAX_TASKS:
+        if len(self._wcache) >= MAX_TASKS:
             self._wcache.clear()
         self._wcache[task.id] = (task.intent, res)
         return res
@@ -248,7 +273,7 @@ class PheromonePolicy(PolicyBase):
         key = tuple(res[0].items())
         w = self._mixtures.get(key)
         if w is None:
-            if len(self._mixtures) >= _MAX_TASKS:
+            if len(self._mixtures) >= MAX_TASKS:
                 self._mixtures.clear()
             w = self._mixtures[key] = res[0]
         return w, res[1]
@@ -276,7 +301,7 @@ class PheromonePolicy(PolicyBase):
         hit = self._cands
         if hit is not None and hit[0] is cands:
             return hit[1]
-        info = CandInfo(cands)
+        info = CandInfo(cands, self.descriptors)
         self._cands = (cands, info)
         return info
 
@@ -303,7 +328,7 @@ class PheromonePolicy(PolicyBase):
         static = static_eta(info, self.eta, lam, scale, self._latency, self._lat_version) if self.beta else NO_ETA
         ent = info.fused.get((id(w), point, prev))
         if ent is None or ent.version != self.table.version or ent.static is not static or ent.w is not w:
-            ent = self._fuse(info, w, point, prev, static)
+            ent = self._fuse(info, w, point, prev, static, lam, scale)
         load = None
         if self._inflight and self._load_w > 0:
             load = load_eta(info, self._inflight)
@@ -355,7 +380,7 @@ class PheromonePolicy(PolicyBase):
 
     def _fuse(
         self, info: CandInfo, w: dict[str, float], point: str, prev: str,
-        static: tuple[dict[str, list[float]], list[float] | None],
+        static: tuple[dict[str, list[float]], list[float] | None], lam: float = 0.0, scale: float = 1.0,
     ) -> Fused:
         """Fuse the specialists for one mixture at one point (after ``prev``) and cache P (without load).
 
@@ -366,6 +391,8 @@ class PheromonePolicy(PolicyBase):
         version = table.version  # read before the levels: a write meanwhile leaves a stale version, not stale data
         ids = info.ids
         n = len(ids)
+        if self.estimate == "pooled" or (self.estimate == "auto" and n >= MANY_OPTIONS):
+            return self._fuse_pooled(info, w, point, prev, static, lam, scale, version)
         t0 = self.params.initial
         kappa = self.transition_weight if prev else 0.0
         levels, bonus = table.levels, table.bonus
@@ -400,6 +427,46 @@ class PheromonePolicy(PolicyBase):
             score = [alpha * log(x) + beta * e for x, e in zip(tau, log_static, strict=True)]
         else:
             score = [alpha * log(x) for x in tau]
+        return self._cache_fused(info, w, point, prev, static, version, tau, unc, score)
+
+    def _fuse_pooled(
+        self, info: CandInfo, w: dict[str, float], point: str, prev: str,
+        static: tuple[dict[str, list[float]], list[float] | None], lam: float, scale: float, version: int,
+    ) -> Fused:
+        """The many-option fusion (:mod:`agentroute.policies._pheromone_prior`).
+
+        τ is the optimistic pooled level ``u_j`` (prior, ceiling, pooling and the optimism width replace the
+        ``ability``, ``price`` and ``uncertainty`` η terms, which would count them twice); ``latency`` stays; a
+        dominated option's score is −∞ (probability 0).
+        """
+        hit = info.priors
+        if hit is None or hit[0] != (lam, scale):
+            # an equal candidate set (a driver that builds new tuples per decision) shares its priors
+            key = (tuple(info.ids), tuple(info.raw_costs), tuple(info.ability or ()), lam, scale)
+            pri = self._priors.get(key)
+            if pri is None:
+                if len(self._priors) >= MAX_FUSED:
+                    self._priors.clear()
+                pri = self._priors[key] = priors(info.ids, info.raw_costs, info.descriptors, self._signal,
+                                                 self.params, lam, scale, self.prior_weight)
+            info.priors = hit = ((lam, scale), pri)
+        est = estimate(self.table, self.intent.task_types, w, point, prev,
+                       self.transition_weight if prev else 0.0, info.ids, hit[1], optimism=self.optimism,
+                       pool=self.pool, eliminate=self.eliminate, min_visits=self.min_visits,
+                       curve=self.price_prior)
+        alpha, log = self.alpha, math.log
+        lat = static[0].get("latency") if self.beta > 0 else None
+        bl = self.beta * self.eta["latency"]
+        score = [-math.inf if out else alpha * log(x) + (bl * log(lat[j]) if lat is not None else 0.0)
+                 for j, (x, out) in enumerate(zip(est.level, est.eliminated, strict=True))]
+        return self._cache_fused(info, w, point, prev, static, version, est.level, None, score)
+
+    def _cache_fused(
+        self, info: CandInfo, w: dict[str, float], point: str, prev: str,
+        static: tuple[dict[str, list[float]], list[float] | None], version: int, tau: list[float],
+        unc: list[float] | None, score: list[float],
+    ) -> Fused:
+        ids = info.ids
         p, best = softmax(score)
         q1 = 1.0 - self.exploit
         probs = {cid: q1 * x for cid, x in zip(ids, p, strict=True)}
@@ -410,120 +477,6 @@ class PheromonePolicy(PolicyBase):
             cache.clear()
         cache[(id(w), point, prev)] = ent  # the entry holds w, so its id cannot be reused while it is cached
         return ent
-
-    def _remember(self, tid: str, point: str, cid: str, prev: str, w: dict[str, float], lam: float,
-                  sc: float) -> None:
-        paths = self._paths
-        path = paths.get(tid)
-        if path is None:
-            if len(paths) >= _MAX_TASKS:  # tasks whose end never came: forget the oldest
-                self._release(paths.pop(next(iter(paths))).steps)
-            path = paths[tid] = Path([])
-        path.steps.append(Step(point, prev, cid, w, lam, sc))
-        inflight = self._inflight
-        inflight[cid] = inflight.get(cid, 0) + 1
-
-    def _release(self, steps: Iterable[Step]) -> None:
-        for s in steps:
-            if not s.fed:
-                s.fed = True
-                n = self._inflight.get(s.option, 0) - 1
-                if n > 0:
-                    self._inflight[s.option] = n
-                else:
-                    self._inflight.pop(s.option, None)
-
-    # ------------------------------------------------------------------ learning
-
-    def feedback(self, fb: Feedback) -> None:
-        """Queue the decision's outcome (never blocks). Without a quality it waits for :meth:`end_task`."""
-        obs, chosen = fb.observation, fb.decision.chosen
-        path = self._paths.get(obs.task.id)
-        steps = path.steps if path is not None else []
-        step = next((s for s in reversed(steps) if s.point == obs.point and s.option == chosen and not s.fed), None)
-        if step is None:  # a decision this process did not make (e.g. replayed records): learn it all the same
-            w, _ = self.task_weights(obs)
-            prev = f"{obs.history[-1][0]}={obs.history[-1][1]}" if obs.history else ""
-            step = Step(obs.point, prev, chosen, w, *self._lam_scale(obs.extra or {}))
-        else:
-            self._release([step])
-        cost = fb.cost_usd
-        if cost is None:
-            cand = obs.candidate(chosen)
-            cost = cand.cost_estimate if cand is not None else None
-        step.cost = None if cost is None else float(cost)
-        if path is not None and step.cost is not None:
-            path.cost += step.cost
-        if fb.latency and fb.latency > 0:
-            old = self._latency.get(chosen)
-            new = fb.latency if old is None else 0.8 * old + 0.2 * fb.latency
-            if old is None or abs(new - old) > 0.02 * old:  # η-latency is refreshed when a latency moved > 2%
-                self._latency[chosen] = new
-                self._lat_version += 1
-        quality = fb.quality if fb.ok else 0.0
-        if quality is None:
-            return
-        step.credited = True
-        if path is not None and step in steps:
-            steps.remove(step)  # credited: the path keeps only what end_task may still credit
-        self._submit(obs.task.id, step, quality, step.cost, ok=fb.ok, kind="step")
-
-    def end_task(self, task_id: str, quality: float, cost: float | None = None, *, ok: bool = True) -> int:
-        """Deposit a task-level outcome along every decision of the task not yet credited; return how many.
-
-        ``cost`` is the task's total USD (default: the sum of its decisions' costs).
-        """
-        path = self._paths.pop(task_id, None)
-        if path is None:
-            return 0
-        self._release(path.steps)
-        total = path.cost if cost is None else float(cost)
-        n = 0
-        for s in path.steps:
-            if not s.credited:
-                s.credited = True
-                self._submit(task_id, s, float(quality), total, ok=ok, kind="path")
-                n += 1
-        return n
-
-    def on_task_end(self, outcome: TaskOutcome) -> None:
-        """Credit the task's path with its outcome (the runtime calls this once per task).
-
-        A task without a quality only releases its path; a task that raised counts as a failure (its path
-        evaporates, nothing is deposited).
-        """
-        cost = None if outcome.cost_usd is None else float(outcome.cost_usd)
-        if not outcome.ok:
-            self.end_task(outcome.task_id, 0.0, cost, ok=False)
-        elif outcome.quality is not None:
-            self.end_task(outcome.task_id, float(outcome.quality), cost)
-        else:
-            self.forget_task(outcome.task_id)
-
-    def task_hook(self) -> Any:
-        """Deprecated: a run hook forwarding each finished task to :meth:`on_task_end`.
-
-        The runtime now calls ``policy.on_task_end`` itself; this alias stays for one release.
-        """
-        from agentroute.policies._pheromone_card import TaskEndHook
-
-        warnings.warn("PheromonePolicy.task_hook() is deprecated: the runtime calls policy.on_task_end itself",
-                      DeprecationWarning, stacklevel=2)
-        return TaskEndHook(self)
-
-    def forget_task(self, task_id: str) -> None:
-        """Drop a task's pending path without learning from it (its outcome will never be known)."""
-        path = self._paths.pop(task_id, None)
-        if path is not None:
-            self._release(path.steps)
-
-    def _submit(self, task_id: str, s: Step, quality: float, cost: float | None, *, ok: bool, kind: str) -> None:
-        u = PheromoneUpdate(task_id, s.point, s.option, s.weights, quality, cost, s.prev, s.cost_weight,
-                            s.cost_scale, ok, kind)
-        if self.asynchronous:
-            self.worker.submit(u)
-        else:
-            self.worker.process([u])
 
     # ------------------------------------------------------------------ warm-up, control
 

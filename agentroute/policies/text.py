@@ -7,10 +7,11 @@ the training queries a column of its own, no hashing) and predicts every option'
   (one ``n × n`` Gram of the training queries, computed sparse, serves every penalty and every fold);
 * ``p(c)``: the per-category prior of :mod:`~agentroute.policies.prior` (``shrink`` pseudo-queries toward the
   option's mean);
-* the stack ``q̂ = w · t(x) + (1 − w) · p(c)`` for a known category; ``t(x)`` alone for a new one (a category prior
-  knows nothing about it, the text does); then a per-option affine **calibration** ``a_o + b_o · q̂`` fitted by least
-  squares on the out-of-fold predictions (ridge shrinks its estimates toward the mean; routing compares them with
-  prices, so their scale matters).
+* the stack ``q̂ = w · t(x) + (1 − w) · p(c)`` for a known category; for a new one the text alone, ``t'(x)``, a
+  ridge with the penalty ``alpha_new`` that served the text alone best in the cross-validation (a category prior
+  knows nothing about a new category, the text does); then a per-option affine **calibration** ``a_o + b_o · q̂``
+  fitted by least squares on the out-of-fold predictions (ridge shrinks its estimates toward the mean; routing
+  compares them with prices, so their scale matters).
 
 ``alpha``, ``shrink`` and ``w`` are chosen by K-fold cross-validation **inside the training table** on the routing
 objective (out-of-fold AIQ, then the lowest squared error among the settings within noise of the best, as
@@ -114,6 +115,9 @@ class TextRouter(TableRouter):
         self.overall = np.zeros(0)
         self.w = np.zeros((0, 0))
         self.b = np.zeros(0)
+        self.alpha_new: float | None = None
+        self.w_new = np.zeros((0, 0))
+        self.b_new = np.zeros(0)
         self.cal = np.zeros((0, 2))
         self._oof: np.ndarray | None = None
 
@@ -168,8 +172,11 @@ class TextRouter(TableRouter):
                 for w in weights:
                     q = np.clip(self._stack(t_oof[a], p_oof[s], known, w), 0.0, 1.0)
                     scores[(a, s, w)] = (routed_aiq(self, table, q, c_hat), float(np.mean((q - y) ** 2)))
-        best = select_best(scores, aiq_tolerance(y))
+        tol = aiq_tolerance(y)
+        best = select_best(scores, tol)
         self.alpha, self.shrink, self.weight = best
+        text_only = {a: scores[(a, shrinks[0], 1.0)] for a in alphas} if 1.0 in weights else {}
+        self.alpha_new = select_best(text_only, tol) if text_only else self.alpha
         self._oof = self._stack(t_oof[best[0]], p_oof[best[1]], known, best[2])
         return {"cv_folds": self.folds, "cv_best_aiq": scores[best][0], "cv_best_mse": scores[best][1],
                 "cv_text_only_aiq": max(v[0] for (a, s, w), v in scores.items() if w == 1.0) if 1.0 in weights
@@ -184,10 +191,13 @@ class TextRouter(TableRouter):
         metrics = self._select(k, table) if None in (self.alpha, self.shrink, self.weight) else {}
         assert self.alpha is not None and self.shrink is not None and self.weight is not None
         rows = np.arange(len(y))
-        (dual,) = _dual(_centered(k, rows, rows), y, [self.alpha])
+        if self.alpha_new is None:
+            self.alpha_new = self.alpha
+        duals = _dual(_centered(k, rows, rows), y, [self.alpha, self.alpha_new])
         mu = xs.col_sums() / len(y)
-        self.w = xs.tdot(dual) - np.outer(mu, dual.sum(axis=0))
-        self.b = y.mean(axis=0) - mu @ self.w
+        (self.w, self.b), (self.w_new, self.b_new) = [
+            (w, y.mean(axis=0) - mu @ w) for w in (xs.tdot(d) - np.outer(mu, d.sum(axis=0)) for d in duals)
+        ]
         self.categories, self.prior, self.overall = category_prior(list(table.categories), y, self.shrink)
         self.cal = np.tile([0.0, 1.0], (y.shape[1], 1))
         oof = self._oof
@@ -198,8 +208,8 @@ class TextRouter(TableRouter):
                 if sol[1] > 0:  # a calibration that reverses the ranking is noise: keep the identity
                     self.cal[j] = sol
         self._oof = None
-        return {**metrics, "alpha": self.alpha, "shrink": self.shrink, "weight": self.weight,
-                "n_terms": feats.n_terms, "calibration": self.cal.round(4).tolist()}
+        return {**metrics, "alpha": self.alpha, "alpha_new": self.alpha_new, "shrink": self.shrink,
+                "weight": self.weight, "n_terms": feats.n_terms, "calibration": self.cal.round(4).tolist()}
 
     # ------------------------------------------------------------------ prediction
 
@@ -211,10 +221,10 @@ class TextRouter(TableRouter):
         self, x: np.ndarray, texts: Sequence[str], categories: Sequence[str | None] | None = None
     ) -> np.ndarray:
         xs: SparseRows = self._tfidf().transform_sparse(texts)
-        t = xs.dot(self.w) + self.b
         cats: Sequence[str | None] = list(categories) if categories is not None else [None] * len(texts)
         index = set(self.categories)
         known = np.asarray([c is not None and str(c) in index for c in cats], dtype=bool)
+        t = np.where(known[:, None], xs.dot(self.w) + self.b, xs.dot(self.w_new) + self.b_new)
         p = lookup(self.categories, self.prior, self.overall, cats)
         q = self._stack(t, p, known, float(self.weight if self.weight is not None else 1.0))
         out: np.ndarray = self.cal[:, 0] + self.cal[:, 1] * q
@@ -223,17 +233,19 @@ class TextRouter(TableRouter):
     # ------------------------------------------------------------------ persistence
 
     def _params(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "shrink": self.shrink, "weight": self.weight, "folds": self.folds,
-                "calibrate": self.calibrate, "categories": self.categories}
+        return {"alpha": self.alpha, "alpha_new": self.alpha_new, "shrink": self.shrink, "weight": self.weight,
+                "folds": self.folds, "calibrate": self.calibrate, "categories": self.categories}
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"w": self.w.astype(np.float32), "b": self.b, "prior": self.prior, "overall": self.overall,
+        return {"w": self.w.astype(np.float32), "b": self.b, "w_new": self.w_new.astype(np.float32),
+                "b_new": self.b_new, "prior": self.prior, "overall": self.overall,
                 "cal": self.cal}
 
     def _restore(self, arrays: Arrays, params: Card) -> None:
         if not isinstance(self.featurizer, TfidfFeaturizer):
             raise params.error("alpha", "a text router needs a tfidf featurizer in its card")
         self.alpha = params.num("alpha", lo=0.0)
+        self.alpha_new = params.num("alpha_new", lo=0.0)
         self.shrink = params.num("shrink", lo=0.0)
         self.weight = params.num("weight", lo=0.0, hi=1.0)
         self.folds = params.whole("folds", lo=2)
@@ -242,6 +254,8 @@ class TextRouter(TableRouter):
         k = len(self.options)
         self.w = arrays.get("w", shape=(self.featurizer.n_terms, k), dtype=np.float64)
         self.b = arrays.get("b", shape=(k,), dtype=np.float64)
+        self.w_new = arrays.get("w_new", shape=(self.featurizer.n_terms, k), dtype=np.float64)
+        self.b_new = arrays.get("b_new", shape=(k,), dtype=np.float64)
         self.prior = arrays.get("prior", shape=(len(self.categories), k), dtype=np.float64)
         self.overall = arrays.get("overall", shape=(k,), dtype=np.float64)
         self.cal = arrays.get("cal", shape=(k, 2), dtype=np.float64)

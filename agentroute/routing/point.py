@@ -271,7 +271,7 @@ class Choice:
         spent_tokens = self.tokens if tokens is None else tokens
         r = self._router
         rec = r.write(self, spent_usd, spent_tokens, quality) if r.records_on else None
-        if feedback and r.learn and r.policy is not None and not self.forced:
+        if feedback and r.learn and r.policy is not None and r.policy.learns and not self.forced:
             lat = time.monotonic() - self.started if latency is None else latency
             r.policy.feedback(Feedback(self.observation, self.decision, spent_usd, spent_tokens, lat, quality, ok,
                                        error))

@@ -139,14 +139,20 @@ def test_agent_returning_a_non_dict_is_a_config_error():
         g.compile(policy=ar.policies.Cheapest()).run({})
 
 
-def test_batch_with_a_shared_budget_never_overdraws():
+@pytest.mark.parametrize("concurrency", [10, 2])
+def test_batch_with_a_shared_budget_never_overdraws(concurrency):
     app = two_agent_graph().compile(policy=ar.policies.Strongest(), provider=ar.providers.Simulated())
     team = ar.SharedBudget(ar.Budget(usd="0.02"), per_task=ar.Budget(steps=3))
-    results = app.batch([{"question": f"question {i}"} for i in range(30)], budget=team, concurrency=10)
+    results = app.batch([{"question": f"question {i}"} for i in range(30)], budget=team, concurrency=concurrency)
     assert len(results) == 30
     assert team.spent.usd <= Decimal("0.02") and team.ledger.reserved.usd == 0
     assert sum(r.spent.usd for r in results) == team.spent.usd
-    assert any(r.truncated for r in results) and any(r.completed for r in results)
+    assert any(r.truncated for r in results)  # 30 tasks on the strongest tier want far more than $0.02
+    if concurrency == 2:
+        # With one other task in flight, at most one triage reservation ($0.0052) is held against the first expert
+        # step ($0.0036), so some task completes. With 10 in flight their triage reservations can starve every
+        # expert step, and then no task completes (3 runs in 60 on a loaded machine): a valid outcome, not asserted.
+        assert any(r.completed for r in results)
 
 
 def test_random_policy_probabilities_and_reproducibility():

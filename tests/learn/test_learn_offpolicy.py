@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentroute import Budget, policies, providers
-from agentroute._offpolicy import sequential_estimates
+from agentroute._offpolicy import dr_within_variance, sequential_estimates
+from agentroute.cli import main
 from agentroute.errors import ConfigError
 from agentroute.examples import support_graph, support_rules, support_tasks
 from agentroute.offpolicy import evaluate_logged, fit_logged, records_of
@@ -74,6 +78,38 @@ def test_bad_arrays_are_refused():
         sequential_estimates(np.zeros((2, 1)), np.zeros((2, 2)), np.ones((2, 1), dtype=bool))
     with pytest.raises(ConfigError, match="clip"):
         sequential_estimates(np.zeros((2, 1)), np.ones((2, 1)), np.ones((2, 1), dtype=bool), clip=0)
+
+
+def test_the_dr_variance_sums_over_every_offered_option_with_its_propensity():
+    # one task: options a (μ .8, target 0, moment 0.3) and b (μ .2, target 1, moment 0.5): 0.8·0²·0.3 + 0.2·5²·0.5
+    args = (np.array([0, 0]), np.array([0.8, 0.2]), np.array([0.0, 1.0]), np.array([0.3, 0.5]))
+    assert dr_within_variance(1, *args, clip=None) == pytest.approx([2.5])
+    assert dr_within_variance(1, *args, clip=2.0) == pytest.approx([0.2 * 2.0**2 * 0.5])
+    # two tasks, a negative moment (a regression's undershoot) counts as 0
+    two = dr_within_variance(2, np.array([0, 1]), np.array([0.5, 0.5]), np.array([1.0, 1.0]), np.array([-1.0, 0.5]))
+    assert two == pytest.approx([0.0, 0.5 * 4 * 0.5])
+
+
+def test_dr_intervals_cover_a_far_deterministic_target_where_the_heavy_weight_is_seldom_logged():
+    # a bandit: on half the tasks the log takes the target's option with probability 0.05 (weight 20); rewards are
+    # Bernoulli; the model knows each option's mean. A bootstrap over tasks seldom sees the weight-20 rows and
+    # under-covers; the variance over every offered option with its known propensity does not.
+    rng = np.random.default_rng(0)
+    n, sims, p_true, truth = 100, 200, np.array([0.3, 0.7]), 0.7
+    hits = {"total variance": 0, "bootstrap": 0}
+    for s in range(sims):
+        mu1 = np.where(rng.random(n) < 0.5, 0.05, 0.9)
+        a = (rng.random(n) < mu1).astype(int)
+        r = (rng.random(n) < p_true[a]).astype(float)[:, None]
+        rho = np.where(a == 1, 1 / mu1, 0.0)[:, None]
+        q, v, mask = p_true[a][:, None], np.full((n, 1), p_true[1]), np.ones((n, 1), dtype=bool)
+        moment = [float(np.mean((r[a == k, 0] - p_true[k]) ** 2)) if (a == k).any() else 0.25 for k in (0, 1)]
+        within = dr_within_variance(n, np.repeat(np.arange(n), 2), np.column_stack([1 - mu1, mu1]).ravel(),
+                                    np.tile([0.0, 1.0], n), np.tile(moment, n), clip=None)
+        for how, extra in (("total variance", within), ("bootstrap", None)):
+            dr = sequential_estimates(r, rho, mask, q, v, clip=None, n_boot=100, seed=s, dr_within=extra)["dr"]
+            hits[how] += dr["ci_low"] <= truth <= dr["ci_high"]
+    assert hits["total variance"] / sims >= 0.93 and hits["bootstrap"] / sims < 0.9, hits
 
 
 # -- the estimate against the truth, on the real runtime (support graph, simulated world) ---------------------------
@@ -154,3 +190,38 @@ def test_an_estimate_resting_on_few_tasks_says_so():
     near = evaluate_logged(logged, support_rules(), cost_weight=LAMBDA, n_boot=50)
     assert far["ess"] < 10 and any("effective sample size" in w for w in far["warnings"])
     assert near["ess"] > 10 and not any("effective sample size" in w for w in near["warnings"])
+
+
+def _export(tmp_path, records, name: str, **override) -> str:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps({**r.to_dict(), **override}) + "\n" for r in records))
+    return str(path)
+
+
+def test_bad_logs_get_one_line_and_exit_2_from_every_logged_command(tmp_path):
+    tasks = support_tasks(8, seed=7)
+    logged = records_of(_run(EpsilonGreedy(support_rules(), 0.3, seed=7), tasks), [t["category"] for t in tasks])
+    empty = _export(tmp_path, [], "empty.jsonl")
+    no_props = _export(tmp_path, logged, "no_props.jsonl", probabilities={})
+    good = _export(tmp_path, logged, "good.jsonl")
+    out = str(tmp_path / "out")
+    cases = {
+        "empty log": (empty, "no decision"),
+        "no propensities": (no_props, "no propensities"),
+    }
+    for what, (src, says) in cases.items():
+        for args in (["eval", "--logged", src, "--policy", "cheapest", "--out", out],
+                     ["fit", "--logged", src, "--policy", "q-linear", "--out", out + ".json"],
+                     ["promote", "--logged", src, "--candidate", "cheapest"]):
+            res = CliRunner().invoke(main, args)
+            lines = [ln for ln in res.output.splitlines() if ln.strip()]
+            assert res.exit_code == 2 and len(lines) == 1 and says in lines[0], (what, args, res.output)
+    # a policy with options the log never offered, or a policy name fit does not know
+    for args, says in ((["eval", "--logged", good, "--policy", "fixed:gpt-9", "--out", out], "gpt-9"),
+                       (["promote", "--logged", good, "--candidate", "fixed:gpt-9"], "gpt-9"),
+                       (["promote", "--logged", good, "--candidate", "cheapest", "--baseline", "fixed:gpt-9"],
+                        "gpt-9"),
+                       (["fit", "--logged", good, "--policy", "knn", "--out", out + ".json"], "--policy knn")):
+        res = CliRunner().invoke(main, args)
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1 and says in lines[0], (args, res.output)

@@ -13,7 +13,7 @@ from agentroute.errors import ConfigError
 from agentroute.evaluation import evaluate
 from agentroute.features import HashingFeaturizer
 from agentroute.policies import load_policy, make_router
-from agentroute.policies.text import TextRouter, _cg
+from agentroute.policies.text import ALPHA_GRID, TextRouter, _cg
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,8 @@ def fitted(split: tuple) -> TextRouter:
 def test_learns_the_topics_from_the_words_and_beats_the_zero_router(fitted: TextRouter, split: tuple) -> None:
     assert isinstance(fitted.featurizer, TfidfFeaturizer)
     m = fitted.card["metrics"]
-    assert m["alpha"] is not None and 0.0 <= m["weight"] <= 1.0 and m["n_terms"] == fitted.featurizer.n_terms
+    assert m["alpha"] in ALPHA_GRID and m["alpha_new"] in ALPHA_GRID and 0.0 <= m["weight"] <= 1.0
+    assert m["n_terms"] == fitted.featurizer.n_terms
     # a new category (None): the text alone must still tell proofs from sums
     q, _ = fitted.predict_outcomes(["prove the lemma by induction", "add the digits plus the total"], [None, None])
     small, large = OPTIONS.index("small"), OPTIONS.index("large")
@@ -68,6 +69,16 @@ def test_fixed_settings_skip_selection_and_the_stack_weights_mix_prior_and_text(
     assert np.abs(q_p[0] - truth).max() < 0.2  # the shrunk category mean, whatever the words
     q_t, _ = text_only.predict_outcomes(["prove the theorem"], ["arith"])
     assert q_t[0, OPTIONS.index("large")] - q_t[0, OPTIONS.index("small")] > 0.4  # the words, whatever the category
+
+
+def test_a_new_category_is_routed_by_the_text_model_chosen_for_the_text_alone(split: tuple) -> None:
+    r = TextRouter(alpha=1.0, shrink=10.0, weight=0.0, calibrate=False).fit(split[0])
+    r.alpha_new = 3.0
+    r.w_new, r.b_new = 2 * r.w, r.b + 0.1  # stand-ins: only the new category may read them
+    q, _ = r.predict_outcomes(["prove the lemma", "prove the lemma"], ["proof", "never-seen"])
+    t = r._tfidf().transform_sparse(["prove the lemma"]).dot(r.w)[0] * 2 + r.b + 0.1
+    assert np.allclose(q[1], np.clip(t, 0, 1))
+    assert np.allclose(q[0], r.prior[r.categories.index("proof")])  # weight 0: the known category's prior alone
 
 
 def test_conjugate_gradients_solve_the_ridge_system() -> None:

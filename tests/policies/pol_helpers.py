@@ -211,6 +211,18 @@ def _deadline() -> Any:
     return WithDeadline(load_policy(REPO / "policies" / "support.yaml"), micros=30_000_000, fallback=Cheapest())
 
 
+def _target(kind: str) -> Callable[[], Any]:
+    def build() -> Any:
+        from agentroute.policies import TargetShare, TargetSpend
+
+        inner = _bandit("linucb")() if kind == "spend" else _fitted("linear")()
+        if kind == "spend":
+            return TargetSpend(inner, usd_per_task=float(TABLE.cost.mean()), warmup=2)
+        return TargetShare(inner, strong_share=0.3, warmup=2)
+
+    return build
+
+
 def _preference() -> Any:
     from agentroute.policies import load_policy
 
@@ -242,6 +254,8 @@ FAMILIES: list[Family] = [
     Family("cascade", _cascade, {"bind", "accept"}, names_options=True),
     Family("preference", _preference, {"bind"}, names_options=True),
     Family("deadline", _deadline, {"bind", "accept", "feedback", "on_task_end"}, names_options=True),
+    Family("target:spend", _target("spend"), {"bind", "accept", "feedback", "on_task_end"}, names_options=True),
+    Family("target:share", _target("share"), {"bind", "accept", "feedback", "on_task_end"}, names_options=True),
     Family("baseline:random", _baseline("random")),
     Family("baseline:cheapest", _baseline("cheapest")),
     Family("baseline:strongest", _baseline("strongest")),

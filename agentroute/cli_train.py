@@ -88,6 +88,18 @@ def _from_scenario(path: str, given: set[str]) -> tuple[dict[str, Any], dict[str
     return merged, opts
 
 
+def _check_bopo(env_id: str, cost_weight: float | None, reward: str, n_envs: int | None) -> None:
+    """``--bopo`` trains on a graph at one λ per USD, with its own reward and one environment."""
+    if env_id != GRAPH:
+        raise click.UsageError(f"--bopo trains in {GRAPH} only (got --env {env_id})")
+    if cost_weight is None:
+        raise click.UsageError("--bopo needs --cost-weight (λ per USD; the boundary reward's λ is derived from it)")
+    if reward != "tradeoff":
+        raise click.UsageError(f"--bopo trains on the boundary reward: drop --reward {reward}")
+    if n_envs not in (None, 1):
+        raise click.UsageError("--bopo trains in one environment: drop --n-envs")
+
+
 def register(main: click.Group) -> None:
     """Add ``train`` to the ``agentroute`` command."""
 
@@ -120,12 +132,16 @@ def register(main: click.Group) -> None:
     @click.option("--reward", type=click.Choice(_REWARDS), default="tradeoff", show_default=True)
     @click.option("--n-envs", type=click.IntRange(min=1), default=None,
                   help="Parallel environments (default 8 for QueryRouting, 1 otherwise).")
+    @click.option("--bopo", is_flag=True,
+                  help="GraphRouting: boundary-guided training (agentroute.bopo.fit_bopo): always-cheapest and "
+                       "always-strongest rollouts per task, a cloned warm start, then PPO on the boundary reward. "
+                       "Needs --cost-weight (λ per USD); --reward does not apply.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     @click.pass_context
     def train(ctx: click.Context, scenario: str | None, env_id: str, algo: str, table: str | None,
               builtin: str | None, split_part: str, graph: str | None, timesteps: int,
               out: str, seed: int, cost_weight: float | None, cost_weight_range: tuple[float, float] | None,
-              reward: str, n_envs: int | None, quiet: bool) -> None:
+              reward: str, n_envs: int | None, bopo: bool, quiet: bool) -> None:
         """Train a routing policy with PPO or MaskablePPO and export it (no pickle; numpy serving)."""
         extra: dict[str, Any] = {}
         if scenario:
@@ -146,6 +162,8 @@ def register(main: click.Group) -> None:
             raise click.UsageError("give --cost-weight or --cost-weight-range, not both")
         if table and builtin:
             raise click.UsageError("give --table or --builtin, not both")
+        if bopo:
+            _check_bopo(env_id, cost_weight, reward, n_envs)
         weights: float | tuple[float, float] | str = "auto"
         if cost_weight is not None:
             weights = cost_weight
@@ -207,8 +225,18 @@ def register(main: click.Group) -> None:
                 kw["table"] = train_part
             elif builtin:
                 kw["builtin"] = builtin
-            policy = fit_env_policy(env_id, env_kwargs=kw, algo=algo, total_timesteps=timesteps, seed=seed, out=out,
-                                    n_envs=n_envs or 1, progress=progress)
+            if bopo:
+                from agentroute.bopo import fit_bopo
+
+                assert cost_weight is not None  # _check_bopo
+                policy = fit_bopo(kw, cost_weight_usd=cost_weight, algo=algo, total_timesteps=timesteps, seed=seed,
+                                  out=out)
+                rep = policy.card["bopo"]
+                click.echo(f"BoPO: {rep['rollouts']} boundary and exploring rollouts, classes {rep['classes']}, "
+                           f"clone accuracy {rep['clone_accuracy']:.2f}, boundary λ {rep['boundary_cost_weight']:.4g}")
+            else:
+                policy = fit_env_policy(env_id, env_kwargs=kw, algo=algo, total_timesteps=timesteps, seed=seed,
+                                        out=out, n_envs=n_envs or 1, progress=progress)
         from agentroute.policies.learned import policy_paths
 
         click.echo(_summary(policy, str(policy_paths(out)[0])))

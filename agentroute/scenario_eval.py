@@ -87,13 +87,16 @@ def _violation(result: Any) -> bool:
                 or (lim.steps is not None and s.steps > lim.steps))
 
 
-def summarize(results: Sequence[Any], cost_weight: float) -> dict[str, Any]:
-    """The figures of one policy's run results at λ ``cost_weight`` (per USD); see the module docstring."""
+def summarize(results: Sequence[Any], cost_weight: float, *, per_task: bool = False) -> dict[str, Any]:
+    """The figures of one policy's run results at λ ``cost_weight`` (per USD); see the module docstring.
+
+    ``per_task`` adds ``rewards``: each task's quality − λ·cost_usd, in task order (for paired confidence intervals).
+    """
     n = max(1, len(results))
     quality = sum(float(r.quality or 0.0) for r in results) / n
     cost = sum(float(r.spent.usd or Decimal(0)) for r in results) / n
     paths = Counter(path_of(r) for r in results)
-    return {
+    out: dict[str, Any] = {
         "quality": quality,
         "cost_usd": cost,
         "reward": quality - cost_weight * cost,
@@ -103,6 +106,9 @@ def summarize(results: Sequence[Any], cost_weight: float) -> dict[str, Any]:
         "paths": {p: c / n for p, c in sorted(paths.items(), key=lambda kv: (-kv[1], kv[0]))},
         "tasks": len(results),
     }
+    if per_task:
+        out["rewards"] = [float(r.quality or 0.0) - cost_weight * float(r.spent.usd or Decimal(0)) for r in results]
+    return out
 
 
 def scenario_env(scenario: Any, **overrides: Any) -> Any:
@@ -163,16 +169,19 @@ _Unit = tuple[str, Any, float, list[float]]
 
 
 def evaluate_env(env: Any, policies: Sequence[Any] | Mapping[str, Any], *, cost_weights: Sequence[float] = (0.0,),
-                 tasks: int | None = None, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+                 tasks: int | None = None, seed: int = 0, progress: bool = False,
+                 per_task: bool = False) -> dict[str, Any]:
     """:func:`evaluate_scenario` on a built ``GraphRoutingEnv`` (its graph, tasks, provider and budget).
 
-    ``policies`` may also map the names to report to their specs or objects.
+    ``policies`` may also map the names to report to their specs or objects; ``per_task`` keeps each task's reward
+    (:func:`summarize`).
     """
-    return _evaluate(env, policies, cost_weights=cost_weights, tasks=tasks, seed=seed, progress=progress, run=None)
+    return _evaluate(env, policies, cost_weights=cost_weights, tasks=tasks, seed=seed, progress=progress, run=None,
+                     per_task=per_task)
 
 
 def _evaluate(env: Any, policies: Sequence[Any] | Mapping[str, Any], *, cost_weights: Sequence[float],
-              tasks: int | None, seed: int, progress: bool, run: Any) -> dict[str, Any]:
+              tasks: int | None, seed: int, progress: bool, run: Any, per_task: bool = False) -> dict[str, Any]:
     """The runs each policy needs (:data:`_Unit`), done here one after the other or by ``run(units, n)``."""
     lams = [float(x) for x in cost_weights] or [0.0]
     if any(x < 0 for x in lams):
@@ -191,7 +200,7 @@ def _evaluate(env: Any, policies: Sequence[Any] | Mapping[str, Any], *, cost_wei
         else:  # runs once, scored at every λ
             units.append((label, spec, lams[0], lams))
     figures = (run(units, n) if run is not None
-               else [_run_unit(env, n, seed, u, progress) for u in units])
+               else [_run_unit(env, n, seed, u, progress, per_task) for u in units])
     out: dict[str, Any] = {label: {} for label in labels}
     for (label, *_), per_lam in zip(units, figures, strict=True):
         out[label].update(per_lam)
@@ -224,7 +233,8 @@ def _depends_on_lambda(env: Any, spec: Any, n: int, lam: float, seed: int) -> bo
     return _policy_at(env, spec, n, lam, seed)[1]
 
 
-def _run_unit(env: Any, n: int, seed: int, unit: _Unit, progress: bool = False) -> dict[str, Any]:
+def _run_unit(env: Any, n: int, seed: int, unit: _Unit, progress: bool = False,
+              per_task: bool = False) -> dict[str, Any]:
     """Run one policy at one λ over the first ``n`` tasks, in order; its figures at each λ it is scored at."""
     label, spec, lam, score_at = unit
     inputs, cats, _, _ = _context(env, n)
@@ -232,7 +242,7 @@ def _run_unit(env: Any, n: int, seed: int, unit: _Unit, progress: bool = False) 
     app = env.graph.compile(pol, env.provider, budget=env.budget, text_key=env.text_key)
     results = [app.run(dict(t), budget=env.budget, category=c, task_id=f"eval-{label}-{i}")
                for i, (t, c) in enumerate(_bar(list(zip(inputs, cats, strict=True)), progress, label))]
-    return {f"{x:g}": summarize(results, x) for x in score_at}
+    return {f"{x:g}": summarize(results, x, per_task=per_task) for x in score_at}
 
 
 _worker_envs: dict[str, Any] = {}

@@ -6,13 +6,19 @@ the simulated provider (quality from the last call alone), so graphs written bef
 
 What the world owns (all of it pure given the seed, whatever the order or concurrency of calls):
 
-- **A hidden difficulty class per task.** A task is *hard* with probability ``cue_share`` when its text holds one of
-  the ``cues`` (``why``, ``explain``, ``compare``, ...) and ``hard_share`` otherwise, drawn from a stable hash of the
-  text; hard tasks are ``hard_shift`` harder, easy ones ``easy_shift`` easier. The class is never shown to a policy;
-  the words of the text hint at it.
-- **research** writes notes whose usefulness rises with the model's ability against the task's base difficulty
-  (its class does not make notes harder to gather). A writer that reads them (their tag in
-  its messages) faces a task ``research_gain × usefulness`` easier when the task is hard, and only
+- **A hidden difficulty class per task, with a noisy but real cue in its text.** As in real traffic, hard tasks
+  tend to name hard things and to be longer: a task's log-odds of being hard are ``logit(hard_share)``, plus
+  ``cue_logit`` when its text holds one of the ``cues`` (``why``, ``explain``, ``compare``, ``contract``, ...: the
+  multi-step words and the legal topic's words), plus ``long_logit`` when it has more than ``long_words`` words.
+  The class is drawn from a stable hash of the text with that probability (:meth:`World.hard_probability`), so
+  the cue is informative, not a give-away: with the defaults a short plain task is hard with probability 0.04, a
+  long plain one 0.24, a short cued one 0.86 and a long cued one 0.98. Hard tasks are ``hard_shift`` harder, easy
+  ones ``easy_shift`` easier, on top of ``base_weight ×`` the task's own base difficulty (the provider's, or the
+  one a routing table fitted), so the class, not the hash of the text, decides what a task needs. The class is
+  never shown to a policy; the words and the length hint at it.
+- **research** writes notes whose usefulness rises with the model's ability against the task's (weighted) base
+  difficulty less ``research_ease`` (its class does not make notes harder to gather). A writer that reads them
+  (their tag in its messages) faces a task ``research_gain × usefulness`` easier when the task is hard, and only
   ``research_gain_easy ×`` easier when it is easy.
 - **write** drafts an answer that is right or wrong (a Bernoulli draw whose probability is the item-response link of
   the model's ability against the task's difficulty, as in :mod:`.calibrate`). A right draft is worth
@@ -75,21 +81,30 @@ def _sigmoid(x: float) -> float:
 class World:
     """The parameters of the graph world (see the module docstring); ``World()`` is the documented default."""
 
-    hard_share: float = 0.15
-    """Probability that a task without a cue word is hard."""
-    cue_share: float = 0.85
-    """Probability that a task with a cue word is hard."""
+    hard_share: float = 0.04
+    """Probability that a short task without a cue word is hard."""
+    cue_logit: float = 5.0
+    """Log-odds a cue word adds to a task's chance of being hard."""
+    long_logit: float = 2.0
+    """Log-odds a long task (more than ``long_words`` words) adds to its chance of being hard."""
+    long_words: int = 16
+    """Words (``[a-z0-9]+`` runs) beyond which a task counts as long."""
     cues: tuple[str, ...] = ("why", "explain", "compare", "contract", "clause", "licence", "law", "terms")
     """Words (lower case, whole words) that hint at a hard task."""
-    hard_shift: float = 1.5
+    hard_shift: float = 2.4
     """Added to a hard task's difficulty."""
-    easy_shift: float = 1.2
+    easy_shift: float = 1.5
     """Taken from an easy task's difficulty."""
-    research_gain: float = 1.6
+    base_weight: float = 0.4
+    """How much a task's own base difficulty (the provider's, or the one a routing table fitted) counts beside its
+    class: the world works on ``base_weight × base``; 1 keeps it whole, 0 leaves the class alone."""
+    research_ease: float = 0.5
+    """How much easier gathering notes is than the task's (weighted) base difficulty."""
+    research_gain: float = 2.4
     """Difficulty that perfect research notes remove from a hard task."""
     research_gain_easy: float = 0.1
     """Difficulty that perfect research notes remove from an easy task."""
-    verify_ease: float = 0.8
+    verify_ease: float = 2.0
     """How much easier it is to see that a draft is wrong than to write a right one."""
     false_alarm: float = 0.05
     """Probability that a verifier rejects a right draft."""
@@ -101,7 +116,7 @@ class World:
     """Range of a wrong draft's quality."""
 
     def __post_init__(self) -> None:
-        for name in ("hard_share", "cue_share", "false_alarm"):
+        for name in ("hard_share", "false_alarm"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"World({name}={v}) must lie in [0, 1]", name=name)
@@ -110,11 +125,22 @@ class World:
             if not 0.0 <= lo <= hi <= 1.0:
                 raise ConfigError(f"World({name}={(lo, hi)}) must satisfy 0 <= low <= high <= 1", name=name)
 
+    def hint(self, text: str) -> tuple[bool, bool]:
+        """What a task's text shows of its class: (it holds a cue word, it is long). A policy can read both."""
+        words = re.findall(r"[a-z0-9]+", text.lower())
+        return bool(set(words) & set(self.cues)), len(words) > self.long_words
+
+    def hard_probability(self, text: str) -> float:
+        """The chance that the task whose text is ``text`` is hard: its cue words and its length (module docstring)."""
+        if self.hard_share <= 0.0 or self.hard_share >= 1.0:
+            return self.hard_share
+        cue, long = self.hint(text)
+        z = math.log(self.hard_share / (1.0 - self.hard_share))
+        return 1.0 / (1.0 + math.exp(-(z + self.cue_logit * cue + self.long_logit * long)))
+
     def is_hard(self, text: str, seed: int) -> bool:
         """The hidden class of the task whose text is ``text``."""
-        words = set(re.findall(r"[a-z]+", text.lower()))
-        share = self.cue_share if words & set(self.cues) else self.hard_share
-        return _unit("world-class", seed, text) < share
+        return _unit("world-class", seed, text) < self.hard_probability(text)
 
     def shift(self, text: str, seed: int) -> float:
         """What the class adds to the task's base difficulty."""
@@ -176,16 +202,18 @@ def write_probability(world: World, *, ability: float, base: float, text: str, s
                       revising: bool = False) -> float:
     """Probability that a writer of ``ability`` drafts a right answer, given its notes' usefulness and a revision."""
     hard = world.is_hard(text, seed)
-    d = base + world.shift(text, seed) - (world.research_gain if hard else world.research_gain_easy) * research
+    gain = world.research_gain if hard else world.research_gain_easy
+    d = world.base_weight * base + world.shift(text, seed) - gain * research
     return _sigmoid(ability - d + (world.revise_gain if revising else 0.0))
 
 
 def outcome(world: World, role: str, *, ability: float, base: float, text: str, model: str, seed: int,
             notes: Sequence[Note]) -> tuple[Note, str]:
     """The note and reply text of one world call (quality before any cut-off), pure given its inputs."""
-    d = base + world.shift(text, seed)
+    d = world.base_weight * base + world.shift(text, seed)
     if role == "research":  # gathering notes is as hard as the task's base difficulty, whatever its class
-        useful = _sigmoid(ability - base + 0.5) * (0.9 + 0.1 * _unit("world-research", seed, model, text))
+        useful = _sigmoid(ability - world.base_weight * base + world.research_ease)
+        useful *= 0.9 + 0.1 * _unit("world-research", seed, model, text)
         return Note("research", min(1.0, useful)), "research notes"
     drafts = [n for n in notes if n.role == "write"]
     if role == "verify":

@@ -83,6 +83,7 @@ LEDGER: tuple[Rule, ...] = (
          "tests/learn/test_learn_transfer.py::"
          "test_eval_split_both_fits_on_each_train_part_and_reports_the_splits_side_by_side"),
     Rule(r"benchmarks/frontier.py", "bench"),
+    Rule(r"benchmarks/calibration.py", "bench"),
     Rule(r"^agentroute (traces export --db sqlite:///traces.db|eval --logged|fit --logged|promote --logged) ", "twin",
          "tests/store/test_store_offpolicy.py::test_eval_fit_promote_from_the_store_and_its_export"),
     Rule(r"benchmarks/ope_accuracy.py", "bench"),
@@ -279,6 +280,10 @@ def page_env(repo: Path, data_dir: Path, hide: tuple[str, ...] = ()) -> dict[str
     return env
 
 
+PAGE_TIMEOUT = 1800
+"""Seconds a whole page may take (pytest-timeout); each of its processes has 900."""
+
+
 def _shell(cmds: list[tuple[Item, str]], repo: Path, env: dict[str, str]) -> None:
     lines = ["set -eo pipefail"]
     for it, cmd in cmds:
@@ -354,6 +359,9 @@ def _runnable(page: Path) -> bool:
     [pytest.param(p, marks=[pytest.mark.slow] if str(p.relative_to(REPO)) in SLOW_PAGES else [],
                   id=str(p.relative_to(REPO))) for p in pages() if _runnable(p)],
 )
+# A page is a chain of processes, each with its own 900 s limit (a hang fails there, naming the command); the suite's
+# 300 s per test cut docs/learning.md off mid-page on a loaded 2-core machine (about 30 s of CPU, 300 s of waiting).
+@pytest.mark.timeout(PAGE_TIMEOUT)
 def test_page_runs_as_written(page: Path, tmp_path: Path, data_dir: Path) -> None:
     repo = make_checkout(tmp_path, data_dir)
     # README's commands use the base install: hide every extra, so command 1 proves it needs none.

@@ -70,3 +70,36 @@ def test_fit_bopo_exports_a_graph_policy_with_its_report(tmp_path: Path) -> None
     app = world_graph().compile(pol, budget=BUDGET, provider=__import__("agentroute").providers.Simulated(seed=0))
     res = app.run(dict(TASKS[5]))
     assert res.decisions and float(res.spent.usd or 0) <= 0.004
+
+
+def test_train_bopo_from_the_command_line(tmp_path: Path) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from agentroute.cli import main
+
+    sc = tmp_path / "tiny-world.yaml"
+    sc.write_text(yaml.safe_dump({"env": "agentroute/GraphRouting-v0", "options": {
+        "graph": "agentroute.examples:world_graph", "tasks": [dict(t) for t in TASKS[:3]],
+        "budget": {"usd": "0.004", "tokens": 6000, "steps": 6}, "cost_weight": 30}}))
+    out = tmp_path / "b.npz"
+    res = CliRunner().invoke(main, ["train", "--scenario", str(sc), "--bopo", "--algo", "maskable_ppo",
+                                    "--timesteps", "32", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    card = load_learned(out).card
+    assert card["bopo"]["cost_weight_usd"] == 30 and card["bopo"]["rollouts"] == 3 * 6
+    assert "BoPO: 18 boundary and exploring rollouts" in res.output and "trained" in res.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--env", "agentroute/GraphRouting-v0"], "--bopo needs --cost-weight"),
+    (["--env", "agentroute/GraphRouting-v0", "--cost-weight", "30", "--reward", "budgetmem"], "drop --reward"),
+    (["--table", "t.csv", "--cost-weight", "30"], "GraphRouting-v0 only"),
+])
+def test_train_bopo_misuse_exits_2(args: list[str], message: str) -> None:
+    from click.testing import CliRunner
+
+    from agentroute.cli import main
+
+    res = CliRunner().invoke(main, ["train", "--bopo", *args, "--out", "x.npz"])
+    assert res.exit_code == 2 and message in res.output, res.output

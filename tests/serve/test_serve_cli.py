@@ -57,7 +57,7 @@ def _serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
          "--log-level", "warning", *extra],
         cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    wait_ready(proc, url, 120)
+    wait_ready(proc, url, 240)  # two workers import everything each: minutes on a loaded 2-core machine
     return proc, url
 
 
@@ -74,6 +74,7 @@ def _ask(url: str, model: str = "agentroute/support") -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # the readiness wait alone may take 240 s under load (the suite's default is 300 s a test)
 def test_a_served_module_from_the_working_directory(tmp_path: Path) -> None:
     proc, url = _serve(tmp_path)
     try:
@@ -86,6 +87,7 @@ def test_a_served_module_from_the_working_directory(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.redis
+@pytest.mark.timeout(600)
 def test_two_workers_share_one_redis_ledger(tmp_path: Path, redis_url: str) -> None:
     import uuid
 

@@ -40,6 +40,7 @@ def _ready(proc: subprocess.Popen[bytes], url: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two server starts with a 240 s readiness wait each (the suite's default is 300 s a test)
 def test_a_killed_server_resumes_its_unfinished_task_on_start(tmp_path: Path) -> None:
     (tmp_path / "tenants.yaml").write_text(TENANTS_YAML)
     port = free_port()

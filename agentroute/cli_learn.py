@@ -142,6 +142,7 @@ def fit_cmd(
     target_strong_share: float | None,
     strong: str | None,
     calibrate_on: str | None,
+    calibrate_categories: bool,
 ) -> None:
     """Fit policy NAME on the TRAIN routing table (or on --logged decisions) and save it to --out.
 
@@ -178,7 +179,7 @@ def fit_cmd(
     calibrated = cli_target.calibrate_fitted(
         policy, table, target_spend=target_spend, target_strong_share=target_strong_share, strong=strong,
         calibrate_on=_read_table(calibrate_on, prices, drop_incomplete) if calibrate_on else None,
-        cost_weight=cost_weight)
+        cost_weight=cost_weight, calibrate_categories=calibrate_categories)
     card = policy.save(out)
     metrics = {k: v for k, v in policy.card.get("metrics", {}).items() if isinstance(v, int | float | str)}
     _echo(

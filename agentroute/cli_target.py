@@ -30,7 +30,11 @@ def _targets(fn: F) -> F:
 
 
 def fit_options(fn: F) -> F:
-    """``--target-spend``, ``--target-strong-share``, ``--strong`` and ``--calibrate-on`` of ``fit``."""
+    """``--target-spend``, ``--target-strong-share``, ``--strong``, ``--calibrate-on`` and its categories."""
+    fn = click.option("--calibrate-categories/--calibrate-no-categories", "calibrate_categories", default=True,
+                      show_default=True,
+                      help="With a target: route the calibration queries with their categories, or without them "
+                           "when the router will be served without (replays, tasks with no category).")(fn)
     fn = click.option("--calibrate-on", "calibrate_on", default=None, metavar="TABLE",
                       type=click.Path(exists=True, dir_okay=False),
                       help="With a target: calibrate λ on this table (e.g. a held-out part of the training data) "
@@ -59,7 +63,8 @@ def _one(target_spend: float | None, target_strong_share: float | None, strong: 
 
 
 def calibrate_fitted(policy: Any, table: Any, *, target_spend: float | None, target_strong_share: float | None,
-                     strong: str | None, calibrate_on: Any, cost_weight: float | None) -> str | None:
+                     strong: str | None, calibrate_on: Any, cost_weight: float | None,
+                     calibrate_categories: bool = True) -> str | None:
     """Calibrate ``policy`` (fitted on ``table``) to the target given, if any; the line ``fit`` prints."""
     kind = _one(target_spend, target_strong_share, strong)
     if kind is None:
@@ -71,7 +76,7 @@ def calibrate_fitted(policy: Any, table: Any, *, target_spend: float | None, tar
     from agentroute.policies import calibrate
 
     cal = calibrate(policy, calibrate_on if calibrate_on is not None else table, spend=target_spend,
-                    strong_share=target_strong_share, strong=strong)
+                    strong_share=target_strong_share, strong=strong, categories=calibrate_categories)
     lo, hi = cal.feasible
     if kind == "spend":
         what = f"${cal.achieved:.6g} per query (target ${cal.target:.6g}; reachable ${lo:.6g} to ${hi:.6g})"

@@ -18,7 +18,8 @@ LangGraph + LiteLLM (nodes call ``litellm.acompletion``, a conditional edge pick
 in agentroute (a routing point between the agents, a model routing point per call, a USD budget per task).
 
 Rounds alternate between variants so machine noise hits them alike; figures are medians over rounds and the ratios
-are taken round by round (then the median), never a ratio of separately measured medians.
+are taken round by round (then the median), never a ratio of separately measured medians. The heap that imports
+leave is frozen after the warm-up (:func:`_freeze_heap`), so a full collection of it does not land on one variant.
 
     .venv/bin/python benchmarks/call_overhead.py                      # about two minutes
     .venv/bin/python benchmarks/call_overhead.py --rounds 3 --calls 200 --concurrency 100 --json out/calls.json
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -71,6 +73,17 @@ def _routed_app(calls: int, hooks: list[Any] | None = None) -> Any:
     return g.compile(policy=ar.policies.Cheapest(), hooks=hooks or [])
 
 
+def _freeze_heap() -> None:
+    """Move what imports and warm-up left on the heap out of the collector's sight (``gc.freeze``).
+
+    LiteLLM and LangGraph leave ~450k objects behind; a full collection walks them all (~170 ms here) and lands on
+    whichever variant happens to be running, a third of a round. Frozen, each variant still pays for collecting
+    its own garbage, no more.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def _plain_calls(n: int) -> None:
     import litellm
 
@@ -109,6 +122,7 @@ async def per_call(rounds: int, calls: int, tasks: int) -> dict[str, Any]:
     names = ["plain", *apps]
     for name in names:  # warm up every path (imports, LiteLLM's first-call setup, encoders)
         await run_variant(name)
+    _freeze_heap()
     samples: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]
@@ -184,6 +198,7 @@ async def throughput(rounds: int, concurrency: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     await wave("plain", 10)
     await wave("routed", 10)
+    _freeze_heap()
     for n in concurrency:
         tp: dict[str, list[float]] = {"plain": [], "routed": []}
         for r in range(rounds):

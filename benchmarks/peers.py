@@ -1,7 +1,7 @@
 """Peers, side by side: agentroute's routers and two peer router libraries on the same split, in one run.
 
-For each table (routerbench, llmrouter, routellm) the queries are split exactly as in ``benchmarks/frontier.py``
-(``table.split(test_size, seed=seed)``). On the train part this script fits agentroute's routers (``fit_all`` from
+For each table (routerbench, llmrouter, routellm) the queries are split as in ``benchmarks/frontier.py`` (``--split
+by-category`` holds whole categories out). On the train part it fits agentroute's routers (``fit_all`` from
 ``frontier.py``) and the peers' routers, then scores everyone with one call of :func:`agentroute.evaluation.evaluate`
 on the test part: the same λ sweep, the same hull, the same AIQ, zero router and oracle for all; APGR / CPT on the
 two-option routellm table.
@@ -82,6 +82,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # set before torch loads; see --t
 from frontier import POLICIES, TABLES, fit_all
 
 from agentroute.data import load_builtin
+from agentroute.data.split import split_table
 from agentroute.evaluation import evaluate, write_report
 from agentroute.features import HashingFeaturizer
 
@@ -548,6 +549,7 @@ def main() -> None:
     ap.add_argument("--features", choices=("hashing", "embedding"), default="hashing", help="peers' query vectors")
     ap.add_argument("--test-size", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", choices=("random", "by-category"), default="random", help="as in frontier.py")
     ap.add_argument("--threads", type=int, default=1, help="torch threads, for every router alike")
     args = ap.parse_args()
     out = Path(args.out)
@@ -557,6 +559,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)  # 2 threads on 2 shared cores made torch steps ~20x slower here
     report: dict[str, Any] = {
         "seed": args.seed,
+        "split": args.split,
         "test_size": args.test_size,
         "features": args.features,
         "peers_installed": installed,
@@ -565,11 +568,12 @@ def main() -> None:
     for name in args.tables.split(","):
         t0 = time.perf_counter()
         table = load_builtin(name)
-        train, test = table.split(args.test_size, seed=args.seed)
+        train, test = split_table(table, args.test_size, args.seed, by_category=args.split == "by-category")
         fitted, seconds = fit_all(train, args.policies.split(","), args.seed, False)
         peers, peer_seconds, skipped, notes = fit_peers(train, fitted, args, installed)
         res = evaluate(test, {**fitted, **peers})
-        write_report(res, out / name, title=f"{name}: agentroute vs peers, {len(test)} held-out queries")
+        write_report(res, out / name if args.split == "random" else out / args.split / name,
+                     title=f"{name} ({args.split} split): agentroute vs peers, {len(test)} held-out queries")
         summary = summarize(res, {**seconds, **peer_seconds}, list(peers))
         summary["peers_skipped"] = skipped
         summary["peer_notes"] = notes

@@ -83,6 +83,7 @@ LEDGER: tuple[Rule, ...] = (
          "tests/learn/test_learn_transfer.py::"
          "test_eval_split_both_fits_on_each_train_part_and_reports_the_splits_side_by_side"),
     Rule(r"benchmarks/frontier.py", "bench"),
+    Rule(r"benchmarks/calibration.py", "bench"),
     Rule(r"^agentroute (traces export --db sqlite:///traces.db|eval --logged|fit --logged|promote --logged) ", "twin",
          "tests/store/test_store_offpolicy.py::test_eval_fit_promote_from_the_store_and_its_export"),
     Rule(r"benchmarks/ope_accuracy.py", "bench"),

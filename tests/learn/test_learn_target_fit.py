@@ -47,6 +47,15 @@ def test_a_spend_target_sets_lambda_so_the_table_spends_it_and_the_card_keeps_it
     assert back.card["calibration"] == json.loads(json.dumps(cal.to_dict()))
 
 
+def test_calibrated_without_categories_it_holds_for_queries_that_come_without_them() -> None:
+    r = _linear()
+    target = float(TABLE.cost.mean(axis=0)[1])
+    cal = calibrate(r, TABLE, spend=target, categories=False)
+    assert cal.categories is False and r.card["calibration"]["categories"] is False
+    idx, _ = r.predict_texts(TABLE.texts, [None] * len(TABLE))
+    assert abs(float(TABLE.cost[np.arange(len(TABLE)), idx].mean()) - target) <= 0.05 * target
+
+
 def test_a_strong_share_target_sends_that_share_to_the_dearest_option_or_the_one_named() -> None:
     r = _linear()
     cal = calibrate(r, TABLE, strong_share=0.3)

@@ -184,17 +184,30 @@ def count_text(model: str, text: str) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _text_counter(model: str) -> Callable[[str], int] | None:
+def _count_params(model: str) -> Any:
+    """LiteLLM's token-count parameters for ``model`` (its encoder and message accounting), chosen once per model.
+
+    Both counters read this one choice: for a Hugging Face tokenizer (llama, cohere, ...) choosing asks the Hub, which
+    without a network retries for ~23 s before LiteLLM falls back to tiktoken; it happens once per process, not per
+    counter. ``None`` when this LiteLLM does not expose the parts.
+    """
     try:
         from litellm.litellm_core_utils import token_counter as tc
 
         ensure_litellm()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fn: Callable[[str], int] = tc._get_count_function(model, None)
-        return fn
+            return tc._MessageCountParams(model, None)
     except Exception:  # another LiteLLM layout: token_counter itself
         return None
+
+
+def _text_counter(model: str) -> Callable[[str], int] | None:
+    params = _count_params(model)
+    if params is None:
+        return None
+    fn: Callable[[str], int] = params.count_function
+    return fn
 
 
 def rough_tokens(messages: Sequence[Message]) -> int:
@@ -220,19 +233,20 @@ def _counter(model: str) -> Callable[[list[dict[str, Any]]], int] | None:
 
     ``None`` when this LiteLLM does not expose the parts: ``token_counter`` is used then.
     """
+    params = _count_params(model)
+    if params is None:
+        return None
     try:
         from litellm.litellm_core_utils import token_counter as tc
         from litellm.utils import convert_list_message_to_dict
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            params = tc._MessageCountParams(model, None)
         count_messages, count_extra = tc._count_messages, tc._count_extra
     except Exception:
         return None
 
-    count_text = params.count_function
-    per_message, per_name = params.tokens_per_message, params.tokens_per_name
+    count_text: Callable[[str], int] = params.count_function
+    per_message: int = params.tokens_per_message
+    per_name: int = params.tokens_per_name
     short = functools.lru_cache(maxsize=256)(count_text)  # roles and names repeat: their counts are remembered
 
     def count(messages: list[dict[str, Any]]) -> int:

@@ -9,8 +9,9 @@ p50/p99 latency added by the server (client latency minus the upstream's 50 ms, 
 LiteLLM's proxy, run side by side with the same mock model and upstream, is found in a separate virtualenv
 (`--litellm-venv`, `$AGENTROUTE_LITELLM_PROXY_VENV`, default /work/.venv-litellm-proxy; `pip install
 'litellm[proxy]'` there, never in the project's venv). Its per-key `max_budget` needs its database (Prisma on
-PostgreSQL); when that cannot start, the budget comparison is skipped with the reason, and the proxy is run without a
-database for latency and throughput only (it then enforces no budget at all, as its docs say).
+PostgreSQL); when that cannot start, the per-key comparison is skipped with the reason, and the proxy is run without a
+database with its proxy-wide ``max_budget`` set to the tenants' budgets summed: its overspend is what it billed past
+that sum (LiteLLM warns that without a database that budget is not enforced), and its latency and throughput.
 
     python benchmarks/serve_load.py --out serve_load.json [--redis redis://127.0.0.1:6379/6]
 """
@@ -216,14 +217,16 @@ def overspend_agentroute(redis_url: str, prefix: str) -> dict[str, Any]:
     for path, ledger in levels.ledgers.items():
         if "warm" in path:
             continue
-        spent = ledger.backend.totals()[0].usd or Decimal(0)
+        spent_now, held = ledger.backend.totals()
+        spent = spent_now.usd or Decimal(0)
         limit = ledger.limits.usd
         over = max(Decimal(0), spent - limit) if limit is not None else Decimal(0)
         total += over
-        rows[path] = {"limit": None if limit is None else str(limit), "spent": f"{spent:f}", "over": f"{over:f}"}
+        rows[path] = {"limit": None if limit is None else str(limit), "spent": f"{spent:f}", "over": f"{over:f}",
+                      "still_reserved": f"{held.usd or 0:f}"}
     spent_all = sum((Decimal(r["spent"]) for p, r in rows.items() if p.startswith("tenant:")), Decimal(0))
     for ledger in levels.ledgers.values():
-        ledger.backend.reset()
+        ledger.backend.reset(spend=True)
     levels.close()
     return {"levels": rows, "overspend_usd": f"{total:f}", "ledger_spent_usd": f"{spent_all:f}"}
 
@@ -245,7 +248,7 @@ def run_agentroute(args: argparse.Namespace, upstream: str, work: Path) -> dict[
         cwd=HERE, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        why = wait_ready(f"{url}/readyz", proc, 300, log)
+        why = wait_ready(f"{url}/readyz", proc, args.start_timeout, log)
         if why:
             return {"skipped": f"agentroute serve did not start: {why}"}
         warm_up(url, "router/mock", "sk-bench-warm-w", 10 * args.workers)
@@ -287,7 +290,14 @@ def run_litellm(args: argparse.Namespace, upstream: str, work: Path) -> dict[str
 general_settings:
   master_key: sk-bench-master-0
 """)
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+    budget = sum((Decimal(tb) for _, tb, _, _ in TENANTS), Decimal(0))
+    # Without its database the proxy's only budget is the proxy-wide one: the tenants' budgets summed.
+    nodb_cfg = work / "litellm-nodb.yaml"
+    nodb_cfg.write_text(cfg.read_text() + f"litellm_settings:\n  max_budget: {budget}\n")
+    # Under load its workers import for longer than uvicorn's worker health check allows: without a longer one they
+    # are killed and restarted in a loop and the proxy never answers.
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+           "TIMEOUT_WORKER_HEALTHCHECK": str(int(args.start_timeout))}
     result: dict[str, Any] = {}
     # 1. With its database, as budgets need: virtual keys with max_budget.
     if args.litellm_db:
@@ -314,11 +324,11 @@ general_settings:
     # 2. Without a database: latency and throughput on the same upstream; it enforces no budget at all.
     port = free_port()
     log = work / "litellm.log"
-    proc = subprocess.Popen([str(exe), "--config", str(cfg), "--port", str(port), "--num_workers", str(args.workers)],
-                            env=env, cwd=work, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([str(exe), "--config", str(nodb_cfg), "--port", str(port), "--num_workers",
+                             str(args.workers)], env=env, cwd=work, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        why = wait_ready(f"{url}/health/liveliness", proc, 300, log)
+        why = wait_ready(f"{url}/health/liveliness", proc, args.start_timeout, log)
         if why:
             result["skipped"] = f"LiteLLM proxy did not start: {why}"
             return result
@@ -326,17 +336,41 @@ general_settings:
         httpx.post(f"{upstream.removesuffix('/v1')}/reset")
         ks = keys()
         run = asyncio.run(load(url, args.requests, args.concurrency, "mock",
-                               lambda i: (ks[i % len(ks)][0], "sk-bench-master-0")))
+                               lambda i: (ks[i % len(ks)][1], "sk-bench-master-0")))  # labelled by our key
         stats = httpx.get(f"{upstream.removesuffix('/v1')}/stats").json()
     finally:
         stop(proc)
     result.update(summarize(run, args.latency))
     billed = Decimal(stats["usd"])
-    budget = sum((Decimal(tb) for _, tb, _, _ in TENANTS), Decimal(0))
-    result.update({"mode": "no database: budgets not enforced", "upstream_billed_usd": f"{billed:f}",
+    warned = "will NOT be enforced" in log.read_text(errors="replace")
+    result.update(proxy_levels(run, stats))
+    result.update({"mode": "no database; litellm_settings.max_budget = the tenants' budgets summed"
+                           + (" (LiteLLM warns it is not enforced without a database)" if warned else ""),
+                   "upstream_billed_usd": f"{billed:f}",
                    "upstream_calls": stats["calls"], "tenant_budgets_usd": f"{budget:f}",
                    "spend_past_tenant_budgets_usd": f"{max(Decimal(0), billed - budget):f}"})
     return result
+
+
+def proxy_levels(run: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+    """What the proxy spent at each of agentroute's levels, had it been given them (without its database it has no
+    per-key budget): every request costs the same here (same prompt length, same reply), so a level's spend is its
+    answered requests times the upstream's price per call."""
+    calls = int(stats["calls"])
+    per_call = Decimal(stats["usd"]) / calls if calls else Decimal(0)
+    answered: dict[str, int] = {}
+    for status, _, key in run["results"]:
+        if status == 200:
+            answered[key] = answered.get(key, 0) + 1
+    rows, total = {}, Decimal(0)
+    for t, tb, mb, kb in TENANTS:
+        k0, k1 = answered.get(f"sk-bench-{t}-k0", 0), answered.get(f"sk-bench-{t}-k1", 0)
+        for path, n, limit in ((f"tenant:{t}", k0 + k1, tb), (f"team:{t}/team", k1, mb), (f"key:{t}/team/k1", k1, kb)):
+            spent = per_call * n
+            over = max(Decimal(0), spent - Decimal(limit))
+            total += over
+            rows[path] = {"limit": limit, "spent": f"{spent:f}", "over": f"{over:f}"}
+    return {"levels": rows, "overspend_usd": f"{total:f}"}
 
 
 def main() -> None:
@@ -351,6 +385,7 @@ def main() -> None:
     ap.add_argument("--litellm-db", default=os.environ.get("AGENTROUTE_LITELLM_DATABASE_URL"),
                     help="PostgreSQL URL for LiteLLM's database (its key budgets need one)")
     ap.add_argument("--skip-litellm", action="store_true")
+    ap.add_argument("--start-timeout", type=float, default=300, help="seconds each server may take to start")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--upstream", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -391,9 +426,14 @@ def print_table(report: dict[str, Any]) -> None:
         if "added_ms_p50" not in r:
             print(f"{name:<16} skipped: {r.get('skipped')}")
             continue
-        over = r.get("overspend_usd", f"n/a (+{r.get('spend_past_tenant_budgets_usd')} past budgets, unenforced)")
+        over = r.get("overspend_usd")
         vals = [over, *(r.get(c) for c in cols[1:])]
         print(f"{name:<16}" + "".join(f"{v!s:>22}" for v in vals))
+    for name in ("agentroute", "litellm_proxy"):
+        levels = report[name].get("levels", {})
+        over = [f"{p} +${r['over']} ({r['spent']} of {r['limit']})" for p, r in levels.items() if Decimal(r["over"])]
+        if levels:
+            print(f"{name} levels past their limit: {'; '.join(over) or 'none'}")
     lp = report["litellm_proxy"]
     if lp.get("budgets_skipped"):
         print(f"litellm budgets: {lp['budgets_skipped']}")

@@ -165,6 +165,8 @@ class _Target(PolicyBase):
         self.control = Controller(target, step=_check("step", step, lo=0.0, hi=5.0), warmup=warmup)
         if start is not None:
             self.control.start(_check("start", start, lo=0.0, hi=1e300))
+        elif (own := self._own()) is not None:
+            self.control.start(own)
         self.name = f"target:{getattr(policy, 'name', type(policy).__name__)}"
         self.version = str(getattr(policy, "version", "1"))
         self._seen: OrderedDict[int, tuple[Observation, Observation]] = OrderedDict()
@@ -181,11 +183,18 @@ class _Target(PolicyBase):
         """The λ per USD the wrapped policy decides with now."""
         return self.control.cost_weight
 
-    def _start(self, obs: Observation) -> float:
-        """The starting λ: the wrapped policy's own when positive, else 0.1 per USD of the dearest candidate."""
+    def _own(self) -> float | None:
+        """The wrapped policy's own λ per USD, when it has a positive finite one."""
         own = getattr(self.policy, "cost_weight", None)
         if isinstance(own, int | float) and not isinstance(own, bool) and 0 < own < math.inf:
             return float(own)
+        return None
+
+    def _start(self, obs: Observation) -> float:
+        """The starting λ: the wrapped policy's own when positive, else 0.1 per USD of the dearest candidate."""
+        own = self._own()
+        if own is not None:
+            return own
         dear = max((float(c.cost_estimate) for c in obs.candidates if c.cost_estimate is not None), default=0.0)
         return 0.1 / dear if dear > 0 else 1.0
 
@@ -280,9 +289,7 @@ class _Target(PolicyBase):
         st = card.obj("control")
         c = self.control
         c.max_move, c.span = st.num("max_move", lo=0.0), st.num("span", lo=0.0)
-        log_lam = st.raw().get("log_lam")
-        if log_lam is not None:
-            c.log_lam = st.num("log_lam", lo=-1e6, hi=1e6)
+        c.log_lam = None if st.raw().get("log_lam") is None else st.num("log_lam", lo=-1e6, hi=1e6)
         c.origin, c.carry = st.num("origin", lo=-1e6, hi=1e6), st.num("carry", lo=-1e6, hi=1e6)
         c.t, c.after = st.whole("t", lo=0, hi=2**62), st.whole("after", lo=0, hi=2**62)
         c.total, c.total_after = st.num("total", lo=0.0), st.num("total_after", lo=0.0)

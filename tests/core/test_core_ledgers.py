@@ -56,6 +56,7 @@ def check(spent, reserved, done):
     assert spent.usd > LIMIT.usd * Decimal("0.8") or spent.steps > 200  # the budget was really contended
 
 
+@pytest.mark.slow  # three spawned processes
 @pytest.mark.redis
 def test_redis_ledger_across_processes(redis_url):
     check(*run_workers("redis", redis_url))

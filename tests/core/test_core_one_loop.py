@@ -134,6 +134,26 @@ def test_count_text_is_litellms_text_count(text, model):
     assert llm.count_text(model, text) == want
 
 
+def test_a_models_tokenizer_is_chosen_once_for_message_and_text_counts(monkeypatch):
+    """Choosing a Hugging Face tokenizer asks the Hub (~23 s of retries offline): once per model, for both counts."""
+    llm.ensure_litellm()
+    from litellm.litellm_core_utils import token_counter as tc
+
+    chosen: list[str | None] = []
+    real = tc._get_count_function
+
+    def counting(model, custom_tokenizer=None):
+        chosen.append(model)
+        return real(model, custom_tokenizer)
+
+    monkeypatch.setattr(tc, "_get_count_function", counting)
+    model = "openai/gpt-4o-mini-once-per-model-test"
+    for _ in range(3):
+        assert llm._count(model, [{"role": "user", "content": "hello there"}]) > 0
+        assert llm.count_text(model, "hello there") > 0
+    assert chosen.count(model) == 1
+
+
 def test_one_budget_snapshot_per_routing_point():
     class Counting(MemoryBackend):
         reads = 0

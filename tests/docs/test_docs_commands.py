@@ -132,7 +132,8 @@ LEDGER: tuple[Rule, ...] = (
          "tests/serve/test_serve_concurrency.py::test_concurrent_requests_on_two_workers_never_overspend_with_postgres"),
 )
 SLOW_PAGES = {"docs/learning.md", "docs/pheromone.md", "docs/memory.md", "docs/environments.md", "README.md",
-              "docs/providers.md"}
+              "docs/providers.md", "docs/strategies.md", "docs/tracing.md"}
+"""Pages of several processes (7-19 s of CPU each, measured): out of the quick loop, `pytest -m "not slow"`."""
 
 
 def _commands() -> list[Item]:

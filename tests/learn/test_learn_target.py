@@ -205,3 +205,46 @@ def test_a_replay_reports_the_target_and_the_realised_rate_from_its_own_steps() 
     assert t["realised"] == pytest.approx(float(np.mean(share.chosen[100:] == table.options.index("large"))))
     assert t["within_tolerance"] is True
     assert "target" not in summarize(replay(table, make_policy("bandit", table), limit=50), table)
+
+
+class _Threshold(PolicyBase):
+    """The large tier while λ·(its cost estimate) is below ``gain``, else the small one."""
+
+    name = "threshold"
+
+    def __init__(self, gain: float) -> None:
+        self.gain = gain
+
+    def decide(self, obs: Observation) -> Decision:
+        lam = decision_cost_weight(obs, 1.0)
+        dear = max(obs.candidates, key=lambda c: c.rank)
+        pick = dear if lam * float(dear.cost_estimate or 0) < self.gain else min(obs.candidates, key=lambda c: c.rank)
+        return Decision(pick.id, one_hot(obs, pick.id), reason=f"threshold: {pick.id}")
+
+
+def test_in_graph_runs_each_task_spend_moves_lambda_and_the_record_carries_the_target() -> None:
+    import agentroute as ar
+    from agentroute.testing import Say, Scripted
+
+    tiers = (ar.ModelTier("small", model="openai/gpt-4o-mini"), ar.ModelTier("large", model="openai/gpt-4o"))
+    g = ar.AgentGraph("held")
+    g.add_agent("ask", lambda s, ctx: {"a": ctx.complete([{"role": "user", "content": "q"}]).text}, tiers=tiers)
+    g.start("ask")
+    costs: dict[str, float] = {}
+    probe = g.compile(policy=ar.policies.Fixed("small"), provider=Scripted({"*": [Say("fine " * 20)]}))
+    for tier in ("small", "large"):
+        res = probe.run({}, budget=ar.Budget(usd="1"), policy=ar.policies.Fixed(tier))
+        costs[tier] = float(res.spent.usd or 0)
+    assert 0 < costs["small"] < costs["large"]
+    target = 0.5 * (costs["small"] + costs["large"])
+    held = TargetSpend(_Threshold(gain=0.5), usd_per_task=target, warmup=40, start=30.0)  # λ* ≈ 100
+    app = g.compile(policy=held, provider=Scripted({"*": [Say("fine " * 20)]}))
+    chosen = []
+    for _ in range(200):
+        res = app.run({}, budget=ar.Budget(usd="1"))
+        (rec,) = [d for d in res.decisions if d.point == "ask.model"]
+        chosen.append(rec.chosen)
+    assert held.control.t == 200  # one unit per task end
+    assert rec.reason.startswith(f"target ${target:.4g}/task at λ=") and rec.evidence["target"]["kind"] == "spend"
+    assert {"small", "large"} <= set(chosen[40:])  # λ settled where the threshold splits the tasks
+    assert held.within() is True, held.status()

@@ -292,7 +292,9 @@ class FakeOpenAIServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # stop() waits for the serving loop's next poll: 0.5 s by default, per server (a suite starts dozens)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
 
     def _shape(self, action: Any, body: dict[str, Any]) -> tuple[int, Any, bool]:
         """What to answer: tokens generated per choice, the usage reported and whether the reply is the usual text.

@@ -18,7 +18,6 @@ JSON-safe dict; no pickle. This module imports nothing from agentroute but its e
 
 from __future__ import annotations
 
-import base64
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from agentroute._arrays import decode_array, encode_array
 from agentroute.errors import ConfigError
 
 TFIDF_VERSION = "tfidf-1"
@@ -148,15 +148,6 @@ def sparse_gram(x: SparseRows, *, dense_share: float = 0.02) -> np.ndarray:
                 flat += np.bincount(np.concatenate(pairs), weights=np.concatenate(weights), minlength=n * n)
                 pairs, weights, held = [], [], 0
     return gram
-
-
-def _b64(a: np.ndarray) -> dict[str, Any]:
-    arr = np.ascontiguousarray(a, dtype=np.float32)
-    return {"shape": list(arr.shape), "b64": base64.b64encode(arr.tobytes()).decode("ascii")}
-
-
-def _unb64(d: dict[str, Any]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(d["b64"]), dtype=np.float32).reshape(d["shape"]).copy()
 
 
 class TfidfFeaturizer:
@@ -307,7 +298,7 @@ class TfidfFeaturizer:
                        "max_features": self.max_features, "max_chars": self.max_chars,
                        "use_category": self.use_category},
             "vocabulary": terms,
-            "idf": _b64(self.idf),
+            "idf": encode_array(self.idf),
             "categories": list(self.categories),
             "length_mean": self.length_mean,
             "length_std": self.length_std,
@@ -327,7 +318,7 @@ class TfidfFeaturizer:
                     max_features=int(p["max_features"]), max_chars=int(p["max_chars"]),
                     use_category=bool(p["use_category"]))
             terms = d["vocabulary"]
-            idf = _unb64(d["idf"])
+            idf = decode_array(d["idf"])
             if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
                 raise ValueError("vocabulary must be a list of strings")
             if len(set(terms)) != len(terms) or idf.shape != (len(terms),) or not np.isfinite(idf).all():

@@ -19,7 +19,6 @@ restores them. No pickle anywhere.
 
 from __future__ import annotations
 
-import base64
 import re
 import zlib
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from agentroute._arrays import decode_array, encode_array
 from agentroute._tfidf import TfidfFeaturizer
 from agentroute.errors import ConfigError
 
@@ -59,18 +59,6 @@ class Featurizer(Protocol):
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe description (kind, version, parameters, fitted state)."""
         ...
-
-
-def encode_array(a: np.ndarray) -> dict[str, Any]:
-    """A float32 array as JSON-safe base64 with its shape."""
-    arr = np.ascontiguousarray(a, dtype=np.float32)
-    return {"shape": list(arr.shape), "b64": base64.b64encode(arr.tobytes()).decode("ascii")}
-
-
-def decode_array(d: dict[str, Any]) -> np.ndarray:
-    """Inverse of :func:`encode_array`."""
-    raw = base64.b64decode(d["b64"])
-    return np.frombuffer(raw, dtype=np.float32).reshape(d["shape"]).copy()
 
 
 def _mix(h: np.ndarray) -> np.ndarray:

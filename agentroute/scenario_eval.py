@@ -33,6 +33,13 @@ def _names_hint() -> str:
     return f"a rule file (.yaml), a saved policy (.json/.npz), or one of {', '.join(BASELINES + ONLINE)}"
 
 
+def _check_spec(spec: Any) -> None:
+    """A ConfigError for a policy name that is neither built in nor a file (before any work is done)."""
+    if isinstance(spec, str) and spec not in BASELINES + ONLINE and not Path(spec).exists() \
+            and not Path(spec + ".json").exists():
+        raise ConfigError(f"unknown policy {spec!r}: no such file or policy name", name=spec, hint=_names_hint())
+
+
 def resolve_policy(spec: str, *, cost_weight: float, texts: Sequence[str], categories: Sequence[str | None],
                    tiers: Sequence[str], seed: int = 0) -> Any:
     """The policy that ``spec`` names, at λ ``cost_weight`` (per USD) where it takes one."""
@@ -51,8 +58,7 @@ def resolve_policy(spec: str, *, cost_weight: float, texts: Sequence[str], categ
 
         feat = HashingFeaturizer(n_components=min(32, max(1, len(texts) - 1))).fit(list(texts), list(categories))
         return LinUCBPolicy.empty(list(tiers), feat, cost_weight=cost_weight, seed=seed)
-    if not Path(spec).exists() and not Path(spec + ".json").exists():
-        raise ConfigError(f"unknown policy {spec!r}: no such file or policy name", name=spec, hint=_names_hint())
+    _check_spec(spec)
     from agentroute.policies import load_policy
 
     pol = load_policy(spec)
@@ -144,6 +150,8 @@ def evaluate_scenario(scenario: Any, policies: Sequence[Any], *, cost_weights: S
         raise ConfigError("give at least one policy", name="policy", hint=_names_hint())
     if backend not in ("local", "ray"):
         raise ConfigError(f"backend={backend!r}: use 'local' (this process) or 'ray'", name="backend")
+    for spec in policies:  # a misspelt name is refused before the scenario's graph and provider are built
+        _check_spec(spec)
     from agentroute.envs.scenario import Scenario, load_scenario
 
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)

@@ -227,6 +227,11 @@ def test_eval_scenario_bad_input_is_one_line_and_exit_2(tmp_path: Path, extra: l
         assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
+def test_an_unknown_policy_is_refused_before_the_scenario_is_built(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown policy 'best-ever'"):
+        evaluate_scenario(tmp_path / "not-read.yaml", ["cheapest", "best-ever"])
+
+
 def test_a_scenario_without_tasks_or_not_a_graph_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("env: agentroute/GraphRouting-v0\noptions:\n  graph: agentroute.examples:world_graph\n"

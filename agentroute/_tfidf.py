@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from agentroute._arrays import decode_array, encode_array
+from agentroute._arrays import decode_array, encode_array, length_and_category
 from agentroute.errors import ConfigError
 
 TFIDF_VERSION = "tfidf-1"
@@ -266,16 +266,8 @@ class TfidfFeaturizer:
         self._check_fitted()
         if categories is not None and len(categories) != len(texts):
             raise ConfigError(f"transform: {len(texts)} texts but {len(categories)} categories", name="categories")
-        lengths = (np.log1p([len(str(t)) for t in texts]) - self.length_mean) / self.length_std
-        blocks = [np.asarray(lengths, dtype=np.float64).reshape(-1, 1)]
-        if self.categories:
-            onehot = np.zeros((len(texts), len(self.categories) + 1))
-            index = {c: i for i, c in enumerate(self.categories)}
-            for i in range(len(texts)):
-                c = categories[i] if categories is not None else None
-                onehot[i, index.get(str(c), len(self.categories)) if c is not None else len(self.categories)] = 1.0
-            blocks.append(onehot)
-        return np.hstack(blocks)
+        return length_and_category(texts, categories, length_mean=self.length_mean, length_std=self.length_std,
+                                   known=self.categories)
 
     def transform(self, texts: Sequence[str], categories: Sequence[str | None] | None = None) -> np.ndarray:
         """Dense float32 rows ``(n, dim)``: the TF-IDF block, log length, category (a few queries at a time)."""

@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from agentroute._arrays import decode_array, encode_array
+from agentroute._arrays import decode_array, encode_array, length_and_category
 from agentroute._tfidf import TfidfFeaturizer
 from agentroute.errors import ConfigError
 
@@ -228,16 +228,9 @@ class HashingFeaturizer:
         x = self._weigh(self._tf(texts))
         if self.components is not None:
             x = x @ self.components.T.astype(np.float64)
-        lengths = (np.log1p([len(str(t)) for t in texts]) - self.length_mean) / self.length_std
-        blocks = [x, np.asarray(lengths, dtype=np.float64).reshape(-1, 1)]
-        if self.categories:
-            onehot = np.zeros((len(texts), len(self.categories) + 1))
-            index = {c: i for i, c in enumerate(self.categories)}
-            for i in range(len(texts)):
-                c = categories[i] if categories is not None else None
-                onehot[i, index.get(str(c), len(self.categories)) if c is not None else len(self.categories)] = 1.0
-            blocks.append(onehot)
-        return np.hstack(blocks).astype(np.float32)
+        side = length_and_category(texts, categories, length_mean=self.length_mean, length_std=self.length_std,
+                                   known=self.categories)
+        return np.hstack([x, side]).astype(np.float32)
 
     def fit_transform(self, texts: Sequence[str], categories: Sequence[str | None] | None = None) -> np.ndarray:
         """``fit`` then ``transform`` the same queries."""
@@ -389,16 +382,9 @@ class EmbeddingFeaturizer:
         if not self.fitted:
             raise ConfigError("EmbeddingFeaturizer is not fitted", name="featurizer", hint="call fit(texts) first")
         emb = self._embed([str(t) for t in texts])
-        lengths = (np.log1p([len(str(t)) for t in texts]) - self.length_mean) / self.length_std
-        blocks = [np.asarray(emb, dtype=np.float64), np.asarray(lengths, dtype=np.float64).reshape(-1, 1)]
-        if self.categories:
-            onehot = np.zeros((len(texts), len(self.categories) + 1))
-            index = {c: i for i, c in enumerate(self.categories)}
-            for i in range(len(texts)):
-                c = categories[i] if categories is not None else None
-                onehot[i, index.get(str(c), len(self.categories)) if c is not None else len(self.categories)] = 1.0
-            blocks.append(onehot)
-        return np.hstack(blocks).astype(np.float32)
+        side = length_and_category(texts, categories, length_mean=self.length_mean, length_std=self.length_std,
+                                   known=self.categories)
+        return np.hstack([np.asarray(emb, dtype=np.float64), side]).astype(np.float32)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-norm sentence embeddings ``(n, 384)`` of ``texts`` alone (no length or category block, no fit).

@@ -257,8 +257,10 @@ class App:
                 budget.name if isinstance(budget, SharedBudget) else None, dict(inputs), run.started_ns,
                 features={**({"category": category} if category is not None else {}), **(features or {})}))
         limit = ledger.limits.steps
-        config = {"configurable": {RUN_KEY: run, "thread_id": run.id},
-                  "recursion_limit": (2 * limit + 10) if limit is not None else 1000}
+        configurable: dict[str, Any] = {RUN_KEY: run}
+        if self.langgraph.checkpointer not in (None, False):  # only a checkpointer reads it (~50 µs a task)
+            configurable["thread_id"] = run.id
+        config = {"configurable": configurable, "recursion_limit": (2 * limit + 10) if limit is not None else 1000}
         return run, config
 
     def _raise_if_needed(self, result: RunResult, on_exhausted: str | None, on_violation: str | None) -> RunResult:

@@ -16,6 +16,10 @@ model call is *given*, so that a provider that lies cannot make a task look chea
   credential error) is charged nothing. ``charge_failed="reported"`` charges failures nothing (LiteLLM's exceptions
   carry no usage).
 
+The reply's text is tokenized only when its count can change the outcome: a text whose UTF-8 length (a proven upper
+bound of a tiktoken count, :func:`agentroute.llm.text_tokens_at_most`) cannot reach the compared amount is not, since
+the charge is then the same either way.
+
 It must never touch a ledger itself: :mod:`agentroute._calls` commits what :func:`charge_reply` returns.
 """
 

@@ -69,17 +69,17 @@ def test_credential_errors_are_not_retried():
 
 def test_tokens_are_counted_once_per_tokenizer_and_not_without_a_limit(monkeypatch):
     counted: list[str] = []
-    real = llm._count
+    real = llm._tokenize
 
-    def count(model, messages):
-        counted.append(model)
-        return real(model, messages)
+    def count(tokenizer, text):
+        counted.append(tokenizer)
+        return real(tokenizer, text)
 
     assert llm.tokenizer_key("openai/gpt-4o-mini") == llm.tokenizer_key("openai/gpt-4o")  # one tokenizer
     provider = Scripted({"*": ["ok"]}, input_tokens=12)  # reports usage without counting: only the loop counts
     app = two_agent_graph().compile(policy=ar.policies.Strongest(), provider=provider)
     app.run({"question": "warm"}, budget=Budget(usd="0.05"))  # the first task warms LiteLLM up (outside the count)
-    monkeypatch.setattr(llm, "_count", count)
+    monkeypatch.setattr(llm, "_tokenize", count)
     res = app.run({"question": f"a question never seen {uuid.uuid4().hex}"}, budget=Budget(usd="0.05"))
     # at most one count per call, not one per tier (a message the warm-up task already sent is a cache hit)
     assert len(res.calls) == 2 and 1 <= len(counted) <= 2

@@ -139,7 +139,7 @@ def count_tokens(model: str, messages: Sequence[Message]) -> int:
             return 0
         n = 3 + plain[0] * len(messages)
         for m in messages:
-            n += _message_tokens(tokenizer, m["role"], m["content"], m.get("name") or None)
+            n += _message_tokens(tokenizer, m["role"], m["content"], m.get("name"))
         return n
     return _count(model, messages)
 
@@ -186,6 +186,10 @@ def count_text(model: str, text: str) -> int:
     """
     if getattr(ensure_litellm(), "disable_token_counter", False) is True:
         return 0
+    tokenizer = tokenizer_key(model)
+    _COUNT_WITH.setdefault(tokenizer, model)
+    if _plain_params(tokenizer) is not None:  # remembered: a reply counted here is the next prompt's message
+        return _text_tokens(tokenizer, text)
     count = _text_counter(model)
     if count is None:
         return int(ensure_litellm().token_counter(model=model, text=text))
@@ -293,7 +297,7 @@ def _plain_params(tokenizer: str) -> tuple[int, int, Callable[[str], int]] | Non
 @functools.lru_cache(maxsize=8192)
 def _message_tokens(tokenizer: str, role: str, content: str, name: str | None) -> int:
     """One plain message's share of the count (role, content, and name), remembered per tokenizer."""
-    n = _short_tokens(tokenizer, role) + _tokenize(tokenizer, content)
+    n = _short_tokens(tokenizer, role) + _text_tokens(tokenizer, content)
     if name is not None:
         n += _short_tokens(tokenizer, name) + _plain_params(tokenizer)[1]  # type: ignore[index]
     return n
@@ -302,6 +306,12 @@ def _message_tokens(tokenizer: str, role: str, content: str, name: str | None) -
 @functools.lru_cache(maxsize=256)
 def _short_tokens(tokenizer: str, text: str) -> int:
     """Roles and names repeat: their counts are remembered."""
+    return _tokenize(tokenizer, text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _text_tokens(tokenizer: str, text: str) -> int:
+    """A text's count, remembered per tokenizer (a message's content, a reply's text)."""
     return _tokenize(tokenizer, text)
 
 

@@ -120,6 +120,8 @@ class RunConfig:
     """Policies asked beside the policy at every decision, never acted on (their choices are recorded)."""
     charge_failed: str = "worst_case"
     """What a failed or cancelled model call is charged: ``"worst_case"`` (billed) or ``"reported"`` (nothing)."""
+    checkpointed: bool = True
+    """Whether the graph saves checkpoints: only then does every step write :meth:`TaskRun.carry` into the state."""
 
 
 @dataclass(slots=True)
@@ -256,7 +258,7 @@ class TaskRun:
                                   "(or None)", name=spec.name)
             else:
                 new_state = {**state, **visible(update or {})}
-                self.state = visible(new_state)
+                self.state = visible(new_state) if META in new_state else new_state
         if exc is not None:
             error_name = type(exc).__name__
             if isinstance(exc, Exhausted):
@@ -277,6 +279,8 @@ class TaskRun:
             step.choice.close(cost=self.step_cost, tokens=self.step_tokens,
                               quality=self.qualities[-1] if self.qualities else None, ok=exc is None,
                               error=error_name, latency=(time.time_ns() - self.step_started_ns) / 1e9)
+        if not self.cfg.checkpointed:  # nothing reads the carried spend back without a checkpointer
+            return new_state
         return {**new_state, META: self.carry()}
 
     # -- resuming after a crash ---------------------------------------------------------------------------------

@@ -16,6 +16,10 @@ model call is *given*, so that a provider that lies cannot make a task look chea
   credential error) is charged nothing. ``charge_failed="reported"`` charges failures nothing (LiteLLM's exceptions
   carry no usage).
 
+The reply's text is tokenized only when its count can change the outcome: a text whose UTF-8 length (a proven upper
+bound of a tiktoken count, :func:`agentroute.llm.text_tokens_at_most`) cannot reach the compared amount is not, since
+the charge is then the same either way.
+
 It must never touch a ledger itself: :mod:`agentroute._calls` commits what :func:`charge_reply` returns.
 """
 
@@ -50,15 +54,19 @@ def worst_case(prices: tuple[Decimal, Decimal] | None, input_tokens: int, max_to
     return Spend(usd=llm.cost_of(prices, input_tokens, out), tokens=input_tokens + out)
 
 
-def _text_tokens(model: str, response: Any, fallback: str, exact: bool) -> int:
-    """How many tokens the text of every choice of ``response`` holds (``exact=False``: the rough count)."""
+def _reply_text(response: Any, fallback: str) -> str:
+    """The text of every choice of ``response`` (``fallback`` when it holds none)."""
     texts: list[str] = []
     for c in getattr(response, "choices", None) or ():
         msg = getattr(c, "message", None)
         content = getattr(msg, "content", None) if msg is not None else None
         if isinstance(content, str):
             texts.append(content)
-    text = "".join(texts) if texts else fallback
+    return "".join(texts) if texts else fallback
+
+
+def _text_tokens(model: str, text: str, exact: bool) -> int:
+    """How many tokens ``text`` holds (``exact=False``: the rough count)."""
     if not text:
         return 0
     if not exact:
@@ -69,6 +77,20 @@ def _text_tokens(model: str, response: Any, fallback: str, exact: bool) -> int:
         return len(text) // 4
 
 
+def _seen_above(model: str, text: str, exact: bool, floor: int) -> int | None:
+    """Our count of the reply's ``text`` when it may exceed ``floor``; ``None`` when it provably does not.
+
+    The count only matters above ``floor`` (a check that compares it with ``floor``, a ``max`` with it), so a text
+    whose proven upper bound (:func:`agentroute.llm.text_tokens_at_most`) is at most ``floor`` is not tokenized:
+    the outcome is the same as with the count.
+    """
+    if exact and text:
+        bound = llm.text_tokens_at_most(model, text)
+        if bound is not None and bound <= floor:
+            return None
+    return _text_tokens(model, text, exact)
+
+
 def charge_reply(prices: tuple[Decimal, Decimal] | None, model: str, sent_in: int, reserved_in: int,
                  max_tokens: int, raw: llm.RawReply, *, metered: bool) -> tuple[Spend, int, int, str]:
     """What a successful reply is charged: ``(amount, input_tokens, output_tokens, basis)``.
@@ -77,24 +99,30 @@ def charge_reply(prices: tuple[Decimal, Decimal] | None, model: str, sent_in: in
     docstring). ``sent_in`` is agentroute's own count of the prompt sent (``llm.count_tokens`` of the messages, or
     :func:`llm.rough_tokens` when not metered: the count the call was planned with); ``reserved_in`` and
     ``max_tokens`` are the input and output the call reserved. Without a USD or token limit (``metered=False``)
-    nothing is tokenized: the rough count (four characters a token) is compared.
+    nothing is tokenized: the rough count (four characters a token) is compared. The reply's text is tokenized only
+    when its count could change the outcome (:func:`_seen_above`).
     """
     rep_in, rep_out = raw.input_tokens, raw.output_tokens
-    seen_out = _text_tokens(model, raw.response, raw.text, metered)
+    text = _reply_text(raw.response, raw.text)
     why = None
+    seen_out: int | None = None
     if rep_in < 0 or rep_out < 0:
         why = f"negative usage reported ({rep_in} in, {rep_out} out)"
     elif rep_in == 0 and rep_out == 0:
         why = "no usage reported"
+    elif 2 * rep_in < sent_in:
+        why = f"usage under-reported ({rep_in} input tokens reported, {sent_in} sent)"
     else:
-        if 2 * rep_in < sent_in:
-            why = f"usage under-reported ({rep_in} input tokens reported, {sent_in} sent)"
-        elif 2 * rep_out + SLACK < seen_out:
+        seen_out = _seen_above(model, text, metered, 2 * rep_out + SLACK)
+        if seen_out is not None and 2 * rep_out + SLACK < seen_out:
             why = f"usage under-reported ({rep_out} output tokens reported, {seen_out} received)"
     if why is None:
         return Spend(usd=llm.cost_of(prices, rep_in, rep_out), tokens=rep_in + rep_out), rep_in, rep_out, "reported"
     n_in = max(rep_in, reserved_in)
-    n_out = max(rep_out, max_tokens, seen_out)
+    n_out = max(rep_out, max_tokens)
+    seen = seen_out if seen_out is not None else _seen_above(model, text, metered, n_out)
+    if seen is not None:
+        n_out = max(n_out, seen)
     return worst_case(prices, n_in, n_out), n_in, n_out, f"worst_case: {why}"
 
 

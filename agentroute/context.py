@@ -16,7 +16,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from agentroute import _llm_clock
+from agentroute import _llm_clock, llm
 from agentroute._calls import call_steps
 from agentroute._loop import Reply, Stop, TaskRun
 from agentroute._spec import AgentSpec
@@ -128,8 +128,10 @@ class StepContext:
                     await asyncio.sleep(request[1])
                     request = steps.send(None)
                     continue
-                try:
-                    outcome: Any = await _llm_clock.acomplete_within(request[1], self._time_left())
+                left = self._time_left()
+                try:  # without a seconds limit the call is awaited as is (one coroutine layer less per call)
+                    outcome: Any = await (llm.acomplete(request[1]) if left is None
+                                          else _llm_clock.acomplete_within(request[1], left))
                 except asyncio.CancelledError as e:
                     steps.throw(e)  # frees the reservation, then re-raises
                     raise

@@ -124,14 +124,23 @@ def price_of(model: str) -> tuple[Decimal, Decimal] | None:
 def count_tokens(model: str, messages: Sequence[Message]) -> int:
     """Input tokens of ``messages`` for ``model``, with LiteLLM's counter (chat-template overhead included).
 
-    Plain text messages are counted once per *tokenizer* and remembered (models that share a tokenizer share the
-    count; system prompts and retries repeat). Other messages (images, tool calls) are counted each time.
+    Plain text messages are counted one message at a time, each remembered per *tokenizer* (models that share a
+    tokenizer share the count; a conversation resent with one more turn counts only the new turn). The sum is the
+    one LiteLLM's ``_count_messages`` + ``_count_extra`` make. Other messages (images, tool calls) are counted whole,
+    each time.
     """
-    if all(isinstance(m.get("content"), str) and len(m) <= 3 for m in messages):
-        key = tuple((str(m.get("role")), m["content"], str(m.get("name", ""))) for m in messages)
-        tokenizer = tokenizer_key(model)
-        _COUNT_WITH.setdefault(tokenizer, model)
-        return _count_cached(tokenizer, key)
+    tokenizer = tokenizer_key(model)
+    _COUNT_WITH.setdefault(tokenizer, model)
+    plain = _plain_params(tokenizer)
+    if plain is not None and all(type(m.get("content")) is str and type(m.get("role")) is str
+                                 and m.keys() <= _PLAIN_KEYS and (m.get("name") is None or type(m.get("name")) is str)
+                                 for m in messages):
+        if getattr(ensure_litellm(), "disable_token_counter", False):
+            return 0
+        n = 3 + plain[0] * len(messages)
+        for m in messages:
+            n += _message_tokens(tokenizer, m["role"], m["content"], m.get("name"))
+        return n
     return _count(model, messages)
 
 
@@ -177,6 +186,10 @@ def count_text(model: str, text: str) -> int:
     """
     if getattr(ensure_litellm(), "disable_token_counter", False) is True:
         return 0
+    tokenizer = tokenizer_key(model)
+    _COUNT_WITH.setdefault(tokenizer, model)
+    if _plain_params(tokenizer) is not None:  # remembered: a reply counted here is the next prompt's message
+        return _text_tokens(tokenizer, text)
     count = _text_counter(model)
     if count is None:
         return int(ensure_litellm().token_counter(model=model, text=text))
@@ -272,11 +285,67 @@ _COUNT_WITH: dict[str, str] = {}
 """Tokenizer key -> the model counted with (the first seen with that tokenizer: all of them count alike)."""
 
 
-@functools.lru_cache(maxsize=4096)
-def _count_cached(tokenizer: str, key: tuple[tuple[str, str, str], ...]) -> int:
-    """The count of plain messages, cached per tokenizer (not per model)."""
-    msgs = [{"role": r, "content": c, **({"name": n} if n else {})} for r, c, n in key]
-    return _count(_COUNT_WITH[tokenizer], msgs)
+@functools.lru_cache(maxsize=64)
+def _plain_params(tokenizer: str) -> tuple[int, int, Callable[[str], int]] | None:
+    """``(tokens per message, tokens per name, text counter)`` of a tokenizer, or ``None`` (LiteLLM counts then)."""
+    params = _count_params(_COUNT_WITH[tokenizer])
+    if params is None or _counter(_COUNT_WITH[tokenizer]) is None:
+        return None
+    return params.tokens_per_message, params.tokens_per_name, params.count_function
+
+
+@functools.lru_cache(maxsize=8192)
+def _message_tokens(tokenizer: str, role: str, content: str, name: str | None) -> int:
+    """One plain message's share of the count (role, content, and name), remembered per tokenizer."""
+    n = _short_tokens(tokenizer, role) + _text_tokens(tokenizer, content)
+    if name is not None:
+        n += _short_tokens(tokenizer, name) + _plain_params(tokenizer)[1]  # type: ignore[index]
+    return n
+
+
+@functools.lru_cache(maxsize=256)
+def _short_tokens(tokenizer: str, text: str) -> int:
+    """Roles and names repeat: their counts are remembered."""
+    return _tokenize(tokenizer, text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _text_tokens(tokenizer: str, text: str) -> int:
+    """A text's count, remembered per tokenizer (a message's content, a reply's text)."""
+    return _tokenize(tokenizer, text)
+
+
+def _tokenize(tokenizer: str, text: str) -> int:
+    """Run the tokenizer: LiteLLM's text count with its encoder chosen once (every cache above ends here)."""
+    plain = _plain_params(tokenizer)
+    assert plain is not None
+    return plain[2](text)
+
+
+def text_tokens_at_most(model: str, text: str) -> int | None:
+    """A proven upper bound of :func:`count_text` ``(model, text)`` without tokenizing, or ``None`` when none is cheap.
+
+    For the byte-level BPE encodings LiteLLM counts OpenAI-style models with (tiktoken), every token holds at least
+    one byte of the UTF-8 text, chunks included; a text past LiteLLM's exact-count length is extrapolated from
+    samples, each at most four bytes a character, so it is at most four tokens a character. Other tokenizers
+    (Hugging Face ones may add tokens of their own): ``None``.
+    """
+    if not tokenizer_key(model).startswith("tiktoken:"):
+        return None
+    if len(text) <= _max_exact_chars():
+        return len(text.encode("utf-8", "surrogatepass"))
+    return 4 * len(text)
+
+
+@functools.lru_cache(maxsize=1)
+def _max_exact_chars() -> int:
+    """LiteLLM's longest text counted exactly (longer ones are extrapolated from samples); 0 when unknown."""
+    try:
+        from litellm import constants
+
+        return int(constants.TOKEN_COUNTER_MAX_EXACT_CHARS)
+    except Exception:  # another LiteLLM layout: use the bound that holds for extrapolated counts too
+        return 0
 
 
 def cost_of(prices: tuple[Decimal, Decimal] | None, input_tokens: int, output_tokens: int) -> Decimal | None:
@@ -427,5 +496,6 @@ __all__ = [
     "param_tokens",
     "price_of",
     "rough_tokens",
+    "text_tokens_at_most",
     "tokenizer_key",
 ]

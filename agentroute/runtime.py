@@ -116,11 +116,14 @@ class App:
             shadows=shadows,
             charge_failed=charge_failed,
         )
+        self._checked: Budget | SharedBudget | None = None
         if isinstance(budget, Budget | SharedBudget):
             self._check_budget(budget)
         self._has_async = any(a.is_async for a in graph.agents.values())
         self._warm = False
         self.langgraph = self._build(checkpointer)
+        self._checkpointed = self.langgraph.checkpointer not in (None, False)
+        self.config = dataclasses.replace(self.config, checkpointed=self._checkpointed)
 
     # -- configuration knobs (the frozen RunConfig is replaced; running tasks keep theirs) -----------------------
     @property
@@ -168,6 +171,8 @@ class App:
 
     # -- building -----------------------------------------------------------------------------------------------
     def _check_budget(self, budget: Budget | SharedBudget) -> None:
+        if budget is self._checked:  # the same budget object as the last task's: prices have not changed since
+            return
         chain = [budget] if isinstance(budget, Budget) else [budget.limits, budget.per_task]
         if any(b.usd is not None for b in chain):
             unknown = [n for n, p in self.config.prices.items() if p is None]
@@ -177,6 +182,7 @@ class App:
                     name=unknown[0],
                     hint="give those ModelTiers input_cost_per_token and output_cost_per_token",
                 )
+        self._checked = budget
 
     def _build(self, checkpointer: Any) -> Any:
         from langchain_core.runnables import RunnableConfig
@@ -257,8 +263,10 @@ class App:
                 budget.name if isinstance(budget, SharedBudget) else None, dict(inputs), run.started_ns,
                 features={**({"category": category} if category is not None else {}), **(features or {})}))
         limit = ledger.limits.steps
-        config = {"configurable": {RUN_KEY: run, "thread_id": run.id},
-                  "recursion_limit": (2 * limit + 10) if limit is not None else 1000}
+        configurable: dict[str, Any] = {RUN_KEY: run}
+        if self._checkpointed:  # only a checkpointer reads it (LangGraph spends ~50 µs a task on one)
+            configurable["thread_id"] = run.id
+        config = {"configurable": configurable, "recursion_limit": (2 * limit + 10) if limit is not None else 1000}
         return run, config
 
     def _raise_if_needed(self, result: RunResult, on_exhausted: str | None, on_violation: str | None) -> RunResult:

@@ -51,7 +51,8 @@ def resolve_policy(spec: str, *, cost_weight: float, texts: Sequence[str], categ
     if spec == "pheromone":
         from agentroute.policies.pheromone import PheromonePolicy
 
-        return PheromonePolicy(seed=seed, cost_weight=cost_weight)
+        # applied in order (no background worker) and no measured latency: two runs give the same figures
+        return PheromonePolicy(seed=seed, cost_weight=cost_weight, asynchronous=False)
     if spec == "bandit":
         from agentroute.features import HashingFeaturizer
         from agentroute.policies.bandit import LinUCBPolicy

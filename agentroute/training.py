@@ -30,6 +30,7 @@ from agentroute.policies._sb3 import (
     make_vec,
     one_thread,
     progress_callback,
+    quiet_logger,
     train_model,
     warm_start_targets,
 )
@@ -309,6 +310,7 @@ def fit_memory_ppo(
         policy_kwargs={"net_arch": {"pi": list(hidden), "vf": list(hidden)}, "activation_fn": torch.nn.Tanh},
         verbose=0,
     )
+    quiet_logger(model)
     warm: dict[str, Any] = {}
     if warm_start is not False:
         warm = clone_teacher(model, memories, warm_start, cost_weight=cost_weight, mix=mix, epochs=clone_epochs,

@@ -6,6 +6,9 @@ is timed in CPU seconds of this process's main thread (LiteLLM runs a mocked cal
 the same for every variant):
 
 - ``plain``: ``await litellm.acompletion(...)``;
+- ``plain in LangGraph``: the same calls made by a one-node plain LangGraph graph (``CALLS`` per task, as the routed
+  agent makes them): what running inside a LangGraph node costs by itself (LangGraph's per-task and per-await work),
+  so that the routed figures can be read against both (agentroute's own share is ``routed`` less this);
 - ``routed``: ``ctx.acomplete(...)`` inside an agentroute agent with two tiers under a USD + token budget: tokens
   counted, tiers priced and masked, the policy decides, the worst case is reserved, the spend settled, the decision
   recorded (``CALLS`` calls per task, so the figure is per call, not per graph run);
@@ -91,6 +94,23 @@ async def _plain_calls(n: int) -> None:
         await litellm.acompletion(model=MODEL, messages=[{"role": "user", "content": _text()}], max_tokens=64, **SAME)
 
 
+def _plain_node_graph(calls: int) -> Any:
+    import litellm
+    from langgraph.graph import END, START, StateGraph
+
+    async def node(state: dict[str, Any]) -> dict[str, Any]:
+        for _ in range(calls):
+            await litellm.acompletion(model=MODEL, messages=[{"role": "user", "content": _text()}], max_tokens=64,
+                                      **SAME)
+        return {"n": 1}
+
+    g: Any = StateGraph(dict)
+    g.add_node("a", node)
+    g.add_edge(START, "a")
+    g.add_edge("a", END)
+    return g.compile()
+
+
 async def per_call(rounds: int, calls: int, tasks: int) -> dict[str, Any]:
     """CPU seconds per call of each variant, and the round-by-round ratios to ``plain``."""
     import agentroute as ar
@@ -107,11 +127,15 @@ async def per_call(rounds: int, calls: int, tasks: int) -> dict[str, Any]:
     apps = {"routed": _routed_app(calls // tasks), "routed, no limit": _routed_app(calls // tasks),
             "routed + tracing": _routed_app(calls // tasks, hooks=list(tracing.hooks))}
     budgets = {"routed": metered, "routed, no limit": unmetered, "routed + tracing": metered}
+    in_graph = _plain_node_graph(calls // tasks)
 
     async def run_variant(name: str) -> float:
         c0 = time.thread_time()
         if name == "plain":
             await _plain_calls(calls)
+        elif name == "plain in LangGraph":
+            for _ in range(tasks):
+                await in_graph.ainvoke({"n": 0})
         else:
             for _ in range(tasks):
                 r = await apps[name].arun({"q": "x"}, budget=budgets[name])
@@ -119,7 +143,7 @@ async def per_call(rounds: int, calls: int, tasks: int) -> dict[str, Any]:
                     raise RuntimeError(f"{name}: {r.error}")
         return (time.thread_time() - c0) / calls
 
-    names = ["plain", *apps]
+    names = ["plain", "plain in LangGraph", *apps]
     for name in names:  # warm up every path (imports, LiteLLM's first-call setup, encoders)
         await run_variant(name)
     _freeze_heap()
@@ -134,7 +158,9 @@ async def per_call(rounds: int, calls: int, tasks: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         ratios = [s / p for s, p in zip(samples[name], samples["plain"], strict=True)]
-        out[name] = {"cpu_us": statistics.median(samples[name]) * 1e6, "ratio_to_plain": statistics.median(ratios)}
+        lg = [s - g for s, g in zip(samples[name], samples["plain in LangGraph"], strict=True)]
+        out[name] = {"cpu_us": statistics.median(samples[name]) * 1e6, "ratio_to_plain": statistics.median(ratios),
+                     "over_langgraph_us": statistics.median(lg) * 1e6}
     out["routed + tracing"]["ratio_to_routed"] = statistics.median(
         [t / r for t, r in zip(samples["routed + tracing"], samples["routed"], strict=True)])
     out["routed + tracing"]["span_thread_cpu_us_per_call"] = spans_cpu * 1e6 / (calls * (rounds + 1))
@@ -229,9 +255,9 @@ def main() -> None:
 
     res = asyncio.run(both())
     print(f"CPU per call (median of {args.rounds} rounds of {calls} calls; ratios taken round by round)")
-    print(f"  {'variant':<20} {'µs/call':>9} {'× plain':>8}")
+    print(f"  {'variant':<20} {'µs/call':>9} {'× plain':>8} {'µs over plain in LangGraph':>27}")
     for name, r in res["per_call"].items():
-        print(f"  {name:<20} {r['cpu_us']:>9.0f} {r['ratio_to_plain']:>8.2f}")
+        print(f"  {name:<20} {r['cpu_us']:>9.0f} {r['ratio_to_plain']:>8.2f} {r['over_langgraph_us']:>+27.0f}")
     t = res["per_call"]["routed + tracing"]
     print(f"  tracing adds {100 * (t['ratio_to_routed'] - 1):+.0f}% on the task's thread "
           f"(+{t['span_thread_cpu_us_per_call']:.0f} µs/call on the span thread)")

@@ -135,8 +135,8 @@ def many_runs(stream: str, seeds: int) -> dict[str, Any]:
     policies: list[tuple[str, str, dict[str, Any]]] = [("pheromone", "pheromone", {}), ("bandit", "bandit", {})]
     if not drift:
         policies.append(("random", "random", {}))
-    if stream in ("routerbench", "llmrouter"):  # under 12 options "auto" keeps the levels: the pooled one too
-        policies.insert(1, ("pheromone (pooled)", "pheromone", {"estimate": "pooled"}))
+    if stream in ("routerbench", "llmrouter"):  # "auto" reads the pooled estimate here (price gap): the levels too
+        policies.insert(1, ("pheromone (levels)", "pheromone", {"estimate": "level"}))
     rec: dict[str, Any] = {"lambda_per_usd": lam, "seeds": seeds, "policies": {}}
     for label, name, kw in policies:
         rows = []

@@ -55,6 +55,18 @@ def need_service(name: str, host: str, port: int) -> None:
         pytest.skip(msg)
 
 
+@pytest.fixture()
+def dead_port() -> Iterator[int]:
+    """A local port where nothing listens, for the whole test: connections to it are refused.
+
+    The socket stays bound here and never listens. Closing it and handing the number on would be a race: another
+    test (a pytest-xdist worker) could be given the port for a server meanwhile.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real routing-outcome tables (../shared/data or AGENTROUTE_DATA_DIR)."""

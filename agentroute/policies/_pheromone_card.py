@@ -55,6 +55,8 @@ def colony_from_card(cls: type[Colony], card: Card, *, store: str | PheromoneTab
               prior_weight=config.num("prior_weight", 3.0, lo=0.0, hi=1e6),
               min_visits=config.num("min_visits", 3.0, lo=0.0, hi=1e6),
               price_prior=config.flag("price_prior", True),
+              # a card saved before latency observation was opt-in keeps observing it
+              observe_latency=config.flag("observe_latency", True),
               descriptors={k: config.obj("descriptors").obj(k).raw() for k in config.obj("descriptors", {})})
     if cost_weight is not None:
         kw["cost_weight"] = cost_weight

@@ -3,7 +3,8 @@
 A mixin of :class:`~agentroute.policies.pheromone.PheromonePolicy`: ``feedback`` credits a decision at once when it
 carries a quality, ``end_task``/``on_task_end`` credit the rest of a task's path with its outcome, and no decision is
 credited twice. Nothing here moves the table: outcomes go to the update worker (or are applied at once when the
-colony is synchronous). It also keeps the in-flight counts (the η ``load`` term) and the observed latencies.
+colony is synchronous). It also keeps the in-flight counts (the η ``load`` term) and, when the colony observes
+latency (``observe_latency=True``), the measured latencies.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class ColonyCredit:
     _inflight: dict[str, int]
     _latency: dict[str, float]
     _lat_version: int
+    observe_latency: bool
     asynchronous: bool
     worker: UpdateWorker
 
@@ -79,7 +81,7 @@ class ColonyCredit:
         step.cost = None if cost is None else float(cost)
         if path is not None and step.cost is not None:
             path.cost += step.cost
-        if fb.latency and fb.latency > 0:
+        if self.observe_latency and fb.latency and fb.latency > 0:  # opt-in: a measured latency is not repeatable
             old = self._latency.get(chosen)
             new = fb.latency if old is None else 0.8 * old + 0.2 * fb.latency
             if old is None or abs(new - old) > 0.02 * old:  # η-latency is refreshed when a latency moved > 2%

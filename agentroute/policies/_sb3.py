@@ -99,9 +99,22 @@ def train_model(
         from sb3_contrib import MaskablePPO
 
         model = MaskablePPO(policy, vec, seed=seed, policy_kwargs=policy_kwargs, verbose=0, device="cpu", **kw)
+    quiet_logger(model)
     if learn:
         with one_thread():
             model.learn(total_timesteps=total_timesteps, callback=list(callbacks) or None)
+    return model
+
+
+def quiet_logger(model: Any) -> Any:
+    """Give an SB3 model a logger that writes nowhere.
+
+    With ``verbose=0`` and no tensorboard folder, SB3's default logger still creates an empty ``SB3-<date>`` folder in
+    the temp dir at every ``learn``; a logger with no outputs and no folder creates nothing.
+    """
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
     return model
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -36,22 +35,11 @@ from agentroute.errors import ConfigError
 from agentroute.policies._card import Arrays, Card, register
 from agentroute.policies._pheromone_credit import MAX_TASKS, ColonyCredit
 from agentroute.policies._pheromone_eta import DEFAULT_ETA, ETA_TERMS, CandInfo, eta_terms, load_eta, static_eta
+from agentroute.policies._pheromone_fuse import ColonyFusion
 from agentroute.policies._pheromone_intent import IntentModel
-from agentroute.policies._pheromone_math import (
-    MAX_FUSED,
-    NO_ETA,
-    SIGNALS,
-    Evidence,
-    Fused,
-    Path,
-    draw,
-    mix,
-    ratio,
-    softmax,
-    utility,
-)
+from agentroute.policies._pheromone_math import NO_ETA, SIGNALS, Evidence, Path, draw, ratio, softmax, utility
 from agentroute.policies._pheromone_open import open_table
-from agentroute.policies._pheromone_prior import ESTIMATES, MANY_OPTIONS, Priors, estimate, priors
+from agentroute.policies._pheromone_prior import ESTIMATES, Priors
 from agentroute.policies._pheromone_store import PheromoneParams, PheromoneTable
 from agentroute.policies._pheromone_warmup import warm_snapshot
 from agentroute.policies._pheromone_worker import Gate, PheromoneUpdate, QualityGate, UpdateWorker
@@ -69,7 +57,7 @@ def _num(name: str, v: Any, *, lo: float, hi: float = math.inf, open_lo: bool = 
 
 
 @register("pheromone", "colony")
-class PheromonePolicy(ColonyCredit, PolicyBase):
+class PheromonePolicy(ColonyCredit, ColonyFusion, PolicyBase):
     """The ant-colony router.
 
     Parameters (all validated; defaults tuned on RouterBench replays):
@@ -81,7 +69,9 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
       ``reopen``, ``decay``, ``decay_every``: the update rule (:class:`PheromoneParams`), or pass ``params``;
       ``params="stored"`` resumes a durable colony with the rule it was created with.
     - ``eta``: weights of the η terms ``ability`` (a candidate's ``descriptor["ability"|"quality"|"prior"]``),
-      ``price`` (``exp(−λ·Δcost/scale)``: neutral at λ = 0), ``latency`` (observed, else ``latency_estimate``),
+      ``price`` (``exp(−λ·Δcost/scale)``: neutral at λ = 0), ``latency`` (the candidate's ``latency_estimate``;
+      with ``observe_latency=True`` the measured latencies of its feedback override it: off by default, since a
+      measured latency makes two runs of the same simulated stream differ),
       ``load`` (decisions still waiting for feedback) and ``uncertainty`` (``exp(Σ_t w_t/√(1 + visits_t))``: an
       option the colony has seen less of looks better, so an unlucky start is revisited). Default
       :data:`DEFAULT_ETA`; the terms you name replace the defaults, 0 switches one off.
@@ -99,6 +89,12 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
       decision. ``task_types``, ``intent`` (an :class:`IntentModel`; ``rules`` builds one) set w(q).
     - ``store``: ``None`` (in process), a :class:`PheromoneTable`, or a database URL / SQLite path (durable and
       shared; ``namespace`` names the colony in it).
+    - ``estimate``: how a decision reads the table: ``"level"`` (the fused levels and η), ``"pooled"`` (the
+      pooled estimate of :mod:`~agentroute.policies._pheromone_prior`: price-aware prior and ceiling, task types
+      pooled, optimism, elimination of dominated options; tuned by ``optimism``, ``eliminate``, ``pool``,
+      ``prior_weight``, ``min_visits``, ``price_prior`` and ``descriptors``) or ``"auto"`` (default: pooled at a
+      point with 12+ candidates or where the dearest candidate's price premium, λ·Δprice, is worth ¾ of a
+      perfect answer; the levels otherwise).
     """
 
     family = "pheromone"
@@ -150,8 +146,9 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
         pool: float = 4.0,
         prior_weight: float = 3.0,
         min_visits: float = 3.0,
-        price_prior: bool = True,
+        price_prior: bool = False,
         descriptors: Mapping[str, Mapping[str, Any]] | None = None,
+        observe_latency: bool = False,
     ) -> None:
         self.alpha = _num("alpha", alpha, lo=0.0, hi=50.0)
         self.beta = _num("beta", beta, lo=0.0, hi=50.0)
@@ -176,6 +173,7 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
         self.prior_weight = _num("prior_weight", prior_weight, lo=0.0, hi=1e6, open_lo=True)
         self.min_visits = _num("min_visits", min_visits, lo=0.0, hi=1e6)
         self.price_prior = bool(price_prior)
+        self.observe_latency = bool(observe_latency)
         if descriptors is not None and not (isinstance(descriptors, Mapping) and all(
                 isinstance(k, str) and isinstance(v, Mapping) for k, v in descriptors.items())):
             raise ConfigError("PheromonePolicy: descriptors must map option ids to descriptor mappings",
@@ -211,6 +209,7 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
             "estimate": estimate, "optimism": self.optimism, "eliminate": self.eliminate, "pool": self.pool,
             "prior_weight": self.prior_weight, "min_visits": self.min_visits,
             "price_prior": self.price_prior, "descriptors": self.descriptors,
+            "observe_latency": self.observe_latency,
         }
         rule: PheromoneParams | None
         if params == "stored":
@@ -377,106 +376,6 @@ class PheromonePolicy(ColonyCredit, PolicyBase):
         if lam is None:
             return self.cost_weight * scale, scale
         return (float(lam) if given is not None else float(lam) * scale), scale
-
-    def _fuse(
-        self, info: CandInfo, w: dict[str, float], point: str, prev: str,
-        static: tuple[dict[str, list[float]], list[float] | None], lam: float = 0.0, scale: float = 1.0,
-    ) -> Fused:
-        """Fuse the specialists for one mixture at one point (after ``prev``) and cache P (without load).
-
-        Pure Python over a few floats: ``map(dict.get, ...)`` runs the look-ups in C and each fused quantity
-        is one pass over the candidates, which is faster than numpy at this size.
-        """
-        table = self.table
-        version = table.version  # read before the levels: a write meanwhile leaves a stale version, not stale data
-        ids = info.ids
-        n = len(ids)
-        if self.estimate == "pooled" or (self.estimate == "auto" and n >= MANY_OPTIONS):
-            return self._fuse_pooled(info, w, point, prev, static, lam, scale, version)
-        t0 = self.params.initial
-        kappa = self.transition_weight if prev else 0.0
-        levels, bonus = table.levels, table.bonus
-        wu = self.eta["uncertainty"] if self.beta > 0 else 0.0
-        ws: list[float] = []
-        vs: list[list[float]] = []
-        bs: list[list[float]] = []
-        for t, wt in w.items():
-            node = levels(t, point, "")
-            vals = [t0] * n if node is None else list(map(node.get, ids, repeat(t0, n)))
-            if kappa:  # (1 − κ)·τ(point, option) + κ·τ(prev → point, option)
-                trans = levels(t, point, prev)
-                tv = repeat(t0, n) if trans is None else map(trans.get, ids, repeat(t0, n))
-                vals = [(1.0 - kappa) * a + kappa * x for a, x in zip(vals, tv, strict=False)]
-            ws.append(wt)
-            vs.append(vals)
-            if wu > 0:  # fused like τ: Σ_t w_t / √(1 + visits_t)
-                bn = bonus(t, point, "")
-                bs.append([1.0] * n if bn is None else list(map(bn.get, ids, repeat(1.0, n))))
-        tau = mix(ws, vs, n, t0)
-        unc = mix(ws, bs, n, 0.0) if wu > 0 else None
-        alpha, beta, log = self.alpha, self.beta, math.log
-        # score = α·log τ + β·Σ_k w_k·log η_k; log η_uncertainty = w·bonus (the shift by the best cancels in P)
-        log_static = static[1]
-        if unc is not None:
-            bu = beta * wu
-            if log_static is not None:
-                score = [alpha * log(x) + bu * u + beta * e for x, u, e in zip(tau, unc, log_static, strict=True)]
-            else:
-                score = [alpha * log(x) + bu * u for x, u in zip(tau, unc, strict=True)]
-        elif log_static is not None:
-            score = [alpha * log(x) + beta * e for x, e in zip(tau, log_static, strict=True)]
-        else:
-            score = [alpha * log(x) for x in tau]
-        return self._cache_fused(info, w, point, prev, static, version, tau, unc, score)
-
-    def _fuse_pooled(
-        self, info: CandInfo, w: dict[str, float], point: str, prev: str,
-        static: tuple[dict[str, list[float]], list[float] | None], lam: float, scale: float, version: int,
-    ) -> Fused:
-        """The many-option fusion (:mod:`agentroute.policies._pheromone_prior`).
-
-        τ is the optimistic pooled level ``u_j`` (prior, ceiling, pooling and the optimism width replace the
-        ``ability``, ``price`` and ``uncertainty`` η terms, which would count them twice); ``latency`` stays; a
-        dominated option's score is −∞ (probability 0).
-        """
-        hit = info.priors
-        if hit is None or hit[0] != (lam, scale):
-            # an equal candidate set (a driver that builds new tuples per decision) shares its priors
-            key = (tuple(info.ids), tuple(info.raw_costs), tuple(info.ability or ()), lam, scale)
-            pri = self._priors.get(key)
-            if pri is None:
-                if len(self._priors) >= MAX_FUSED:
-                    self._priors.clear()
-                pri = self._priors[key] = priors(info.ids, info.raw_costs, info.descriptors, self._signal,
-                                                 self.params, lam, scale, self.prior_weight)
-            info.priors = hit = ((lam, scale), pri)
-        est = estimate(self.table, self.intent.task_types, w, point, prev,
-                       self.transition_weight if prev else 0.0, info.ids, hit[1], optimism=self.optimism,
-                       pool=self.pool, eliminate=self.eliminate, min_visits=self.min_visits,
-                       curve=self.price_prior)
-        alpha, log = self.alpha, math.log
-        lat = static[0].get("latency") if self.beta > 0 else None
-        bl = self.beta * self.eta["latency"]
-        score = [-math.inf if out else alpha * log(x) + (bl * log(lat[j]) if lat is not None else 0.0)
-                 for j, (x, out) in enumerate(zip(est.level, est.eliminated, strict=True))]
-        return self._cache_fused(info, w, point, prev, static, version, est.level, None, score)
-
-    def _cache_fused(
-        self, info: CandInfo, w: dict[str, float], point: str, prev: str,
-        static: tuple[dict[str, list[float]], list[float] | None], version: int, tau: list[float],
-        unc: list[float] | None, score: list[float],
-    ) -> Fused:
-        ids = info.ids
-        p, best = softmax(score)
-        q1 = 1.0 - self.exploit
-        probs = {cid: q1 * x for cid, x in zip(ids, p, strict=True)}
-        probs[ids[best]] += self.exploit
-        ent = Fused(version, static, w, tau, unc, score, p, best, probs, dict(zip(ids, p, strict=True)))
-        cache = info.fused
-        if len(cache) >= MAX_FUSED:
-            cache.clear()
-        cache[(id(w), point, prev)] = ent  # the entry holds w, so its id cannot be reused while it is cached
-        return ent
 
     # ------------------------------------------------------------------ warm-up, control
 

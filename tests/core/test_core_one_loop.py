@@ -69,17 +69,17 @@ def test_credential_errors_are_not_retried():
 
 def test_tokens_are_counted_once_per_tokenizer_and_not_without_a_limit(monkeypatch):
     counted: list[str] = []
-    real = llm._count
+    real = llm._tokenize
 
-    def count(model, messages):
-        counted.append(model)
-        return real(model, messages)
+    def count(tokenizer, text):
+        counted.append(tokenizer)
+        return real(tokenizer, text)
 
     assert llm.tokenizer_key("openai/gpt-4o-mini") == llm.tokenizer_key("openai/gpt-4o")  # one tokenizer
     provider = Scripted({"*": ["ok"]}, input_tokens=12)  # reports usage without counting: only the loop counts
     app = two_agent_graph().compile(policy=ar.policies.Strongest(), provider=provider)
     app.run({"question": "warm"}, budget=Budget(usd="0.05"))  # the first task warms LiteLLM up (outside the count)
-    monkeypatch.setattr(llm, "_count", count)
+    monkeypatch.setattr(llm, "_tokenize", count)
     res = app.run({"question": f"a question never seen {uuid.uuid4().hex}"}, budget=Budget(usd="0.05"))
     # at most one count per call, not one per tier (a message the warm-up task already sent is a cache hit)
     assert len(res.calls) == 2 and 1 <= len(counted) <= 2
@@ -223,3 +223,71 @@ def test_a_policy_is_credited_once_at_the_end_of_each_task():
     assert (end.task_id, end.cost_usd, end.quality, end.ok) == (res.task_id, res.spent.usd, res.quality, True)
     assert [d.index for d in end.decisions] == [d.index for d in res.decisions] == [0, 1, 2]
     assert Decimal(0) < end.cost_usd <= Decimal("0.05")
+
+
+@settings(max_examples=60)
+@given(msgs=st.lists(_MESSAGE, min_size=1, max_size=4),
+       model=st.sampled_from(["openai/gpt-4o-mini", "openai/gpt-4o", "gpt-3.5-turbo-0301",
+                              "anthropic/claude-3-haiku-20240307"]))
+def test_a_prompt_counted_one_message_at_a_time_is_litellms_count(msgs, model):
+    """count_tokens sums each message's remembered count: the same total as LiteLLM's, cached or not."""
+    litellm = llm.ensure_litellm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = litellm.token_counter(model=model, messages=[dict(m) for m in msgs])
+    assert llm.count_tokens(model, msgs) == want
+    assert llm.count_tokens(model, list(reversed(msgs))) == want  # the same messages, now from the cache
+
+
+@settings(max_examples=60)
+@given(text=st.text(max_size=600), model=st.sampled_from(["openai/gpt-4o-mini", "openai/gpt-4o", "gpt-3.5-turbo-0301"]))
+def test_the_reply_bound_is_never_below_the_count(text, model):
+    """The bound that spares tokenizing a reply is at least the count (every tiktoken token holds a byte)."""
+    bound = llm.text_tokens_at_most(model, text)
+    assert bound is not None and llm.count_text(model, text) <= bound
+
+
+def test_a_reply_is_tokenized_only_when_its_count_can_change_the_charge(monkeypatch):
+    from agentroute import _settle
+
+    seen: list[str] = []
+    real = llm._tokenize
+
+    def spy(tokenizer, text):
+        seen.append(text)
+        return real(tokenizer, text)
+
+    monkeypatch.setattr(llm, "_tokenize", spy)
+    model, prices = "openai/gpt-4o-mini", (Decimal("0.000001"), Decimal("0.000002"))
+
+    def reply(text, n_in, n_out):
+        return llm.RawReply(text=text, input_tokens=n_in, output_tokens=n_out, response_model=model,
+                            finish_reason="stop", response=None)
+
+    # 12 bytes can hold at most 12 tokens, under 2 x 3 + 8: the under-report check cannot fire, nothing to count
+    amount, _, n_out, basis = _settle.charge_reply(prices, model, 30, 40, 100, reply("short answer", 30, 3),
+                                                   metered=True)
+    assert (basis, n_out, seen) == ("reported", 3, []) and amount.tokens == 33
+    # a long reply reported as 5 tokens: counted, and charged what the text shows
+    text = f"{uuid.uuid4().hex} " + "word " * 300
+    amount, _, n_out, basis = _settle.charge_reply(prices, model, 30, 40, 100, reply(text, 30, 5), metered=True)
+    assert seen == [text] and basis.startswith("worst_case: usage under-reported")
+    assert n_out == llm.count_text(model, text) > 100 and amount.tokens == 40 + n_out
+    # the worst case of a reply with no usage: a text that cannot pass max_tokens is not counted either
+    seen.clear()
+    _, _, n_out, basis = _settle.charge_reply(prices, model, 30, 40, 100, reply("ok", 0, 0), metered=True)
+    assert (n_out, seen) == (100, []) and basis == "worst_case: no usage reported"
+
+
+@pytest.mark.parametrize("msgs", [
+    [{"role": "tool", "content": "42 degrees", "tool_call_id": "call_abc123"}],  # the old fast path dropped the id
+    [{"role": "user", "content": "hi", "name": None}],  # ... and counted None as a name
+    [{"role": "user", "content": "hi", "name": ""}],
+    [{"role": "system", "content": "be brief"}, {"role": "assistant", "content": "x", "extra": "yyyy zzz"}],
+])
+def test_messages_beyond_role_content_and_name_are_counted_as_litellm_counts_them(msgs):
+    litellm = llm.ensure_litellm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = litellm.token_counter(model="openai/gpt-4o", messages=[dict(m) for m in msgs])
+    assert llm.count_tokens("openai/gpt-4o", msgs) == want

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -194,16 +193,10 @@ def test_progress_bars_only_draw_on_a_terminal(monkeypatch: pytest.MonkeyPatch) 
 
 # ------------------------------------------------------------------------------------ slower end-to-end twins
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
-def test_demo_with_a_collector_that_is_down_warns_once(tmp_path: Path) -> None:
+def test_demo_with_a_collector_that_is_down_warns_once(tmp_path: Path, dead_port: int) -> None:
     """docs/tracing.md's `OTEL_EXPORTER_OTLP_ENDPOINT=... agentroute demo --tasks 20`, then the next command."""
-    env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{_free_port()}")
+    env = _env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{dead_port}")
     res = subprocess.run([str(BIN), "demo", "--tasks", "20", "--json", "demo.json"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr

@@ -206,3 +206,16 @@ def test_cost_weight_outside_the_trained_range(trained: tuple[LearnedPolicy, Pat
     d = pol.with_cost_weight(0.0).decide(obs)
     assert d.chosen in ("strong", "cheap") and sum(d.probabilities.values()) == pytest.approx(1.0)
     assert set(d.evidence["softmax"]) == {"strong", "cheap"}
+
+
+def test_training_leaves_no_logger_folder_in_the_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SB3's default logger creates an empty SB3-<date> folder in the temp dir at every learn(); ours writes nowhere.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    x = np.random.default_rng(0).normal(size=(len(TABLE), 5)).astype(np.float32)
+    vec = _sb3.make_vec([lambda: QueryRoutingEnv(TABLE, features=x, cost_weight_range=(0, 1))], seed=0)
+    model = _sb3.train_model(vec, total_timesteps=64, seed=0, net_arch=(8,), hyper=_sb3.QUERY_PPO)
+    assert model.num_timesteps >= 64
+    assert list(tmp_path.iterdir()) == []

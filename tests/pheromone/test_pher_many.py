@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from agentroute.data.streams import heavy_tailed, many_option_stream
 from agentroute.errors import ConfigError
 from agentroute.policies import load_policy, save_policy
-from agentroute.policies._pheromone_prior import priors
+from agentroute.policies._pheromone_prior import PRICE_GAP, effective_visits, estimate, priors, use_pooled
 from agentroute.policies._pheromone_store import EdgeUpdate, PheromoneParams
 from agentroute.policies._pheromone_worker import PheromoneUpdate
 from agentroute.policies.pheromone import PheromonePolicy
@@ -115,6 +115,38 @@ def test_a_24_option_stream_reaches_0_9_of_the_best_single_option() -> None:
 
 
 @pytest.mark.slow
+def test_a_24_option_stream_reaches_0_9_on_prices_alone() -> None:
+    ratios = [_ratio(many_option_stream(500, seed=s), s) for s in (0, 1, 2)]
+    assert float(np.mean(ratios)) >= 0.9, ratios
+
+
+def test_auto_reads_the_pooled_estimate_with_many_options_or_a_large_price_gap() -> None:
+    assert use_pooled("auto", [0.03] * 12, 0.0) and not use_pooled("auto", [0.03] * 11, 0.0)
+    assert use_pooled("auto", [0.03, 3.0], LAM), "λ·Δprice = 0.89 of a perfect answer"
+    assert not use_pooled("auto", [0.03, 3.0], 0.5 / 2.97)  # λ·Δprice = 0.5: the long replays of the shared tables
+    assert not use_pooled("auto", [None, None], 100.0) and not use_pooled("level", [0.03] * 30, LAM)
+    assert use_pooled("pooled", [0.03], 0.0) and PRICE_GAP == 0.75
+    p = PheromonePolicy(seed=0, asynchronous=False)  # estimate="auto"
+    cs = _cands([0.03, 0.3, 3.0])
+    tau = p.decide(obs("t", cs, extra={"cost_weight": LAM})).evidence["tau"]
+    assert tau["o0"] > tau["o1"] > tau["o2"], "the gap is large: priced priors"
+    flat = p.decide(obs("t2", cs, extra={"cost_weight": 0.01})).evidence["tau"]
+    assert flat["o0"] == flat["o1"] == flat["o2"], "the gap is small: the levels (τ0 everywhere)"
+
+
+def test_an_edge_counts_at_most_the_visits_its_average_remembers() -> None:
+    params = PheromoneParams()
+    assert effective_visits(params) == pytest.approx((2 - 0.02) / 0.02)
+    assert effective_visits(PheromoneParams(rho=0.0)) == float("inf")
+    p = PheromonePolicy(seed=0, estimate="pooled", asynchronous=False, task_types=["x"])
+    p.table.apply([EdgeUpdate(("x", "model", "", "o0"), 1.0, 0.5)] * 1000)
+    pri = priors(["o0"], [0.05], [{}], _utility(), p.params, LAM, 1.0, 3.0)
+    est = estimate(p.table, ["x"], {"x": 1.0}, "model", "", 0.0, ["o0"], pri, optimism=0.5, pool=4.0,
+                   eliminate=2.5, min_visits=3.0)
+    assert est.visits[0] == pytest.approx(effective_visits(p.params) + p.params.prior_visits)
+
+
+@pytest.mark.slow
 def test_the_pooled_estimate_beats_the_levels_on_prices_alone() -> None:
     pooled, level = [], []
     for s in (0, 1, 2):
@@ -163,9 +195,11 @@ def test_the_settings_survive_a_card_and_an_old_card_keeps_its_levels(tmp_path: 
     assert (q.estimate, q.optimism, q.eliminate, q.pool, q.descriptors) == ("pooled", 0.7, None, 9.0,
                                                                              {"o1": {"ability": 0.4}})
     card = json.loads(path.read_text(encoding="utf-8"))
+    assert not q.observe_latency and not q.price_prior
     for key in ("estimate", "optimism", "eliminate", "pool", "prior_weight", "min_visits", "price_prior",
-                "descriptors"):
+                "descriptors", "observe_latency"):
         card["config"].pop(key)
     path.write_text(json.dumps(card), encoding="utf-8")
     old = load_policy(path)
     assert isinstance(old, PheromonePolicy) and old.estimate == "level"
+    assert old.observe_latency and old.price_prior, "an old card keeps what it did"

@@ -88,7 +88,15 @@ def test_eta_terms_price_ability_latency_load() -> None:
     assert "load" in d.evidence["eta"]  # two decisions are waiting for feedback
     p.feedback(fb(obs("t0", cs), d0, 1.0, latency=2.0))
     d2 = p.decide(obs("t2", cs))
-    lat = d2.evidence["eta"]["latency"]
+    assert d2.evidence["eta"]["latency"] == {"a": 1.0, "b": 1.0, "c": 1.0}, "measured latency is opt-in"
+
+
+def test_observed_latency_moves_eta_when_opted_in() -> None:
+    p = PheromonePolicy(seed=0, eta={"latency": 1.0}, observe_latency=True)
+    cs = cands(costs=[0.001, 0.002, 0.004], latency=0.2)
+    d0 = p.decide(obs("t0", cs))
+    p.feedback(fb(obs("t0", cs), d0, 1.0, latency=2.0))
+    lat = p.decide(obs("t2", cs)).evidence["eta"]["latency"]
     assert lat[d0.chosen] == pytest.approx((0.2 + 0.05) / (2.0 + 0.05))  # observed 2 s vs estimated 0.2 s
     assert all(v == 1.0 for k, v in lat.items() if k != d0.chosen)
 

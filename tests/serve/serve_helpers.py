@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,21 +66,33 @@ def tenants(text: str = TENANTS_YAML) -> Any:
     return parse_tenants(text, source="tenants.yaml")
 
 
-def free_port() -> int:
+@contextlib.contextmanager
+def reserved_port() -> Iterator[int]:
+    """A local port that stays this test's until the block ends, for a server in another process to listen on.
+
+    Binding port 0, closing the socket and handing the number on is a race: another test (a pytest-xdist worker)
+    can be given the same port before the server binds it. Here the socket stays bound, with SO_REUSEADDR and not
+    listening, for the whole block: the kernel gives the port to no one else, while a server that sets
+    SO_REUSEADDR too (uvicorn does) may still listen on it, also when it starts again on the same port.
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])
 
 
 class UvicornThread:
-    """A real uvicorn server on a free port, in a thread."""
+    """A real uvicorn server in a thread, on a socket bound here to a free port (no window for another test)."""
 
     def __init__(self, app: Any) -> None:
         import uvicorn
 
-        self.port = free_port()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -96,6 +110,7 @@ class UvicornThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+        self.sock.close()
 
 
 # `agentroute serve serve_helpers:SERVED` from this folder (the CLI test)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from click.testing import CliRunner
-from serve_helpers import HERE, TENANTS_YAML, free_port, stop, wait_ready
+from serve_helpers import HERE, TENANTS_YAML, reserved_port, stop, wait_ready
 
 from agentroute.cli import main
 
@@ -46,23 +48,24 @@ def test_mistakes_are_one_line_and_exit_2(tmp_path: Path, monkeypatch: pytest.Mo
     assert code == 2 and "cannot serve a function" in out
 
 
-def _serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+@contextlib.contextmanager
+def _serving(tmp_path: Path, *extra: str) -> Iterator[str]:
+    """``agentroute serve`` in a process on a port reserved for this test; yields its URL, stops it at the end."""
     tenants = tmp_path / "tenants.yaml"
     tenants.write_text(TENANTS_YAML)
-    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "OTEL_TRACES_EXPORTER": "none"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from agentroute.cli import run; run()", "serve", "serve_helpers:SERVED",
-         "--port", str(port), "--tenants", str(tenants), "--store", f"sqlite:///{tmp_path / 'traces.db'}",
-         "--log-level", "warning", *extra],
-        cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(proc, url, 240)  # two workers import everything each: minutes on a loaded 2-core machine
-    return proc, url
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    stop(proc)
+    with reserved_port() as port:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from agentroute.cli import run; run()", "serve", "serve_helpers:SERVED",
+             "--port", str(port), "--tenants", str(tenants), "--store", f"sqlite:///{tmp_path / 'traces.db'}",
+             "--log-level", "warning", *extra],
+            cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_ready(proc, url, 240)  # two workers import everything each: minutes on a loaded 2-core machine
+            yield url
+        finally:
+            stop(proc)
 
 
 def _ask(url: str, model: str = "agentroute/support") -> str:
@@ -76,13 +79,10 @@ def _ask(url: str, model: str = "agentroute/support") -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(600)  # the readiness wait alone may take 240 s under load (the suite's default is 300 s a test)
 def test_a_served_module_from_the_working_directory(tmp_path: Path) -> None:
-    proc, url = _serve(tmp_path)
-    try:
+    with _serving(tmp_path) as url:
         task_id = _ask(url)
         h = {"authorization": "Bearer sk-acme-ci-0001"}
         assert httpx.get(f"{url}/v1/traces/{task_id}", headers=h, timeout=60).status_code == 200
-    finally:
-        _stop(proc)
 
 
 @pytest.mark.slow
@@ -92,8 +92,7 @@ def test_two_workers_share_one_redis_ledger(tmp_path: Path, redis_url: str) -> N
     import uuid
 
     prefix = f"test-cli-{uuid.uuid4().hex[:8]}"
-    proc, url = _serve(tmp_path, "--workers", "2", "--ledger", redis_url, "--ledger-prefix", prefix)
-    try:
+    with _serving(tmp_path, "--workers", "2", "--ledger", redis_url, "--ledger-prefix", prefix) as url:
         for _ in range(3):
             _ask(url, "router/tiers")
         usage = httpx.get(f"{url}/v1/usage", headers={"authorization": "Bearer sk-acme-ci-0001"}).json()
@@ -105,5 +104,3 @@ def test_two_workers_share_one_redis_ledger(tmp_path: Path, redis_url: str) -> N
         totals = [k for k in keys if not k.endswith((b":holds", b":leases", b":done"))]
         assert len(totals) == 3  # key, team and tenant of the one key used
         client.delete(*keys)
-    finally:
-        _stop(proc)

@@ -8,13 +8,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from serve_helpers import TENANTS_YAML, free_port, stop, wait_ready
+from serve_helpers import TENANTS_YAML, reserved_port, stop, wait_ready
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -39,11 +40,17 @@ def _ready(proc: subprocess.Popen[bytes], url: str) -> None:
     wait_ready(proc, url, 240)
 
 
+@pytest.fixture()
+def port() -> Iterator[int]:
+    """A port of this test's own for both server starts (the second on the same port, as a restarted node)."""
+    with reserved_port() as p:
+        yield p
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # two server starts with a 240 s readiness wait each (the suite's default is 300 s a test)
-def test_a_killed_server_resumes_its_unfinished_task_on_start(tmp_path: Path) -> None:
+def test_a_killed_server_resumes_its_unfinished_task_on_start(tmp_path: Path, port: int) -> None:
     (tmp_path / "tenants.yaml").write_text(TENANTS_YAML)
-    port = free_port()
     url = f"http://127.0.0.1:{port}"
     marker = tmp_path / "in-expert"
     proc = _serve(tmp_path, port, marker)

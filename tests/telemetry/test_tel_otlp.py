@@ -81,16 +81,13 @@ def test_spans_arrive_over_otlp_grpc(monkeypatch):
     _check_tree(rx)
 
 
-def test_an_unreachable_collector_never_blocks_the_task_and_warns_once(monkeypatch, caplog):
+def test_an_unreachable_collector_never_blocks_the_task_and_warns_once(monkeypatch, caplog, dead_port):
     import logging
-    import socket
     import threading
 
     from agentroute._telemetry_otlp_guard import GuardedExporter
 
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = dead_port  # a port nobody listens on
     exported_on: list[threading.Thread] = []
     export = GuardedExporter.export
 

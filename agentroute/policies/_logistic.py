@@ -37,7 +37,7 @@ def _loss_grad(x: SparseRows, y: np.ndarray, c: float, w: np.ndarray, b: np.ndar
 
 def fit_logistic(
     x: SparseRows, y: np.ndarray, c: float, start: tuple[np.ndarray, np.ndarray] | None = None, *,
-    tol: float = 1e-5, max_iter: int = MAX_ITER,
+    tol: float = 1e-4, max_iter: int = MAX_ITER,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights ``(d, k)`` and intercepts ``(k,)`` of one L2 logistic regression per column of ``y`` ``(n, k)``.
 

@@ -139,7 +139,7 @@ def count_tokens(model: str, messages: Sequence[Message]) -> int:
             return 0
         n = 3 + plain[0] * len(messages)
         for m in messages:
-            n += _message_tokens(tokenizer, m["role"], m["content"], m.get("name") or None)
+            n += _message_tokens(tokenizer, m["role"], m["content"], m.get("name"))
         return n
     return _count(model, messages)
 

@@ -78,24 +78,26 @@ def data_dir() -> Path:
     return d
 
 
-@pytest.fixture(scope="session")
-def _postgres_schema() -> Iterator[str]:
-    """A PostgreSQL schema of this test session's own, dropped at the end.
+@pytest.fixture()
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL of the test PostgreSQL database whose search_path is a fresh schema of this test's own.
 
     The test database outlives every run (CI uses the machine as the last session left it), so tables an older
-    agentroute wrote there, or another run's tables, must never be seen: every test URL points its search_path at a
-    fresh schema.
+    agentroute wrote there, or another run's tables, must never be seen. A schema per test, not per session: tests
+    that share one see each other's tables (pheromone or checkpoint tables without the store's version row read as
+    an older store schema), which made a result depend on the order tests ran in, and so on how pytest-xdist
+    shared them out among its workers. Dropped at the end.
     """
     import uuid
 
-    from sqlalchemy import create_engine
+    import psycopg
 
     base = os.environ.get("AGENTROUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     need_service("PostgreSQL", "127.0.0.1", 5432)
     schema = f"agentroute_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    plain = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in base else "?"
     url = f"{base}{sep}options=-csearch_path%3D{schema}"
     try:
@@ -104,16 +106,8 @@ def _postgres_schema() -> Iterator[str]:
         from agentroute.store.engine import forget
 
         forget(url)
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
-
-
-@pytest.fixture()
-def postgres_url(_postgres_schema: str) -> str:
-    """A SQLAlchemy URL of the test PostgreSQL database, in this session's own schema."""
-    need_service("PostgreSQL", "127.0.0.1", 5432)
-    return _postgres_schema
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture()

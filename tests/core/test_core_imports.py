@@ -4,6 +4,7 @@ imports the runtime or envs."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -120,5 +121,14 @@ def test_the_layered_contract_in_pyproject_holds(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.chdir(REPO)
     monkeypatch.syspath_prepend(str(REPO))
-    code = lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True)
+    # lint_imports configures logging with dictConfig, whose default disables every logger that exists by then
+    # (agentroute.telemetry among them when an earlier test imported it): a later test in this process would get no
+    # log records (caplog), depending on which tests ran before. Put each logger's flag back.
+    known = [lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    disabled = {lg: lg.disabled for lg in known}
+    try:
+        code = lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True)
+    finally:
+        for lg, flag in disabled.items():
+            lg.disabled = flag
     assert code == 0, capsys.readouterr().out[-3000:]

@@ -277,3 +277,17 @@ def test_a_reply_is_tokenized_only_when_its_count_can_change_the_charge(monkeypa
     seen.clear()
     _, _, n_out, basis = _settle.charge_reply(prices, model, 30, 40, 100, reply("ok", 0, 0), metered=True)
     assert (n_out, seen) == (100, []) and basis == "worst_case: no usage reported"
+
+
+@pytest.mark.parametrize("msgs", [
+    [{"role": "tool", "content": "42 degrees", "tool_call_id": "call_abc123"}],  # the old fast path dropped the id
+    [{"role": "user", "content": "hi", "name": None}],  # ... and counted None as a name
+    [{"role": "user", "content": "hi", "name": ""}],
+    [{"role": "system", "content": "be brief"}, {"role": "assistant", "content": "x", "extra": "yyyy zzz"}],
+])
+def test_messages_beyond_role_content_and_name_are_counted_as_litellm_counts_them(msgs):
+    litellm = llm.ensure_litellm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = litellm.token_counter(model="openai/gpt-4o", messages=[dict(m) for m in msgs])
+    assert llm.count_tokens("openai/gpt-4o", msgs) == want

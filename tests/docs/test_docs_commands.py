@@ -53,7 +53,7 @@ LEDGER: tuple[Rule, ...] = (
     # README
     Rule(r"pip install -q -c constraints.txt -e \. && \.venv/bin/agentroute demo$", "variant",
          ".venv/bin/agentroute demo --tasks 20"),
-    Rule(r"-e \"\.\[all,dev\]\" && \.venv/bin/python -m pytest -q$", "self", "this test suite"),
+    Rule(r"-e \"\.\[all,dev\]\" && \.venv/bin/python -m pytest -q -n 2$", "self", "this test suite"),
     Rule(r"^\.venv/bin/agentroute traces list -n 5 --policy support$", "run"),
     # environments
     Rule(r"^agentroute train --env agentroute/QueryRouting-v0 --algo ppo --builtin routerbench", "twin",

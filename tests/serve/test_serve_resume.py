@@ -85,7 +85,7 @@ def test_a_killed_server_resumes_its_unfinished_task_on_start(tmp_path: Path, po
     try:
         _ready(proc, url)  # resumed before it listens
         trace = httpx.get(f"{url}/v1/traces/{task_id}", headers=KEY, timeout=60).json()
-        assert trace["status"] == "completed"
+        assert trace["status"] == "completed", trace
         assert [(s["step"], s["agent"]) for s in trace["steps"]] == [(0, "triage"), (1, "expert"), (2, "final")]
         assert [len(s["calls"]) for s in trace["steps"]] == [1, 1, 1]
         cost = sum(Decimal(c["cost_usd"]) for s in trace["steps"] for c in s["calls"])

@@ -121,7 +121,10 @@ def _fit_ppo(table: Any, seed: int, cost_weight: float | None, out: str, timeste
               help="Default λ per USD the policy serves with (quality given up per dollar; default: 0.1 per mean "
                    "cost of the table's priciest option). For ppo: the fixed λ per USD it trains at (default: a "
                    "range it observes).")
-@click.option("--featurizer", type=click.Choice(["hashing", "embedding"]), default="hashing", show_default=True)
+@click.option("--featurizer", type=click.Choice(["hashing", "embedding", "tfidf"]), default=None,
+              help="Query features: hashing (hashed n-grams), embedding (sentence embeddings, the 'embeddings' "
+                   "extra) or tfidf (exact word n-gram vocabulary, read by the text router). Default: the policy's "
+                   "own (tfidf for text, hashing for the others).")
 @click.option("--timesteps", type=int, default=None, help="PPO only: training timesteps.")
 @click.option("--drop-incomplete", is_flag=True, help="Drop queries lacking some option's outcome.")
 @click.option("--quiet", "-q", is_flag=True)
@@ -134,7 +137,7 @@ def fit_cmd(
     prices: str | None,
     seed: int,
     cost_weight: float | None,
-    featurizer: str,
+    featurizer: str | None,
     timesteps: int | None,
     drop_incomplete: bool,
     quiet: bool,
@@ -173,8 +176,14 @@ def fit_cmd(
     from agentroute.policies import make_router
 
     policy: Any = make_router(name, seed=seed, cost_weight=cost_weight)
-    if featurizer == "embedding" and policy.uses_features:
-        policy.featurizer = make_featurizer("embedding")
+    if featurizer is not None and policy.uses_features:
+        sparse = not policy.dense_features  # the text router reads sparse TF-IDF rows
+        if sparse != (featurizer == "tfidf"):
+            raise click.UsageError(
+                f"--featurizer {featurizer}: the {name} router reads "
+                + ("the tfidf featurizer (sparse rows)" if sparse else "dense features (hashing or embedding); "
+                   "tfidf is read by the text router"))
+        policy.featurizer = make_featurizer(featurizer)
     policy.fit(table)
     calibrated = cli_target.calibrate_fitted(
         policy, table, target_spend=target_spend, target_strong_share=target_strong_share, strong=strong,

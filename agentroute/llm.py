@@ -139,7 +139,10 @@ def count_tokens(model: str, messages: Sequence[Message]) -> int:
             return 0
         n = 3 + plain[0] * len(messages)
         for m in messages:
-            n += _message_tokens(tokenizer, m["role"], m["content"], m.get("name"))
+            if len(m["content"]) > _CACHED_CHARS:  # a long text is counted, not kept alive by a cache
+                n += _uncached_message_tokens(tokenizer, m["role"], m["content"], m.get("name"))
+            else:
+                n += _message_tokens(tokenizer, m["role"], m["content"], m.get("name"))
         return n
     return _count(model, messages)
 
@@ -189,7 +192,7 @@ def count_text(model: str, text: str) -> int:
     tokenizer = tokenizer_key(model)
     _COUNT_WITH.setdefault(tokenizer, model)
     if _plain_params(tokenizer) is not None:  # remembered: a reply counted here is the next prompt's message
-        return _text_tokens(tokenizer, text)
+        return _text_tokens(tokenizer, text) if len(text) <= _CACHED_CHARS else _tokenize(tokenizer, text)
     count = _text_counter(model)
     if count is None:
         return int(ensure_litellm().token_counter(model=model, text=text))
@@ -294,13 +297,21 @@ def _plain_params(tokenizer: str) -> tuple[int, int, Callable[[str], int]] | Non
     return params.tokens_per_message, params.tokens_per_name, params.count_function
 
 
-@functools.lru_cache(maxsize=8192)
-def _message_tokens(tokenizer: str, role: str, content: str, name: str | None) -> int:
-    """One plain message's share of the count (role, content, and name), remembered per tokenizer."""
-    n = _short_tokens(tokenizer, role) + _text_tokens(tokenizer, content)
+_CACHED_CHARS = 65_536
+"""Texts up to this length are remembered (8,192 of them at most); longer ones are counted each time they are sent."""
+
+
+def _uncached_message_tokens(tokenizer: str, role: str, content: str, name: str | None) -> int:
+    """One plain message's share of the count: its role, its content and its name (with LiteLLM's name tokens)."""
+    n = _short_tokens(tokenizer, role) + (_text_tokens(tokenizer, content) if len(content) <= _CACHED_CHARS
+                                          else _tokenize(tokenizer, content))
     if name is not None:
         n += _short_tokens(tokenizer, name) + _plain_params(tokenizer)[1]  # type: ignore[index]
     return n
+
+
+_message_tokens = functools.lru_cache(maxsize=8192)(_uncached_message_tokens)
+"""The same, remembered per tokenizer."""
 
 
 @functools.lru_cache(maxsize=256)

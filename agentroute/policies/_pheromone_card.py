@@ -57,6 +57,7 @@ def colony_from_card(cls: type[Colony], card: Card, *, store: str | PheromoneTab
               price_prior=config.flag("price_prior", True),
               # a card saved before latency observation was opt-in keeps observing it
               observe_latency=config.flag("observe_latency", True),
+              reprice=config.flag("reprice", False),
               descriptors={k: config.obj("descriptors").obj(k).raw() for k in config.obj("descriptors", {})})
     if cost_weight is not None:
         kw["cost_weight"] = cost_weight

@@ -41,6 +41,8 @@ class ColonyFusion:
     min_visits: float
     price_prior: bool
     transition_weight: float
+    reprice: bool
+    cost_span: float
     _signal: Callable[[PheromoneUpdate], float]
     _priors: dict[tuple[Any, ...], Priors]
 
@@ -79,6 +81,8 @@ class ColonyFusion:
                 bn = bonus(t, point, "")
                 bs.append([1.0] * n if bn is None else list(map(bn.get, ids, repeat(1.0, n))))
         tau = mix(ws, vs, n, t0)
+        if self.reprice:
+            tau = self._repriced(tau, info, lam, scale)
         unc = mix(ws, bs, n, 0.0) if wu > 0 else None
         alpha, beta, log = self.alpha, self.beta, math.log
         # score = α·log τ + β·Σ_k w_k·log η_k; log η_uncertainty = w·bonus (the shift by the best cancels in P)
@@ -119,13 +123,28 @@ class ColonyFusion:
         est = estimate(self.table, self.intent.task_types, w, point, prev,
                        self.transition_weight if prev else 0.0, info.ids, hit[1], optimism=self.optimism,
                        pool=self.pool, eliminate=self.eliminate, min_visits=self.min_visits,
-                       curve=self.price_prior)
+                       curve=self.price_prior, quality=self.reprice)
         alpha, log = self.alpha, math.log
         lat = static[0].get("latency") if self.beta > 0 else None
         bl = self.beta * self.eta["latency"]
         score = [-math.inf if out else alpha * log(x) + (bl * log(lat[j]) if lat is not None else 0.0)
                  for j, (x, out) in enumerate(zip(est.level, est.eliminated, strict=True))]
         return self._cache_fused(info, w, point, prev, static, version, est.level, None, score)
+
+    def _repriced(self, tau: list[float], info: CandInfo, lam: float, scale: float) -> list[float]:
+        """Levels learnt as quality (``reprice=True``: deposits at λ = 0) as the utility signal at this λ.
+
+        The ``utility`` signal is affine in quality at a given price, so a level that averages quality becomes the
+        level at λ with the candidate's price: ``(q − λ·c + λ·S)/(1 + λ·S)`` in cost units, clipped as deposits
+        are. A candidate without a price is priced as the cheapest (as the ``price`` η term does).
+        """
+        if lam <= 0:
+            return tau
+        p = self.params
+        ls = lam * self.cost_span
+        costs = info.costs or [0.0] * len(tau)
+        return [min(p.tau_max, max(p.tau_min, p.q * (x / p.q - lam * c / scale + ls) / (1.0 + ls)))
+                for x, c in zip(tau, costs, strict=True)]
 
     def _cache_fused(
         self, info: CandInfo, w: dict[str, float], point: str, prev: str,

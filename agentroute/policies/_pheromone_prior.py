@@ -213,14 +213,23 @@ def estimate(
     eliminate: float | None,
     min_visits: float,
     curve: bool = True,
+    quality: bool = False,
 ) -> Estimate:
-    """The pooled estimate of one decision (see the module docstring)."""
+    """The pooled estimate of one decision (see the module docstring).
+
+    ``quality``: the table's deposits are qualities (a colony that prices at each decision, ``reprice=True``);
+    each mean is mapped onto the signal at this decision's λ and the option's price (affine between ``bottom`` and
+    the signal at quality 1) before anything else reads it.
+    """
     params = table.params
     n = len(ids)
     stats: dict[str, tuple[list[float], list[float]]] = {}
     for t in dict.fromkeys([*types, *w]):
         s = _type_stats(table, t, point, prev, kappa, ids, params)
         if s is not None:
+            if quality:
+                q = params.q
+                s = ([pri.bottom[j] + (m / q) * 2.0 * pri.spread[j] for j, m in enumerate(s[0])], s[1])
             stats[t] = s
     tot_v = [0.0] * n
     tot_s = [0.0] * n

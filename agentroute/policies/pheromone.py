@@ -95,6 +95,10 @@ class PheromonePolicy(ColonyCredit, ColonyFusion, PolicyBase):
       ``prior_weight``, ``min_visits``, ``price_prior`` and ``descriptors``) or ``"auto"`` (default: pooled at a
       point with 12+ candidates or where the dearest candidate's price premium, λ·Δprice, is worth ¾ of a
       perfect answer; the levels otherwise).
+    - ``reprice`` (False): learn each outcome's quality (its deposit signal at λ = 0) and price it at each
+      decision's λ instead of depositing the reward at the λ of its decision, so a λ that moves (a colony held to a
+      target by :class:`~agentroute.policies.TargetSpend`, which switches it on for an empty colony) is followed at
+      once rather than after the levels re-learn. Needs ``signal="utility"``.
     """
 
     family = "pheromone"
@@ -149,6 +153,7 @@ class PheromonePolicy(ColonyCredit, ColonyFusion, PolicyBase):
         price_prior: bool = False,
         descriptors: Mapping[str, Mapping[str, Any]] | None = None,
         observe_latency: bool = False,
+        reprice: bool = False,
     ) -> None:
         self.alpha = _num("alpha", alpha, lo=0.0, hi=50.0)
         self.beta = _num("beta", beta, lo=0.0, hi=50.0)
@@ -174,6 +179,10 @@ class PheromonePolicy(ColonyCredit, ColonyFusion, PolicyBase):
         self.min_visits = _num("min_visits", min_visits, lo=0.0, hi=1e6)
         self.price_prior = bool(price_prior)
         self.observe_latency = bool(observe_latency)
+        self.reprice = bool(reprice)
+        if self.reprice and signal != "utility":
+            raise ConfigError("PheromonePolicy: reprice=True needs signal='utility' (the one affine in quality)",
+                              name="reprice")
         if descriptors is not None and not (isinstance(descriptors, Mapping) and all(
                 isinstance(k, str) and isinstance(v, Mapping) for k, v in descriptors.items())):
             raise ConfigError("PheromonePolicy: descriptors must map option ids to descriptor mappings",
@@ -209,7 +218,7 @@ class PheromonePolicy(ColonyCredit, ColonyFusion, PolicyBase):
             "estimate": estimate, "optimism": self.optimism, "eliminate": self.eliminate, "pool": self.pool,
             "prior_weight": self.prior_weight, "min_visits": self.min_visits,
             "price_prior": self.price_prior, "descriptors": self.descriptors,
-            "observe_latency": self.observe_latency,
+            "observe_latency": self.observe_latency, "reprice": self.reprice,
         }
         rule: PheromoneParams | None
         if params == "stored":
@@ -354,7 +363,7 @@ class PheromonePolicy(ColonyCredit, ColonyFusion, PolicyBase):
             else:
                 chosen, how = draw(p, rng.random()), "explore"
         cid = ids[chosen]
-        self._remember(task.id, point, cid, prev, w, lam, scale)
+        self._remember(task.id, point, cid, prev, w, 0.0 if self.reprice else lam, scale)
         return Decision(
             cid,
             probs,
@@ -378,6 +387,17 @@ class PheromonePolicy(ColonyCredit, ColonyFusion, PolicyBase):
         return (float(lam) if given is not None else float(lam) * scale), scale
 
     # ------------------------------------------------------------------ warm-up, control
+
+    def follow_cost_weight(self) -> bool:
+        """Price at each decision from now on (``reprice=True``) if nothing was learnt yet; whether it does.
+
+        Called by the target wrappers, whose λ moves: deposits made at past λs would answer a new λ only as the
+        levels re-learn. A colony that already holds levels learnt as rewards keeps them as they are.
+        """
+        if not self.reprice and self.signal == "utility" and not self.table.edges():
+            self.reprice = True
+            self._config["reprice"] = True
+        return self.reprice
 
     def warm_up(self, source: Any, *, point: str = "model", cost_weight: float | None = None,
                 cost_scale: float | None = None, visits_cap: float | None = None) -> int:

@@ -21,8 +21,11 @@ swing λ by orders of magnitude), and log λ stays within ``span`` of its start 
 target: the realised rate then stays off, and the report says so).
 
 It never changes what the wrapped policy learns: feedback goes through with the observation the policy decided on
-(λ included), task ends as they are. It offers no ``predict_outcomes``: an evaluation sweep routes through ``decide``.
-Without task ends (learning off) a spend target's λ stays where it is; a share target needs none.
+(λ included), task ends as they are. A wrapped policy with a ``follow_cost_weight()`` method is told once, when
+wrapped, that its λ will move (the pheromone colony then prices at each decision instead of learning rewards at
+past λs, which lagged the controller and wound it up). It offers no ``predict_outcomes``: an evaluation sweep
+routes through ``decide``. Without task ends (learning off) a spend target's λ stays where it is; a share target
+needs none.
 """
 
 from __future__ import annotations
@@ -161,6 +164,9 @@ class _Target(PolicyBase):
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise ConfigError(f"warmup={warmup!r} must be a whole number >= 0", name="warmup")
         self.policy = policy
+        follow = getattr(policy, "follow_cost_weight", None)
+        if callable(follow):  # a learner that can price at each decision follows the moving λ at once
+            follow()
         self.tolerance = _check("tolerance", tolerance, lo=0.0, hi=10.0)
         self.control = Controller(target, step=_check("step", step, lo=0.0, hi=5.0), warmup=warmup)
         if start is not None:

@@ -284,6 +284,7 @@ def test_a_reply_is_tokenized_only_when_its_count_can_change_the_charge(monkeypa
     [{"role": "user", "content": "hi", "name": None}],  # ... and counted None as a name
     [{"role": "user", "content": "hi", "name": ""}],
     [{"role": "system", "content": "be brief"}, {"role": "assistant", "content": "x", "extra": "yyyy zzz"}],
+    [{"role": "user", "content": "word " * 14_000, "name": "bo"}],  # past what the caches keep: counted each time
 ])
 def test_messages_beyond_role_content_and_name_are_counted_as_litellm_counts_them(msgs):
     litellm = llm.ensure_litellm()

@@ -191,3 +191,18 @@ def test_installed_command_runs(tables: tuple[Path, Path], tmp_path: Path) -> No
     )
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "c" / "card.json").exists()
+
+
+def test_fit_featurizer_tfidf_for_the_text_router_and_refused_for_the_dense_ones(
+    tables: tuple[Path, Path], tmp_path: Path
+) -> None:
+    train, _ = tables
+    _ok(["fit", "--table", str(train), "--policy", "text", "--featurizer", "tfidf", "--out", str(tmp_path / "t"), "-q"])
+    card = json.loads((tmp_path / "t" / "card.json").read_text())
+    assert card["kind"] == "text" and card["featurizer"]["kind"] == "tfidf" and card["params"]["link"] == "logistic"
+    for policy, feats, says in (("linear", "tfidf", "tfidf is read by the text router"),
+                                ("text", "hashing", "reads the tfidf featurizer")):
+        res = CliRunner().invoke(main, ["fit", "--table", str(train), "--policy", policy, "--featurizer", feats,
+                                        "--out", str(tmp_path / policy)])
+        assert res.exit_code == 2 and says in res.output, res.output
+        assert not (tmp_path / policy).exists()

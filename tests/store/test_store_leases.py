@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -155,8 +156,28 @@ def test_the_async_twins_never_block_the_event_loop(ledger_of):
     kind, url = ledger_of
     backend = make(kind, url, f"async-{uuid.uuid4().hex[:8]}")
     team = SharedBudget(Budget(usd="1"), backend=backend)
+    loop_thread = threading.current_thread()  # asyncio.run runs its loop on this thread
+    called_on: list[threading.Thread] = []
+    ticked = threading.Event()
+    gate: list[bool] = []
 
-    async def main() -> tuple[int, list[Decimal]]:
+    def spy(name: str):
+        fn = getattr(backend, name)
+
+        def call(*args, **kwargs):
+            called_on.append(threading.current_thread())
+            if name == "totals":
+                # a read waits, on its worker thread, until the loop has run on: with the I/O on the loop's own
+                # thread it would wait its whole 60 s (no count of ticks that depends on the machine's speed)
+                gate.append(ticked.wait(60))
+            return fn(*args, **kwargs)
+
+        return call
+
+    for name in ("try_reserve", "settle", "totals"):
+        setattr(backend, name, spy(name))  # the async twins hand self.<name> to a worker thread
+
+    async def main() -> list[Decimal]:
         ticks = 0
         stop = asyncio.Event()
 
@@ -164,6 +185,8 @@ def test_the_async_twins_never_block_the_event_loop(ledger_of):
             nonlocal ticks
             while not stop.is_set():
                 ticks += 1
+                if ticks == 50:
+                    ticked.set()
                 await asyncio.sleep(0)
 
         async def task(i: int) -> Decimal:
@@ -176,10 +199,13 @@ def test_the_async_twins_never_block_the_event_loop(ledger_of):
         spent = await asyncio.gather(*(task(i) for i in range(20)))
         stop.set()
         await t
-        return ticks, list(spent)
+        return list(spent)
 
-    ticks, spent = asyncio.run(main())
-    assert ticks > 20  # the loop kept running while the ledger I/O happened on worker threads
+    spent = asyncio.run(main())
+    assert gate and all(gate)  # the loop kept running while ledger reads waited on their worker threads
+    assert len(called_on) >= 3 * 20 and loop_thread not in called_on  # every store call off the loop's thread
+    for name in ("try_reserve", "settle", "totals"):
+        delattr(backend, name)
     assert backend.totals()[0].usd == Decimal("0.1") and max(spent) == Decimal("0.1")
     backend.reset(spend=True)
     backend.close()

@@ -6,6 +6,7 @@ a quality signal for a reply (only simulated worlds can). It never sees budgets.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -38,32 +39,23 @@ class Provider(Protocol):
         ...
 
 
-def _secrets_in(params: Mapping[str, Any]) -> tuple[str, ...]:
-    """Every credential a tier's params carry (``api_key``, header values, credential-named params)."""
-    out: list[str] = []
-    for key, value in params.items():
-        if key == "extra_headers" and isinstance(value, Mapping):
-            out.extend(v for v in value.values() if isinstance(v, str))
-        elif isinstance(value, str) and (SECRET_KEY_RE.search(str(key))
-                                         or str(key).lower().endswith(("_key", "secret", "_token", "password"))):
-            out.append(value)
-    return tuple(out)
-
-
-_SECRETS: dict[int, tuple[Mapping[str, Any], tuple[tuple[str, Any], ...], tuple[str, ...]]] = {}
-"""``id(params)`` -> (the params, their items, the credentials they carry): read again only when an item changed."""
+@functools.lru_cache(maxsize=1024)
+def _credential_key(key: str) -> bool:
+    """Whether a params key names a credential (tiers repeat the same few keys: the answer is remembered)."""
+    return bool(SECRET_KEY_RE.search(key)) or key.lower().endswith(("_key", "secret", "_token", "password"))
 
 
 def _register_params(params: Mapping[str, Any]) -> None:
-    """Register every credential a tier's params carry (each call: a rotated key may have been unregistered)."""
-    hit = _SECRETS.get(id(params))
-    if (hit is None or hit[0] is not params or len(hit[1]) != len(params)
-            or any(params.get(k) is not v for k, v in hit[1]) or "extra_headers" in params):
-        hit = (params, tuple(params.items()), _secrets_in(params))
-        if len(_SECRETS) < 4096:  # the params object is kept alive with its entry, so its id is never reused
-            _SECRETS[id(params)] = hit
-    for value in hit[2]:
-        register_secret(value)
+    """Register every credential a tier's params carry (``api_key``, header values, credential-named params).
+
+    Run at every call: a rotated key may have been unregistered since.
+    """
+    for key, value in params.items():
+        if key == "extra_headers" and isinstance(value, Mapping):
+            for v in value.values():
+                register_secret(v if isinstance(v, str) else None)
+        elif isinstance(value, str) and _credential_key(str(key)):
+            register_secret(value)
 
 
 class Live:
